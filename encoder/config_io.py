@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 import json
 import os
 import tempfile
@@ -48,3 +50,52 @@ def save_resolved_config(cfg: Any, out_dir: str | os.PathLike, name: str = "conf
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(to_plain(obj), indent=2))
+
+
+def namespace_to_dataclass(cls: type, values: Any) -> Any:
+    """Build dataclass ``cls`` from a parsed jsonargparse namespace or a dict (recursing into nested dataclasses)."""
+    if hasattr(values, "as_dict"):
+        values = values.as_dict()
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in values:
+            continue
+        value, nested = values[f.name], _dataclass_in(hints[f.name])
+        if nested is not None and isinstance(value, dict):
+            value = namespace_to_dataclass(nested, value)
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def _dataclass_in(hint: Any) -> type | None:
+    if dataclasses.is_dataclass(hint):
+        return hint
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return next((arg for arg in typing.get_args(hint) if dataclasses.is_dataclass(arg)), None)
+    return None
+
+
+def load_config(cls: type, path: str | os.PathLike | None = None, **overrides: Any) -> Any:
+    """Load dataclass ``cls`` from a YAML file plus keyword overrides, with the CLI's parsing and validation."""
+    from jsonargparse import ArgumentParser, set_parsing_settings
+
+    from encoder.errors import ConfigError
+
+    set_parsing_settings(docstring_parse_attribute_docstrings=True)
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(cls, nested_key=None, as_group=False)
+    try:
+        values = (yaml.safe_load(Path(path).read_text()) or {}) if path else {}
+        for key, value in overrides.items():  # dotted keys reach into nested configs: "text.model=..."
+            *parents, leaf = key.split(".")
+            node = values
+            for parent in parents:
+                node = node.setdefault(parent, {})
+            node[leaf] = value
+        cfg = parser.parse_object(values)
+    except FileNotFoundError as err:
+        raise ConfigError(f"Config file not found: {path}") from err
+    except Exception as err:  # jsonargparse reports unknown keys / wrong types here
+        raise ConfigError(f"Invalid config for {cls.__name__} ({path or 'defaults'}): {err}") from err
+    return namespace_to_dataclass(cls, cfg)
