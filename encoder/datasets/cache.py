@@ -1,0 +1,454 @@
+"""Memory-mapped signal cache: convert a dataset once, then train from one array.
+
+Layout of a cache directory (``<cache_root>/<name>-<key>/``)::
+
+    signals.npy    (N, 12, T) int16 (lossless: 16-bit source, one common gain) or float16 (mV); .npy, memmapped
+    labels.npy     (N, L) uint8 multi-hot in ``label_names`` order
+    lead_mask.npy  (N, 12) bool, False for absent or flat leads
+    table.csv      ecg_id, filename, strat_fold, labels (JSON list), text, age, sex, ..., valid_length
+    meta.json      format version, settings and key, label names, sampling rate, dtype, scale (mV per unit)
+
+The key is a hash of every setting that changes the content (dataset path and database file, label task and
+text settings, sampling rate, length, filters, format version). The directory is written under a temp name
+and renamed when complete, so a crash never leaves a half cache that a later run would pick up. The cache is
+never written inside the dataset directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from encoder.config_io import atomic_write_json, save_resolved_config
+from encoder.datasets.ptbxl import SPLIT_FOLDS, PtbXl
+from encoder.errors import ConfigError, DatasetError, EcgInputError
+from encoder.leads import CANONICAL_LEADS
+from encoder.preprocess import bandpass, normalize_per_lead, resample
+
+CACHE_FORMAT_VERSION = 1
+"""Bump when the on-disk layout or the conversion changes (invalidates every existing cache)."""
+
+# WFDB storage formats whose samples fit in 16 bits.
+_SIXTEEN_BIT_FORMATS = {"8", "16", "61", "80", "160", "212", "310", "311"}
+DTYPES = ("auto", "int16", "float16")
+
+
+def default_cache_root() -> Path:
+    """``$ECGLLM_CACHE/signals`` (default ``~/.cache/ecgllm/signals``)."""
+    return Path(os.environ.get("ECGLLM_CACHE", Path.home() / ".cache" / "ecgllm")).expanduser() / "signals"
+
+
+def _check_outside(cache_root: Path, dataset_root: Path) -> None:
+    """Data safety: refuse a cache location inside the user's dataset."""
+    c, d = cache_root.expanduser().resolve(), dataset_root.expanduser().resolve()
+    if c == d or c.is_relative_to(d):
+        raise DatasetError(
+            f"Refusing to write the cache to {c}: it is inside the dataset directory {d}. "
+            "The library never writes into a dataset; choose a cache_dir outside it."
+        )
+
+
+def cache_settings(
+    dataset: PtbXl, num_samples: int, bandpass_hz: tuple[float, float] | None, dtype: str
+) -> dict[str, Any]:
+    """Every setting that changes the cache content; its hash is the cache key."""
+    db = dataset.root / "ptbxl_database.csv"
+    st = db.stat()
+    return {
+        "format_version": CACHE_FORMAT_VERSION,
+        "dataset": "ptbxl",
+        "root": str(dataset.root),
+        "database_size": st.st_size,
+        "database_mtime_ns": st.st_mtime_ns,
+        **dataset.settings,
+        "num_samples": int(num_samples),
+        "bandpass_hz": list(bandpass_hz) if bandpass_hz else None,
+        "dtype": dtype,
+    }
+
+
+def cache_key(settings: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _common_int16_gain(dataset: PtbXl) -> float | None:
+    """The one ADC gain of all records if every record is stored in <= 16 bits with that gain, else None."""
+    import wfdb
+
+    gains: set[float] = set()
+    for i in tqdm(range(len(dataset)), desc="checking headers", unit="rec", leave=False):
+        path = dataset.record_path(i)
+        try:
+            h = wfdb.rdheader(str(path))
+        except Exception:
+            return None  # unreadable header: let the reader report it; store float16
+        fmts = {str(f) for f in (h.fmt or [])}
+        if h.fs != dataset.sampling_rate or not fmts or not fmts <= _SIXTEEN_BIT_FORMATS:
+            return None
+        gains.update(float(g) for g in (h.adc_gain or []))
+        if len(gains) != 1 or 0.0 in gains:
+            return None
+    return gains.pop() if len(gains) == 1 else None
+
+
+@dataclass
+class EcgCache:
+    """An opened cache directory (read-only memmaps)."""
+
+    path: Path
+    meta: dict[str, Any]
+    signals: np.ndarray  # (N, 12, T) int16 or float16 memmap
+    labels: np.ndarray  # (N, L) uint8
+    lead_mask: np.ndarray  # (N, 12) bool
+    table: pd.DataFrame
+
+    @classmethod
+    def open(cls, path: str | Path) -> EcgCache:
+        path = Path(path)
+        meta_path = path / "meta.json"
+        if not meta_path.is_file():
+            raise DatasetError(
+                f"{path} is not a signal cache (no meta.json). Build one with `ecgllm data cache`."
+            )
+        meta = json.loads(meta_path.read_text())
+        if meta.get("format_version") != CACHE_FORMAT_VERSION:
+            raise DatasetError(
+                f"Cache {path} has format version {meta.get('format_version')}, this library reads "
+                f"{CACHE_FORMAT_VERSION}. Rebuild it with `ecgllm data cache`."
+            )
+        try:
+            signals = np.load(path / "signals.npy", mmap_mode="r", allow_pickle=False)
+            labels = np.load(path / "labels.npy", allow_pickle=False)
+            lead_mask = np.load(path / "lead_mask.npy", allow_pickle=False)
+            table = pd.read_csv(path / "table.csv", keep_default_na=False)
+        except (OSError, ValueError) as exc:
+            raise DatasetError(
+                f"Cache {path} is incomplete or corrupt ({exc}); delete it and rebuild."
+            ) from exc
+        table["labels"] = [json.loads(s) for s in table["labels"]]
+        if not (len(signals) == len(labels) == len(lead_mask) == len(table)):
+            raise DatasetError(f"Cache {path} is inconsistent (row counts differ); delete it and rebuild.")
+        return cls(path, meta, signals, labels, lead_mask, table)
+
+    def __len__(self) -> int:
+        return int(self.signals.shape[0])
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self.meta["label_names"])
+
+    @property
+    def sampling_rate(self) -> int:
+        return int(self.meta["sampling_rate"])
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.signals.shape[-1])
+
+    @property
+    def scale(self) -> float:
+        """Millivolts per stored unit."""
+        return float(self.meta["scale"])
+
+    def signal_mv(self, i: int) -> np.ndarray:
+        """Row ``i`` as float32 millivolts (12, T)."""
+        return np.asarray(self.signals[i], dtype=np.float32) * np.float32(self.scale)
+
+    def split_indices(self, split: str) -> np.ndarray:
+        """Rows of the official split (``train`` folds 1-8, ``val`` 9, ``test`` 10)."""
+        if split not in SPLIT_FOLDS:
+            raise ConfigError(f"Unknown split {split!r}; choose one of {', '.join(SPLIT_FOLDS)}.")
+        return np.flatnonzero(self.table["strat_fold"].isin(SPLIT_FOLDS[split]).to_numpy())
+
+
+def build_cache(
+    dataset: PtbXl,
+    cache_root: str | Path | None = None,
+    *,
+    seconds: float = 10.0,
+    bandpass_hz: tuple[float, float] | None = None,
+    dtype: str = "auto",
+    on_error: str = "skip",
+    progress: bool = True,
+) -> EcgCache:
+    """Convert ``dataset`` into a memmapped cache under ``cache_root`` (reused when it already exists).
+
+    Args:
+        dataset: the dataset (its settings are part of the key).
+        cache_root: folder holding caches (default ``default_cache_root()``); must be outside the dataset.
+        seconds: stored length per record; longer records keep their first ``seconds``, shorter are zero-padded
+            (``valid_length`` in the table says how many samples are real).
+        bandpass_hz: optional (low, high) band-pass applied before storing (forces float16).
+        dtype: ``auto`` (int16 when lossless, else float16), ``int16`` (error unless lossless) or ``float16``.
+        on_error: ``skip`` (unreadable records are left out and listed in meta.json) or ``raise``.
+    """
+    if dtype not in DTYPES:
+        raise ConfigError(f"dtype must be one of {DTYPES}, got {dtype!r}.")
+    if on_error not in ("skip", "raise"):
+        raise ConfigError(f"on_error must be 'skip' or 'raise', got {on_error!r}.")
+    if seconds <= 0:
+        raise ConfigError(f"seconds must be positive, got {seconds}.")
+    cache_root = Path(cache_root) if cache_root is not None else default_cache_root()
+    _check_outside(cache_root, dataset.root)
+    if len(dataset) == 0:
+        raise DatasetError(f"{dataset!r} has no records to cache.")
+    num_samples = int(round(seconds * dataset.sampling_rate))
+    settings = cache_settings(dataset, num_samples, bandpass_hz, dtype)
+    key = cache_key(settings)
+    final = cache_root / f"ptbxl-{dataset.task}-{dataset.sampling_rate}hz-{num_samples}-{key}"
+    if (final / "meta.json").is_file():
+        return EcgCache.open(final)
+
+    gain = None if (bandpass_hz or dtype == "float16") else _common_int16_gain(dataset)
+    if dtype == "int16" and gain is None:
+        raise ConfigError(
+            "dtype='int16' needs a lossless source (16-bit records with one common gain, no filter); "
+            "use dtype='auto' or 'float16'."
+        )
+    store_dtype = np.int16 if gain is not None else np.float16
+    scale = 1.0 / gain if gain is not None else 1.0
+
+    cache_root.mkdir(parents=True, exist_ok=True)
+    tmp = cache_root / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        n = len(dataset)
+        signals = np.lib.format.open_memmap(
+            tmp / "signals.npy", mode="w+", dtype=store_dtype, shape=(n, 12, num_samples)
+        )
+        lead_mask = np.zeros((n, 12), dtype=bool)
+        valid_length = np.zeros(n, dtype=np.int64)
+        kept: list[int] = []
+        skipped: list[dict[str, Any]] = []
+        clipped = 0
+        for i in tqdm(range(n), desc=f"caching {final.name}", unit="rec", disable=not progress):
+            try:
+                ecg = dataset.read(i)
+            except EcgInputError as exc:
+                if on_error == "raise":
+                    raise DatasetError(f"Record {dataset.record_path(i)} cannot be read: {exc}") from exc
+                skipped.append({"ecg_id": int(dataset.table["ecg_id"].iloc[i]), "error": str(exc)})
+                continue
+            x = ecg.signal  # (12, T) float32 mV
+            if ecg.fs != dataset.sampling_rate:
+                x = resample(x, ecg.fs, dataset.sampling_rate)
+            if bandpass_hz:
+                x = bandpass(x, dataset.sampling_rate, low=bandpass_hz[0], high=bandpass_hz[1])
+            t = min(x.shape[-1], num_samples)
+            j = len(kept)
+            if gain is not None:
+                q = np.rint(x[:, :t] * gain)
+                clipped += int(np.count_nonzero((q < -32768) | (q > 32767)))
+                signals[j, :, :t] = np.clip(q, -32768, 32767).astype(np.int16)
+            else:
+                signals[j, :, :t] = x[:, :t].astype(np.float16)
+            if t < num_samples:
+                signals[j, :, t:] = 0
+            mask = np.asarray(ecg.lead_mask, dtype=bool).copy()
+            for lead in ecg.meta.get("flat_leads", []) or []:
+                if lead in CANONICAL_LEADS:
+                    mask[CANONICAL_LEADS.index(lead)] = False
+            lead_mask[j] = mask
+            valid_length[j] = t
+            kept.append(i)
+        signals.flush()
+        del signals
+        if not kept:
+            raise DatasetError(f"No record of {dataset!r} could be read; first error: {skipped[0]['error']}")
+        if len(kept) < n:  # compact: rewrite without the skipped rows
+            old = np.load(tmp / "signals.npy", mmap_mode="r")
+            new = np.lib.format.open_memmap(
+                tmp / "signals.tmp.npy", mode="w+", dtype=store_dtype, shape=(len(kept), 12, num_samples)
+            )
+            new[:] = old[: len(kept)]
+            new.flush()
+            del new, old
+            os.replace(tmp / "signals.tmp.npy", tmp / "signals.npy")
+        rows = np.asarray(kept)
+        np.save(tmp / "labels.npy", dataset.multi_hot()[rows], allow_pickle=False)
+        np.save(tmp / "lead_mask.npy", lead_mask[: len(kept)], allow_pickle=False)
+        table = dataset.table.iloc[rows].drop(columns=["scp_codes"], errors="ignore").reset_index(drop=True)
+        table["labels"] = [json.dumps(x) for x in table["labels"]]
+        table["valid_length"] = valid_length[: len(kept)]
+        table.to_csv(tmp / "table.csv", index=False)
+        meta = {
+            "format_version": CACHE_FORMAT_VERSION,
+            "key": key,
+            "settings": settings,
+            "label_names": dataset.label_names,
+            "label_task": dataset.task,
+            "sampling_rate": dataset.sampling_rate,
+            "num_samples": num_samples,
+            "num_records": len(kept),
+            "dtype": np.dtype(store_dtype).name,
+            "scale": scale,
+            "lossless": gain is not None,
+            "clipped_samples": clipped,
+            "skipped": skipped,
+        }
+        atomic_write_json(tmp / "meta.json", meta)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if (final / "meta.json").is_file():  # another process finished the same cache first
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return EcgCache.open(final)
+
+
+class CachedEcgDataset(torch.utils.data.Dataset):
+    """Training view of a cache: crops read straight from the memmap, z-scored per lead like inference.
+
+    Args:
+        cache: the opened cache.
+        indices: cache rows to use (default: all).
+        crop_samples: crop length (default: the full stored length).
+        random_crop: random crop start per item (seeded; call ``set_epoch`` to draw new crops) or the centre.
+        seed: seed of the random crops.
+
+    Items: ``{"ecg": float32 (12, crop_samples), "labels": float32 (L,), "index": int (cache row)}``.
+    """
+
+    def __init__(
+        self,
+        cache: EcgCache,
+        indices: np.ndarray | list[int] | None = None,
+        crop_samples: int | None = None,
+        random_crop: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self.cache = cache
+        self.indices = np.arange(len(cache)) if indices is None else np.asarray(indices, dtype=np.int64)
+        self.crop_samples = int(crop_samples or cache.num_samples)
+        if not 0 < self.crop_samples <= cache.num_samples:
+            raise ConfigError(f"crop_samples must be in 1..{cache.num_samples}, got {crop_samples}.")
+        self.random_crop = random_crop
+        self.seed = seed
+        valid = cache.table["valid_length"].to_numpy()[self.indices]  # (n,)
+        self._valid = np.minimum(valid, self.crop_samples)  # real samples inside each crop
+        self._max_start = np.maximum(valid - self.crop_samples, 0)  # (n,)
+        self._labels = torch.from_numpy(cache.labels[self.indices].astype(np.float32))  # (n, L)
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw this epoch's crop starts (deterministic in (seed, epoch), independent of workers)."""
+        if self.random_crop:
+            rng = np.random.default_rng((self.seed, epoch))
+            self._starts = (rng.random(len(self.indices)) * (self._max_start + 1)).astype(np.int64)
+        else:
+            self._starts = self._max_start // 2
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def _normalise(self, crops: np.ndarray, ks: np.ndarray) -> np.ndarray:
+        x = crops.astype(np.float32) * np.float32(self.cache.scale)  # (B, 12, crop)
+        mask = self.cache.lead_mask[self.indices[ks]]  # (B, 12)
+        short = self._valid[ks] < self.crop_samples
+        if not short.any():
+            return normalize_per_lead(x, mask)
+        out = np.zeros_like(x)
+        for b in range(len(ks)):  # padded records: normalise the real part, keep the padding at 0
+            v = self._valid[ks[b]]
+            out[b, :, :v] = normalize_per_lead(x[b, :, :v], mask[b])
+        return out
+
+    def __getitem__(self, k: int) -> dict[str, Any]:
+        return self.__getitems__([k])[0]
+
+    def __getitems__(self, ks: list[int]) -> list[dict[str, Any]]:
+        """Batched fetch (used by ``torch.utils.data.DataLoader``): one memmap gather + one normalisation."""
+        ks = np.asarray(ks, dtype=np.int64)
+        rows = self.indices[ks]
+        starts = self._starts[ks]
+        c = self.crop_samples
+        if c == self.cache.num_samples:
+            crops = self.cache.signals[rows]  # (B, 12, c)
+        elif np.all(starts == starts[0]):
+            crops = self.cache.signals[rows, :, starts[0] : starts[0] + c]
+        else:
+            crops = np.stack([self.cache.signals[r, :, s : s + c] for r, s in zip(rows, starts, strict=True)])
+        x = torch.from_numpy(self._normalise(crops, ks))  # (B, 12, c)
+        return [
+            {"ecg": x[b], "labels": self._labels[k], "index": int(r)}
+            for b, (k, r) in enumerate(zip(ks, rows, strict=True))
+        ]
+
+
+@dataclass
+class BuildCacheConfig:
+    """Build (or reuse) the memory-mapped signal cache of a PTB-XL-format dataset."""
+
+    ptbxl: str = ""
+    """Root of a PTB-XL-format dataset (ptbxl_database.csv, records100/, records500/), e.g. a synthetic cohort."""
+    cache_dir: str = ""
+    """Folder for caches (must be outside the dataset); empty = $ECGLLM_CACHE/signals (~/.cache/ecgllm/signals)."""
+    task: str = "superdiagnostic"
+    """Label task: all, diagnostic, subdiagnostic, superdiagnostic, form or rhythm."""
+    sampling_rate: int = 100
+    """100 (records100/) or 500 (records500/)."""
+    seconds: float = 10.0
+    """Stored length per record in seconds (longer records keep the start, shorter ones are zero-padded)."""
+    min_label_count: int = 1
+    """Keep labels with at least this many records (0 = the task's full vocabulary)."""
+    text_style: str = "knowledge"
+    """Text per record: knowledge (expanded SCP descriptions) or codes."""
+    include_report: bool = False
+    """Append the free-text report to each record's text."""
+    bandpass_low: float | None = None
+    """Band-pass low cut-off in Hz applied before caching (None = no filter; filtering stores float16)."""
+    bandpass_high: float | None = None
+    """Band-pass high cut-off in Hz (None = no low-pass)."""
+    dtype: str = "auto"
+    """auto (int16 when lossless, else float16), int16 or float16."""
+    on_error: str = "skip"
+    """What to do with an unreadable record: skip (listed in meta.json) or raise."""
+
+
+def run_build_cache(cfg: BuildCacheConfig) -> Path:
+    """CLI runner of ``ecgllm data cache``: builds or reuses the cache, prints and returns its directory."""
+    if not cfg.ptbxl:
+        raise ConfigError("Pass --ptbxl PATH (a PTB-XL-format dataset, e.g. from `ecgllm data synth`).")
+    ds = PtbXl(
+        cfg.ptbxl,
+        task=cfg.task,
+        sampling_rate=cfg.sampling_rate,
+        min_label_count=cfg.min_label_count,
+        text_style=cfg.text_style,
+        include_report=cfg.include_report,
+    )
+    band = None
+    if cfg.bandpass_low is not None or cfg.bandpass_high is not None:
+        band = (cfg.bandpass_low, cfg.bandpass_high)
+    cache = build_cache(
+        ds,
+        cfg.cache_dir or None,
+        seconds=cfg.seconds,
+        bandpass_hz=band,
+        dtype=cfg.dtype,
+        on_error=cfg.on_error,
+    )
+    if not (cache.path / "config.yaml").exists():
+        save_resolved_config(cfg, cache.path)
+    m = cache.meta
+    print(
+        f"cache: {cache.path}\n  records {m['num_records']} x 12 x {m['num_samples']} {m['dtype']} "
+        f"({'lossless' if m['lossless'] else 'float16 mV'}), {len(m['label_names'])} labels, "
+        f"{m['sampling_rate']} Hz, skipped {len(m['skipped'])}"
+    )
+    return cache.path
