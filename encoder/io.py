@@ -360,8 +360,8 @@ def _parse_and_check_header(hea: Path) -> tuple[Any, list[str], list[str]]:
         n_sig = int(tokens[1])
     except ValueError:
         raise EcgFormatError(
-            f"{hea.name}: corrupt record line {lines[0][:80]!r}: the number of signals {tokens[1]!r} "
-            "is not an integer."
+            f"{hea.name}: corrupt WFDB header: the record line {lines[0][:80]!r} should read "
+            "'NAME N_SIG FS SIG_LEN' (the number of signals must be an integer)."
         ) from None
     if n_sig <= 0:
         raise EcgLeadError(f"{hea.name} declares {n_sig} signals: there is no ECG lead to read.")
@@ -387,6 +387,15 @@ def _parse_and_check_header(hea: Path) -> tuple[Any, list[str], list[str]]:
         raise EcgFormatError(f"{hea.name}: corrupt WFDB header (signal lines could not be parsed).")
     comments = [str(c) for c in (record.comments or [])]
     return record, comments, file_names
+
+
+def _raw_gain_tokens(text: str) -> list[str | None]:
+    """The ADC gain of each signal line as written (None when the field is absent)."""
+    gains: list[str | None] = []
+    for line in _header_lines(text)[1:]:
+        tokens = line.split()
+        gains.append(re.split(r"[(/]", tokens[2], maxsplit=1)[0] if len(tokens) >= 3 else None)
+    return gains
 
 
 def _unit_scale(unit: str | None, where: str) -> float:
@@ -484,6 +493,7 @@ def _read_wfdb(
     spf = [int(s or 1) for s in (record.samps_per_frame or [1] * n_sig)]
     offsets = [int(b or 0) for b in (record.byte_offset or [0] * n_sig)]
     unit_scales: dict[int, float] = {}
+    raw_gains = _raw_gain_tokens(hea.read_text(encoding="utf-8"))
     for i in range(n_sig):
         if fmts[i] not in WFDB_BYTES_PER_SAMPLE:
             raise EcgFormatError(
@@ -495,6 +505,13 @@ def _read_wfdb(
         if i not in mapping:
             continue
         scale = _unit_scale(record.units[i] if record.units else None, f"{where} signal {names[i]}")
+        if raw_gains[i] is None:
+            warnings.append(
+                f"lead {names[i]}: the header gives no ADC gain; the WFDB default 200/mV is assumed"
+            )
+        elif not _is_number(raw_gains[i]) or float(raw_gains[i]) == 0:
+            # wfdb silently replaces an explicit gain of 0 with 200: refuse instead.
+            gains[i] = float(raw_gains[i]) if _is_number(raw_gains[i]) else float("nan")
         gain = float(gains[i]) if gains[i] is not None else float("nan")
         if not math.isfinite(gain) or gain <= 0:
             raise EcgSignalError(
@@ -814,7 +831,8 @@ def _assemble(raw: _Raw, *, min_duration_s: float | None, min_leads: int, target
     present = [CANONICAL_LEADS[r] for r in range(NUM_LEADS) if lead_mask[r]]
     if not present:
         raise EcgSignalError(
-            f"{where}: every lead is mostly NaN/inf or out of range ({'; '.join(repairs)}). The record is unusable."
+            f"{where}: every lead is mostly NaN/inf or out of range (first: {repairs[0]}). The record is "
+            "unusable; check the file or the gain/units in its header."
         )
     flat = [lead for lead in present if float(signal[CANONICAL_LEADS.index(lead)].std()) < FLAT_STD_MV]
     usable = [lead for lead in present if lead not in flat]

@@ -1,0 +1,1 @@
+"""Bad-input corpus (issue 8): see corpus.py."""
