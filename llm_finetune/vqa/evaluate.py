@@ -1,0 +1,344 @@
+"""ECG-QA evaluation: generate -> normalise -> score, for the model and its baselines.
+
+Python API::
+
+    from llm_finetune.inference import EcgChat
+    from llm_finetune.vqa import evaluate_vqa
+    results = evaluate_vqa(chat, records, answer_options=options, ecg_arrays=arrays)
+
+CLI: ``ecgllm eval-vqa --model_dir runs/stage2 --ecgqa_root data/ecgqa --out_dir runs/eval`` (see
+:class:`EvalVqaConfig`), which loads everything, runs :func:`evaluate_vqa` and writes the report.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from encoder.config_io import save_resolved_config
+from encoder.errors import ConfigError, DatasetError
+from llm_finetune.vqa.baselines import AuxHeadAnswerer, agreement, fit_majority, majority_answer
+from llm_finetune.vqa.normalize import AnswerNormalizer, scp_code_aliases
+from llm_finetune.vqa.scoring import score_item, summarize
+
+log = logging.getLogger(__name__)
+
+BASELINES: tuple[str, ...] = ("majority", "text_only", "aux_head")
+DECODING: tuple[str, ...] = ("free", "constrained")
+
+
+@dataclass
+class EvalVqaConfig:
+    """Evaluate a stage-2 model on an ECG-QA-format dataset (real ECG-QA or the synthetic cohort's)."""
+
+    model_dir: Path
+    """Stage-2 model directory (``EcgChat.save_pretrained`` output)."""
+    ecgqa_root: Path
+    """ECG-QA root: holds ``<source>/<variant>/<split>/*.json`` (real layout; synthetic cohort: ``<cohort>/ecgqa``)."""
+    out_dir: Path = Path("runs/eval_vqa")
+    """Where the report (JSON, markdown, PNGs, predictions.jsonl, config.yaml) is written."""
+    signals_root: Path | None = None
+    """Signal dataset root (PTB-XL folder, or MIMIC-IV-ECG folder with record_list.csv); default: the parent of ``ecgqa_root`` (the synthetic cohort's layout)."""
+    source: str = "ptbxl"
+    """ECG-QA version: ``ptbxl`` or ``mimic-iv-ecg``."""
+    variant: str = "template"
+    """Question wording: ``template`` or ``paraphrased``."""
+    split: str = "test"
+    """Split to evaluate: ``train``, ``valid`` or ``test``."""
+    baselines: list[str] = field(default_factory=lambda: list(BASELINES))
+    """Baselines to run beside the model: any of ``majority``, ``text_only``, ``aux_head``."""
+    decoding: list[str] = field(default_factory=lambda: ["free"])
+    """Decoding modes of the model: ``free`` (greedy free text, then normalised) and/or ``constrained`` (to the template's answer options)."""
+    majority_fit_split: str = "train"
+    """Split whose answers fit the majority baseline; falls back to the evaluated split (flagged) if absent."""
+    batch_size: int = 8
+    """Questions per generation batch."""
+    max_new_tokens: int = 16
+    """Generation budget per answer."""
+    limit: int | None = None
+    """Evaluate only the first N questions (file order)."""
+    sample: int | None = None
+    """Evaluate N randomly drawn questions (seeded); the ids are written to ``sample_file`` for reruns."""
+    sample_file: Path | None = None
+    """Sampled-id JSON: read if it exists (same questions again), written by ``--sample`` otherwise; default ``<out_dir>/sample_ids.json`` when sampling."""
+    seed: int = 0
+    """Seed for sampling, bootstrap and torch (generation is greedy)."""
+    n_boot: int = 1000
+    """Bootstrap resamples for the 95 % CIs."""
+    leakage_run_dirs: list[Path] = field(default_factory=list)
+    """Extra training-run directories (e.g. the stage-1 run) searched for ``train_ecg_ids.json``."""
+
+
+def _seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _batches(n: int, size: int):
+    for start in range(0, n, size):
+        yield list(range(start, min(n, start + size)))
+
+
+def _generate(
+    chat,
+    records: Sequence[dict],
+    ecgs: Callable[[dict], list[np.ndarray]],
+    options: Sequence[Sequence[str]],
+    *,
+    use_ecg: bool,
+    constrained: bool,
+    batch_size: int,
+    max_new_tokens: int,
+    desc: str,
+) -> tuple[list[str], float]:
+    """Raw generated texts for ``records`` and the wall time spent in ``generate_batch``."""
+    texts: list[str] = []
+    spent = 0.0
+    for idx in tqdm(list(_batches(len(records), batch_size)), desc=desc, unit="batch"):
+        ecg_batches = [ecgs(records[i]) for i in idx]
+        t0 = time.perf_counter()
+        out = chat.generate_batch(
+            ecg_batches,
+            [str(records[i]["question"]) for i in idx],
+            use_ecg=use_ecg,
+            max_new_tokens=max_new_tokens,
+            allowed_answers=[list(options[i]) for i in idx] if constrained else None,
+        )
+        spent += time.perf_counter() - t0
+        if len(out) != len(idx):
+            raise RuntimeError(f"generate_batch returned {len(out)} answers for {len(idx)} questions.")
+        texts.extend(out)
+    return texts, spent
+
+
+def _aux_answers(chat, records, ecgs, options, batch_size: int) -> list[list[str] | None]:
+    cfg = chat.encoder_config
+    answerer = AuxHeadAnswerer(list(chat.label_names), getattr(cfg, "label_thresholds", None))
+    single = [i for i, r in enumerate(records) if len(r["ecg_id"]) == 1]
+    probs: dict[int, np.ndarray] = {}
+    for idx in _batches(len(single), batch_size):
+        arrays = np.stack([ecgs(records[single[j]])[0] for j in idx])  # (b, 12, T)
+        p = np.asarray(chat.aux_probabilities(arrays))  # (b, L)
+        for j, row in zip(idx, p, strict=True):
+            probs[single[j]] = row
+    return [answerer.answer(r, options[i], probs[i]) if i in probs else None for i, r in enumerate(records)]
+
+
+def evaluate_vqa(
+    chat,
+    dataset: Sequence[dict],
+    *,
+    answer_options: dict[int, list[str]],
+    ecg_arrays: Callable[[dict], list[np.ndarray]] | None = None,
+    baselines: Sequence[str] = BASELINES,
+    decoding: Sequence[str] = ("free",),
+    majority_reference: Sequence[dict] | None = None,
+    batch_size: int = 8,
+    max_new_tokens: int = 16,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict:
+    """Answer every question of ``dataset`` with ``chat`` (and the baselines) and score them.
+
+    Args:
+        chat: an ``EcgChat`` (anything with ``generate_batch``, ``aux_probabilities``, ``label_names``,
+            ``encoder_config``); may be ``None`` when only the majority baseline is asked for.
+        dataset: ECG-QA records (dicts or a ``datasets.Dataset``).
+        answer_options: ``template_id -> options`` (``load_answer_options``).
+        ecg_arrays: record -> list of model-ready (12, T) arrays, one per ``ecg_id`` (e.g.
+            ``signals.EcgArrays(...).for_record``).
+        baselines: any of ``majority``, ``text_only``, ``aux_head``.
+        decoding: ``free`` and/or ``constrained``; the first one is also used by ``text_only``.
+        majority_reference: records the majority baseline is fitted on (default: ``dataset`` itself).
+
+    Returns ``{"systems": {name: summary}, "normalization": {...}, "throughput": {...}, "agreement":
+    {...}, "predictions": [per-question rows]}``.
+    """
+    unknown = [b for b in baselines if b not in BASELINES] + [d for d in decoding if d not in DECODING]
+    if unknown or not decoding:
+        raise ConfigError(
+            f"Unknown baselines/decoding {unknown}; baselines ⊂ {BASELINES}, decoding ⊂ {DECODING}."
+        )
+    _seed_everything(seed)
+    records = [dict(r) for r in dataset]
+    missing = sorted({int(r["template_id"]) for r in records} - set(answer_options))
+    if missing:
+        raise DatasetError(
+            f"No answer options for template ids {missing[:10]}; is answers_for_each_template.csv the right one?"
+        )
+    options = [answer_options[int(r["template_id"])] for r in records]
+    aliases = scp_code_aliases()
+    normalizers = {tid: AnswerNormalizer(opts, code_aliases=aliases) for tid, opts in answer_options.items()}
+    needs_model = chat is not None or any(b in baselines for b in ("text_only", "aux_head"))
+    if needs_model and (chat is None or ecg_arrays is None):
+        raise ConfigError(
+            "A model (chat) and ecg_arrays are needed for the model, text_only and aux_head systems."
+        )
+
+    rows = [
+        {
+            k: r.get(k)
+            for k in ("sample_id", "template_id", "question_type", "attribute_type", "question", "ecg_id")
+        }
+        | {"gold": list(r["answer"])}
+        for r in records
+    ]
+    systems: dict[str, dict] = {}
+    norm_stats: dict[str, dict] = {}
+    throughput: dict[str, dict] = {}
+    answers_of: dict[str, list] = {}
+
+    def add_system(name: str, preds: list, raw: list[str] | None = None) -> None:
+        items = [score_item(r, p or [], answered=p is not None) for r, p in zip(records, preds, strict=True)]
+        systems[name] = summarize(items, n_boot=n_boot, seed=seed)
+        answers_of[name] = [sorted(p) if p is not None else None for p in preds]
+        for k, (row, p, it) in enumerate(zip(rows, preds, items, strict=True)):
+            row[name] = {"answer": sorted(p) if p is not None else None, "correct": it.correct}
+            if raw is not None:
+                row[name]["raw"] = raw[k]
+        log.info("%s: accuracy %.4f", name, systems[name]["overall"]["accuracy"])
+
+    def add_generated(name: str, texts: list[str], spent: float) -> None:
+        normed = [normalizers[int(r["template_id"])](t) for r, t in zip(records, texts, strict=True)]
+        methods = [n.method for n in normed]
+        norm_stats[name] = {
+            m: methods.count(m) / max(1, len(methods)) for m in ("exact", "scan", "fuzzy", "oov")
+        }
+        norm_stats[name]["out_of_vocabulary_rate"] = norm_stats[name]["oov"]
+        norm_stats[name]["outside_exact_vocabulary_rate"] = 1.0 - norm_stats[name]["exact"]
+        throughput[name] = {
+            "answers": len(texts),
+            "seconds": spent,
+            "answers_per_s": len(texts) / max(spent, 1e-9),
+        }
+        add_system(name, [list(n.answers) for n in normed], raw=texts)
+        for row, n in zip(rows, normed, strict=True):
+            row[name]["method"] = n.method
+
+    if chat is not None:
+        for mode in decoding:
+            name = "llm" if mode == "free" else "llm_constrained"
+            texts, spent = _generate(
+                chat, records, ecg_arrays, options, use_ecg=True, constrained=mode == "constrained",
+                batch_size=batch_size, max_new_tokens=max_new_tokens, desc=name,
+            )  # fmt: skip
+            add_generated(name, texts, spent)
+    if "text_only" in baselines:
+        texts, spent = _generate(
+            chat, records, ecg_arrays, options, use_ecg=False, constrained=decoding[0] == "constrained",
+            batch_size=batch_size, max_new_tokens=max_new_tokens, desc="text_only",
+        )  # fmt: skip
+        add_generated("text_only", texts, spent)
+    if "majority" in baselines:
+        model = fit_majority(majority_reference if majority_reference is not None else records)
+        add_system("majority", [majority_answer(model, r) for r in records])
+    agree: dict = {}
+    if "aux_head" in baselines:
+        t0 = time.perf_counter()
+        aux = _aux_answers(chat, records, ecg_arrays, options, batch_size)
+        throughput["aux_head"] = {
+            "answers": sum(a is not None for a in aux),
+            "seconds": time.perf_counter() - t0,
+        }
+        add_system("aux_head", aux)
+        for name in [n for n in ("llm", "llm_constrained") if n in answers_of]:
+            correct = [row[name]["correct"] for row in rows]
+            agree[name] = agreement([a or [] for a in answers_of[name]], aux, correct)
+        for row, a in zip(rows, aux, strict=True):
+            if a is not None and "llm" in row:
+                row["llm"]["agrees_with_aux_head"] = sorted(a) == row["llm"]["answer"]
+    return {
+        "n_questions": len(records),
+        "systems": systems,
+        "normalization": norm_stats,
+        "throughput": throughput,
+        "agreement": agree,
+        "predictions": rows,
+    }
+
+
+def _to_records(ds) -> list[dict]:
+    return ds.to_list() if hasattr(ds, "to_list") else [dict(r) for r in ds]
+
+
+def run_eval_vqa(cfg: EvalVqaConfig) -> Path:
+    """Load model + data from ``cfg``, evaluate, write the report; returns ``cfg.out_dir``."""
+    from encoder.datasets.ecgqa import load_answer_options, load_ecgqa
+
+    from llm_finetune.inference import EcgChat
+    from llm_finetune.vqa.leakage import check_leakage
+    from llm_finetune.vqa.report import write_report
+    from llm_finetune.vqa.sampling import select_indices
+    from llm_finetune.vqa.signals import EcgArrays, build_source
+
+    for b in cfg.baselines:
+        if b not in BASELINES:
+            raise ConfigError(f"Unknown baseline {b!r}; choose from {BASELINES}.")
+    out_dir = Path(cfg.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.sample is not None and cfg.sample_file is None:
+        cfg.sample_file = out_dir / "sample_ids.json"
+    save_resolved_config(cfg, out_dir)
+    _seed_everything(cfg.seed)
+
+    root = Path(cfg.ecgqa_root)
+    records = _to_records(load_ecgqa(root, source=cfg.source, variant=cfg.variant, split=cfg.split))
+    keep = select_indices(
+        [r["sample_id"] for r in records], limit=cfg.limit, sample=cfg.sample, sample_file=cfg.sample_file,
+        seed=cfg.seed, provenance={"source": cfg.source, "variant": cfg.variant, "split": cfg.split},
+    )  # fmt: skip
+    records = [records[i] for i in keep]
+    answer_options = load_answer_options(root / cfg.source)
+    majority_reference, majority_note = None, f"fit on the {cfg.majority_fit_split} split"
+    if "majority" in cfg.baselines:
+        try:
+            majority_reference = _to_records(
+                load_ecgqa(root, source=cfg.source, variant=cfg.variant, split=cfg.majority_fit_split)
+            )
+        except DatasetError:
+            majority_note = (
+                f"fit on the evaluated split ({cfg.majority_fit_split} split not found): optimistic"
+            )
+            log.warning("Majority baseline %s.", majority_note)
+
+    chat = EcgChat.from_pretrained(cfg.model_dir)
+    enc = chat.encoder_config
+    sampling_rate = int(enc.sampling_rate)
+    num_samples = int(round(enc.input_seconds * sampling_rate))
+    signals_root = Path(cfg.signals_root) if cfg.signals_root is not None else root.parent
+    source = build_source(cfg.source, signals_root, sampling_rate)
+    arrays = EcgArrays(source, sampling_rate, num_samples)
+
+    results = evaluate_vqa(
+        chat, records, answer_options=answer_options, ecg_arrays=arrays.for_record, baselines=cfg.baselines,
+        decoding=cfg.decoding, majority_reference=majority_reference, batch_size=cfg.batch_size,
+        max_new_tokens=cfg.max_new_tokens, n_boot=cfg.n_boot, seed=cfg.seed,
+    )  # fmt: skip
+    results["majority_note"] = majority_note
+
+    train_ids = None
+    try:
+        train_ids = [
+            e
+            for r in load_ecgqa(root, source=cfg.source, variant=cfg.variant, split="train")
+            for e in r["ecg_id"]
+        ]
+    except DatasetError:
+        pass
+    results["leakage"] = check_leakage(
+        {e for r in records for e in r["ecg_id"]}, model_dir=cfg.model_dir, extra_run_dirs=cfg.leakage_run_dirs,
+        ptbxl_folds=getattr(source, "folds", None), ecgqa_train_ecg_ids=train_ids,
+    )  # fmt: skip
+    write_report(results, out_dir, cfg=cfg, command=" ".join(sys.argv), model_dir=cfg.model_dir)
+    return out_dir

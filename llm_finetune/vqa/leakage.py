@@ -1,0 +1,137 @@
+"""Warn when ECGs of the evaluated split were seen in stage-1 or stage-2 training.
+
+Preferred evidence: the ECG ids a training run recorded. Any ``train_ecg_ids.json`` found in the model
+directory, its parent, its ``encoder/`` sub-folder or an extra run directory is read; accepted forms are a
+JSON list of ids, or an object whose ``"ecg_ids"`` / ``"train"`` / ``"train_ecg_ids"`` (seen in training)
+and ``"val"`` / ``"valid"`` / ``"val_ecg_ids"`` (used for early stopping / calibration) hold id lists;
+an optional ``"stage"`` (1 or 2) says which stage wrote it (else it is inferred from the folder:
+``encoder/`` -> stage 1).
+
+Fallbacks, used only when no run recorded its ids (the report says which rule was used):
+- stage 1: the PTB-XL fold rule of this library (stage 1 trains on ``strat_fold`` 1-8, validates on 9),
+  applied with the dataset's ``ptbxl_database.csv``. Note that ECG-QA's splits are **not** PTB-XL's folds,
+  so ECG-QA test ECGs usually sit in folds 1-8.
+- stage 2: the ECG-QA ``train`` (and ``valid``) split of the same dataset, when it is on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+RECORD_NAME = "train_ecg_ids.json"
+_TRAIN_KEYS = ("ecg_ids", "train", "train_ecg_ids")
+_VAL_KEYS = ("val", "valid", "val_ecg_ids", "valid_ecg_ids")
+STAGE1_TRAIN_FOLDS = frozenset(range(1, 9))
+STAGE1_VAL_FOLDS = frozenset({9})
+
+
+class LeakageWarning(UserWarning):
+    """ECGs of the evaluated split were (or may have been) seen in training."""
+
+
+def read_id_record(path: str | Path) -> dict:
+    """Parse one ``train_ecg_ids.json`` into ``{"train": set, "val": set, "stage": int | None}``."""
+    data = json.loads(Path(path).read_text())
+    if isinstance(data, list):
+        return {"train": _ids(data), "val": set(), "stage": None}
+    train = set().union(*(_ids(data[k]) for k in _TRAIN_KEYS if k in data))
+    val = set().union(*(_ids(data[k]) for k in _VAL_KEYS if k in data))
+    return {"train": train, "val": val, "stage": data.get("stage")}
+
+
+def _ids(values: Iterable) -> set[int]:
+    out: set[int] = set()
+    for v in values:
+        out.update(int(x) for x in v) if isinstance(v, (list, tuple)) else out.add(int(v))
+    return out
+
+
+def find_id_records(
+    model_dir: str | Path | None, extra_dirs: Sequence[str | Path] = ()
+) -> list[tuple[int, Path]]:
+    """``(stage, path)`` of every ``train_ecg_ids.json`` near the model or in ``extra_dirs``."""
+    candidates: list[Path] = []
+    if model_dir is not None:
+        m = Path(model_dir)
+        candidates += [m, m.parent, m / "encoder", m.parent / "encoder"]
+    candidates += [Path(d) for d in extra_dirs] + [Path(d) / "encoder" for d in extra_dirs]
+    found: list[tuple[int, Path]] = []
+    seen: set[Path] = set()
+    for d in candidates:
+        p = (d / RECORD_NAME).resolve()
+        if p in seen or not p.is_file():
+            continue
+        seen.add(p)
+        rec_stage = read_id_record(p)["stage"]
+        stage = int(rec_stage) if rec_stage else (1 if d.name == "encoder" else 2)
+        found.append((stage, p))
+    return found
+
+
+def _overlap(eval_ids: set[int], seen: set[int]) -> dict:
+    both = sorted(eval_ids & seen)
+    return {"n_overlap": len(both), "fraction": len(both) / max(1, len(eval_ids)), "examples": both[:10]}
+
+
+def check_leakage(
+    eval_ecg_ids: Iterable[int],
+    *,
+    model_dir: str | Path | None = None,
+    extra_run_dirs: Sequence[str | Path] = (),
+    ptbxl_folds: dict[int, int] | None = None,
+    ecgqa_train_ecg_ids: Iterable[int] | None = None,
+    warn: bool = True,
+) -> dict:
+    """Overlap of the evaluated ECGs with what stage 1 / stage 2 trained on.
+
+    Args:
+        eval_ecg_ids: every ``ecg_id`` the evaluated questions use.
+        model_dir: the stage-2 model directory (searched for recorded ids, see the module docstring).
+        extra_run_dirs: more run directories to search (e.g. the stage-1 run).
+        ptbxl_folds: ``ecg_id -> strat_fold`` of the signal dataset, for the stage-1 fold fallback.
+        ecgqa_train_ecg_ids: ECG ids of the ECG-QA training split, for the stage-2 fallback.
+        warn: emit a :class:`LeakageWarning` for every stage with overlap.
+
+    Returns ``{"stage1": {...}, "stage2": {...}}``, each with ``source`` (where the evidence came from),
+    ``n_overlap``, ``fraction``, ``examples`` (``val_*`` likewise for validation ids when recorded).
+    """
+    ev = {int(i) for i in eval_ecg_ids}
+    result: dict = {"n_eval_ecgs": len(ev)}
+    records = find_id_records(model_dir, extra_run_dirs)
+    for stage in (1, 2):
+        paths = [p for s, p in records if s == stage]
+        if paths:
+            train, val = set(), set()
+            for p in paths:
+                rec = read_id_record(p)
+                train |= rec["train"]
+                val |= rec["val"]
+            entry = {"source": "recorded: " + ", ".join(map(str, paths)), **_overlap(ev, train)}
+            if val:
+                entry.update({f"val_{k}": v for k, v in _overlap(ev, val).items()})
+        elif stage == 1 and ptbxl_folds:
+            train = {i for i, f in ptbxl_folds.items() if int(f) in STAGE1_TRAIN_FOLDS}
+            val = {i for i, f in ptbxl_folds.items() if int(f) in STAGE1_VAL_FOLDS}
+            entry = {"source": "rule: PTB-XL strat_fold 1-8 = stage-1 training (no recorded ids found)"}
+            entry.update(_overlap(ev, train))
+            entry.update({f"val_{k}": v for k, v in _overlap(ev, val).items()})
+        elif stage == 2 and ecgqa_train_ecg_ids is not None:
+            entry = {"source": "rule: ECG-QA train split on disk (no recorded ids found)"}
+            entry.update(_overlap(ev, {int(i) for i in ecgqa_train_ecg_ids}))
+        else:
+            entry = {"source": "unknown: no recorded ids and no fallback available", "n_overlap": None}
+        result[f"stage{stage}"] = entry
+        if warn and entry.get("n_overlap"):
+            msg = (
+                f"Leakage: {entry['n_overlap']} of {len(ev)} evaluated ECGs ({entry['fraction']:.1%}) were seen in "
+                f"stage-{stage} training ({entry['source']}); scores on them are optimistic."
+            )
+            warnings.warn(msg, LeakageWarning, stacklevel=2)
+            log.warning(msg)
+    return result
