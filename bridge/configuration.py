@@ -1,0 +1,69 @@
+"""Configuration of the stage-2 model (frozen ECG encoder -> projector -> LoRA LLM)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bridge.projector import ProjectorConfig
+from encoder.config_io import atomic_write_json
+from encoder.errors import CheckpointError, ConfigError
+
+
+@dataclass
+class EcgLlmConfig:
+    llm: str = "packaged:smollm2-135m-instruct"
+    """Base causal LLM: ``packaged:<name>``, a local folder, or a hub id already in the local HF cache."""
+    projector: ProjectorConfig = field(default_factory=ProjectorConfig)
+    """ECG token projector (type, tokens per ECG, summary token)."""
+    ecg_token: str = "<ecg>"
+    """Placeholder special token; each ECG is this token repeated ``projector.num_tokens`` times."""
+    system_prompt: str | None = "You are an ECG assistant. Answer briefly."
+    """System message (short prompts keep CPU training fast); None = the template's default."""
+    findings_hint: bool = False
+    """Add the aux head's top findings as text to the prompt."""
+    findings_top_k: int = 3
+    """At most this many findings per ECG in the hint."""
+    findings_threshold: float = 0.5
+    """Findings with calibrated probability above this (or the encoder's per-label thresholds) enter the hint."""
+    lora_r: int = 16
+    """LoRA rank (0 = no LoRA: only the projector trains)."""
+    lora_alpha: int = 32
+    """LoRA scaling numerator."""
+    lora_dropout: float = 0.05
+    """Dropout on the LoRA branch."""
+    lora_targets: list[str] | None = None
+    """Linear layer names to adapt; None = every Linear found inside the decoder layers."""
+    quantization: str = "none"
+    """LLM weights: ``none``, ``4bit`` (QLoRA, NF4 via bitsandbytes) or ``8bit``."""
+    dtype: str = "auto"
+    """LLM compute dtype: auto (bf16 on a capable GPU, else fp32), float32, bfloat16, float16."""
+    gradient_checkpointing: bool = False
+    """Recompute LLM activations in the backward pass (saves memory, costs time)."""
+    trust_remote_code: bool = False
+    """Allow model code from the LLM folder (off unless you trust it)."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.projector, dict):
+            self.projector = ProjectorConfig(**self.projector)
+        if self.lora_r < 0 or self.findings_top_k < 0:
+            raise ConfigError("lora_r and findings_top_k must be >= 0.")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        atomic_write_json(path, {"model_type": "ecg_llm", **self.to_dict()})
+
+    @classmethod
+    def load(cls, path: str | Path) -> EcgLlmConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"{path} is missing; this is not a stage-2 model directory.")
+        data = json.loads(path.read_text())
+        if data.pop("model_type", None) != "ecg_llm":
+            raise CheckpointError(f"{path} is not an ecg_llm config (model_type != 'ecg_llm').")
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

@@ -1,0 +1,347 @@
+"""EcgLlm: frozen stage-1 encoder -> projector -> ``masked_scatter`` into the LLM's input embeddings (+ aux head).
+
+One ``save_pretrained`` directory holds everything needed to reload:
+``config.json`` (EcgLlmConfig), ``encoder/`` (stage-1 copy), ``tokenizer/``, ``projector.safetensors`` and the peft
+adapter (``adapter_config.json`` + ``adapter_model.safetensors``), or ``llm/`` with merged weights after ``merge_lora``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from bridge.configuration import EcgLlmConfig
+from bridge.processor import EcgChatProcessor
+from bridge.projector import build_projector
+from encoder.errors import CheckpointError, ConfigError, EcgInputError
+from encoder.modeling import EcgEncoder
+from llm_finetune.llm import find_lora_targets, hidden_size, load_llm
+
+
+class EcgTokenCountError(EcgInputError):
+    """The number of ``<ecg>`` placeholders differs from the number of projected ECG tokens."""
+
+
+@dataclass
+class EcgFeatures:
+    """Frozen-encoder outputs for M ECGs (cacheable: the encoder never changes in stage 2)."""
+
+    tokens: torch.Tensor  # (M, N, C)
+    summary: torch.Tensor  # (M, D + L): pooled embedding and aux probabilities
+    probs: torch.Tensor  # (M, L) calibrated aux-head probabilities (L may be 0)
+
+    def index(self, rows: torch.Tensor | list[int]) -> EcgFeatures:
+        rows = torch.as_tensor(rows, dtype=torch.long)
+        return EcgFeatures(self.tokens[rows], self.summary[rows], self.probs[rows])
+
+    def to(self, device) -> EcgFeatures:
+        return EcgFeatures(self.tokens.to(device), self.summary.to(device), self.probs.to(device))
+
+    def __len__(self) -> int:
+        return int(self.tokens.shape[0])
+
+
+def resize_for_tokenizer(llm: nn.Module, tokenizer) -> None:
+    """Grow the embedding matrix for added tokens; new rows = mean of the old ones (deterministic on reload)."""
+    old = llm.get_input_embeddings().weight.shape[0]
+    if len(tokenizer) <= old:  # e.g. Qwen reserves spare rows
+        return
+    llm.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    with torch.no_grad():
+        for emb in {
+            id(m): m for m in (llm.get_input_embeddings(), llm.get_output_embeddings()) if m is not None
+        }.values():
+            emb.weight[old:] = emb.weight[:old].float().mean(0).to(emb.weight.dtype)
+
+
+def label_description(code: str) -> str:
+    """Readable text for a label code (PTB-XL SCP descriptions when available)."""
+    try:
+        from encoder.labels import SUBCLASS_DESCRIPTIONS, SUPERCLASS_DESCRIPTIONS
+
+        for table in (SUPERCLASS_DESCRIPTIONS, SUBCLASS_DESCRIPTIONS):
+            if code in table:
+                return table[code].lower()
+    except ImportError:  # pragma: no cover - older encoder package
+        pass
+    return code
+
+
+class EcgLlm(nn.Module):
+    """Frozen encoder + trainable projector + (LoRA-adapted) causal LLM."""
+
+    def __init__(self, config: EcgLlmConfig, encoder: EcgEncoder, llm: nn.Module, tokenizer) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = encoder.requires_grad_(False).eval()
+        self.llm = llm
+        self.tokenizer = tokenizer
+        ecfg = encoder.config
+        self.encoder_tokens = -(-ecfg.input_samples // 32)  # ceil(T / 32)
+        self.summary_dim = ecfg.embed_dim + len(ecfg.label_names)
+        self.projector = build_projector(
+            config.projector, ecfg.token_dim, hidden_size(llm), self.encoder_tokens, self.summary_dim
+        )
+        self.processor = EcgChatProcessor(
+            tokenizer, self.projector.num_tokens, config.ecg_token, config.system_prompt
+        )
+        resize_for_tokenizer(llm, tokenizer)
+        self.ecg_token_id = self.processor.ecg_token_id
+        self.merged = False
+
+    # ----- construction -----------------------------------------------------------------------------------
+    @classmethod
+    def build(cls, config: EcgLlmConfig, encoder: EcgEncoder | str | os.PathLike) -> EcgLlm:
+        """Fresh stage-2 model: load encoder + LLM, add the placeholder token, wrap the LLM with LoRA."""
+        if not isinstance(encoder, EcgEncoder):
+            encoder = load_encoder(encoder)
+        llm, tokenizer = load_llm(
+            config.llm,
+            quantization=config.quantization,
+            dtype=config.dtype,
+            trust_remote_code=config.trust_remote_code,
+        )
+        model = cls(config, encoder, llm, tokenizer)
+        model.projector.to(next(llm.parameters()).device)
+        quantized = getattr(llm, "is_loaded_in_4bit", False) or getattr(llm, "is_loaded_in_8bit", False)
+        if quantized:
+            from peft import prepare_model_for_kbit_training
+
+            llm = prepare_model_for_kbit_training(
+                llm, use_gradient_checkpointing=config.gradient_checkpointing
+            )
+        elif config.gradient_checkpointing:
+            llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if config.lora_r > 0:
+            from peft import LoraConfig, get_peft_model
+
+            found = find_lora_targets(llm)
+            targets = config.lora_targets or found
+            unknown = sorted(set(targets) - set(found))
+            if unknown:
+                raise ConfigError(
+                    f"lora_targets {unknown} are not Linear layers of the decoder; found {found}."
+                )
+            lora = LoraConfig(
+                r=config.lora_r,
+                lora_alpha=config.lora_alpha,
+                lora_dropout=config.lora_dropout,
+                target_modules=list(targets),
+                task_type="CAUSAL_LM",
+            )
+            llm = get_peft_model(llm, lora)
+        else:
+            llm.requires_grad_(False)
+        model.llm = llm
+        return model
+
+    def train(self, mode: bool = True) -> EcgLlm:
+        super().train(mode)
+        self.encoder.eval()  # frozen: BatchNorm statistics and dropout never change
+        return self
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """Only the trained tensors (projector + LoRA), keyed by parameter name."""
+        return {n: p.detach() for n, p in self.named_parameters() if p.requires_grad}
+
+    # ----- encoder side -----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode_ecgs(self, ecg: torch.Tensor) -> EcgFeatures:
+        """(M, 12, T) model-ready ECGs -> frozen features (tokens, summary, calibrated aux probabilities)."""
+        self.encoder.eval()
+        device = next(self.encoder.parameters()).device
+        out = self.encoder(ecg.to(device=device, dtype=torch.float32))
+        if out.logits is not None:
+            logits = out.logits
+            if self.encoder.config.label_temperature is not None:
+                logits = logits / torch.tensor(self.encoder.config.label_temperature, device=device)
+            probs = torch.sigmoid(logits)  # (M, L)
+        else:
+            probs = out.embedding.new_zeros((out.embedding.shape[0], 0))
+        summary = torch.cat([out.embedding, probs], dim=-1)  # (M, D + L)
+        return EcgFeatures(out.tokens.float(), summary.float(), probs.float())
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self.encoder.config.label_names)
+
+    def findings(self, probs: torch.Tensor) -> list[list[str]]:
+        """Top findings per ECG: labels above threshold (encoder's tuned thresholds when set), high first."""
+        names = self.label_names
+        thr = self.encoder.config.label_thresholds or [self.config.findings_threshold] * len(names)
+        result = []
+        for row in probs.tolist():
+            order = sorted(range(len(names)), key=lambda j: -row[j])
+            result.append([names[j] for j in order if row[j] >= thr[j]][: self.config.findings_top_k])
+        return result
+
+    def hint_lines(self, findings: list[list[str]]) -> list[str] | None:
+        """Prompt hint lines from per-ECG findings (None when the hint is switched off)."""
+        if not self.config.findings_hint:
+            return None
+        texts = [", ".join(label_description(c) for c in f) or "none" for f in findings]
+        if len(texts) == 1:
+            return [f"Findings: {texts[0]}."]
+        return [f"Findings ECG {i + 1}: {t}." for i, t in enumerate(texts)]
+
+    # ----- LLM side ---------------------------------------------------------------------------------------
+    def project(self, features: EcgFeatures) -> torch.Tensor:
+        """(M, N, C) features -> (M, K, H) LLM-space tokens."""
+        p = next(self.projector.parameters())
+        return self.projector(features.tokens.to(p.device, p.dtype), features.summary.to(p.device, p.dtype))
+
+    def embed(self, input_ids: torch.Tensor, features: EcgFeatures | None) -> torch.Tensor:
+        """Token embeddings with the projected ECG tokens scattered into the ``<ecg>`` positions."""
+        embeds = self.llm.get_input_embeddings()(input_ids)  # (B, T, H)
+        mask = input_ids == self.ecg_token_id  # (B, T)
+        expected = 0 if features is None else len(features) * self.projector.num_tokens
+        if int(mask.sum()) != expected:
+            raise EcgTokenCountError(
+                f"The batch has {int(mask.sum())} {self.config.ecg_token} placeholders but "
+                f"{expected} projected ECG tokens ({0 if features is None else len(features)} ECGs x "
+                f"{self.projector.num_tokens}); build prompts with the model's processor."
+            )
+        if features is None:
+            return embeds
+        projected = self.project(features).to(embeds.dtype)  # (M, K, H), M ECGs in prompt order
+        return embeds.masked_scatter(mask.unsqueeze(-1), projected.reshape(-1, projected.shape[-1]))
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        features: EcgFeatures | None = None,
+        labels: torch.Tensor | None = None,
+        ecg: torch.Tensor | None = None,
+    ):
+        """Causal-LM output; pass cached ``features`` or raw ``ecg`` (M, 12, T) in prompt order."""
+        if features is None and ecg is not None:
+            features = self.encode_ecgs(ecg)
+        embeds = self.embed(input_ids, features)
+        return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels)
+
+    @torch.no_grad()
+    def generate(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, features: EcgFeatures | None, **kwargs
+    ) -> torch.Tensor:
+        """Greedy by default; returns only the new token ids (B, T_new). Prompts must be left-padded."""
+        embeds = self.embed(input_ids, features)
+        kwargs.setdefault("do_sample", False)
+        kwargs.setdefault("pad_token_id", self.tokenizer.pad_token_id)
+        kwargs.setdefault("suppress_tokens", [self.ecg_token_id])
+        return self.llm.generate(inputs_embeds=embeds, attention_mask=attention_mask, **kwargs)
+
+    # ----- save / load ------------------------------------------------------------------------------------
+    def merge_lora(self) -> EcgLlm:
+        """Fold the LoRA weights into the LLM for deployment (not possible on a 4/8-bit model)."""
+        if hasattr(self.llm, "merge_and_unload"):
+            if getattr(self.llm, "is_loaded_in_4bit", False) or getattr(self.llm, "is_loaded_in_8bit", False):
+                raise ConfigError(
+                    "Cannot merge LoRA into a quantized LLM; reload with quantization='none' first."
+                )
+            self.llm = self.llm.merge_and_unload()
+            self.merged = True
+        return self
+
+    def save_pretrained(self, out_dir: str | os.PathLike) -> Path:
+        """Write the whole model (config, encoder copy, tokenizer, projector, adapter or merged LLM) atomically."""
+        out_dir = Path(out_dir)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+        try:
+            self.config.save(tmp / "config.json")
+            self.encoder.save_pretrained(tmp / "encoder")
+            self.tokenizer.save_pretrained(tmp / "tokenizer")
+            save_file(
+                {k: v.contiguous().cpu() for k, v in self.projector.state_dict().items()},
+                tmp / "projector.safetensors",
+            )
+            if self.merged or not hasattr(self.llm, "peft_config"):
+                if self.merged:
+                    self.llm.save_pretrained(tmp / "llm")
+            else:
+                self.llm.save_pretrained(tmp, save_embedding_layers=False)
+            if out_dir.exists():
+                old = out_dir.with_name(f".{out_dir.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(out_dir, old)
+                os.replace(tmp, out_dir)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, out_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return out_dir
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_dir: str | os.PathLike,
+        *,
+        llm: str | None = None,
+        quantization: str | None = None,
+        dtype: str | None = None,
+        device: str | torch.device | None = None,
+        is_trainable: bool = False,
+    ) -> EcgLlm:
+        """Reload a ``save_pretrained`` directory; ``llm`` overrides where the base LLM is found."""
+        from transformers import AutoTokenizer
+
+        model_dir = Path(model_dir)
+        config = EcgLlmConfig.load(model_dir / "config.json")
+        for name in ("projector.safetensors", "encoder", "tokenizer"):
+            if not (model_dir / name).exists():
+                raise CheckpointError(f"{model_dir / name} is missing; the model directory is incomplete.")
+        if llm is not None:
+            config.llm = llm
+        if quantization is not None:
+            config.quantization = quantization
+        if dtype is not None:
+            config.dtype = dtype
+        merged = (model_dir / "llm").is_dir()
+        base, _ = load_llm(
+            model_dir / "llm" if merged else config.llm,
+            quantization=config.quantization,
+            dtype=config.dtype,
+            trust_remote_code=config.trust_remote_code,
+        )
+        tokenizer = AutoTokenizer.from_pretrained(model_dir / "tokenizer", local_files_only=True)
+        model = cls(config, load_encoder(model_dir / "encoder"), base, tokenizer)
+        if not merged and (model_dir / "adapter_config.json").is_file():
+            from peft import PeftModel
+
+            model.llm = PeftModel.from_pretrained(base, model_dir, is_trainable=is_trainable)
+        model.merged = merged
+        state = load_file(model_dir / "projector.safetensors")
+        missing, unexpected = model.projector.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise CheckpointError(
+                f"Projector weights do not match the config: missing={missing} unexpected={unexpected}"
+            )
+        if device is not None:
+            model.to(device)
+        else:
+            model.projector.to(next(model.llm.parameters()).device)
+        return model.eval()
+
+
+def load_encoder(path: str | os.PathLike) -> EcgEncoder:
+    """A stage-1 encoder folder (``<run>/encoder``) -> frozen EcgEncoder."""
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise CheckpointError(
+            f"{path} is not a stage-1 encoder folder (no config.json); point to `<stage-1 run>/encoder`."
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        encoder = EcgEncoder.from_pretrained(path, use_safetensors=True)
+    return encoder.requires_grad_(False).eval()

@@ -1,0 +1,174 @@
+"""ECG-QA samples -> token ids with answer-only labels, and frozen-encoder features cached once per ECG."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from bridge.modeling import EcgFeatures, EcgLlm
+from bridge.processor import Encoded
+from encoder.errors import DatasetError
+
+
+@dataclass
+class QaSample:
+    """One ECG-QA question (``ecg_ids`` has 1 or 2 entries; ``answer`` is a list as in ECG-QA)."""
+
+    ecg_ids: list[int]
+    question: str
+    answer: list[str]
+    question_type: str = ""
+    template_id: int = -1
+    attribute_type: str = ""
+
+
+def answer_text(answer: Sequence[str]) -> str:
+    """ECG-QA answer list -> the target string (comma-separated, in the dataset's order)."""
+    return ", ".join(a.strip() for a in answer)
+
+
+def load_qa_samples(
+    ecgqa_root: str | os.PathLike,
+    split: str,
+    *,
+    source: str = "ptbxl",
+    variant: str = "template",
+    question_types: Sequence[str] | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+) -> list[QaSample]:
+    """Read ECG-QA questions (``encoder.datasets.ecgqa.load_ecgqa``), filter by type, sample ``limit`` (seeded)."""
+    from encoder.datasets.ecgqa import load_ecgqa
+
+    ds = load_ecgqa(ecgqa_root, source=source, variant=variant, split=split)
+    samples = [
+        QaSample(
+            ecg_ids=[int(e) for e in row["ecg_id"]],
+            question=str(row["question"]),
+            answer=[str(a) for a in row["answer"]],
+            question_type=str(row.get("question_type", "")),
+            template_id=int(row.get("template_id", -1)),
+            attribute_type=str(row.get("attribute_type", "") or ""),
+        )
+        for row in ds
+    ]
+    if question_types:
+        samples = [s for s in samples if s.question_type in set(question_types)]
+    if not samples:
+        raise DatasetError(f"No ECG-QA questions of types {question_types} in {ecgqa_root} ({split}).")
+    if limit is not None and len(samples) > limit:
+        keep = np.random.default_rng(seed).choice(len(samples), size=limit, replace=False)
+        samples = [samples[i] for i in sorted(keep)]
+    return samples
+
+
+def ptbxl_reader(
+    ptbxl_root: str | os.PathLike, sampling_rate: int, num_samples: int
+) -> Callable[[int], np.ndarray]:
+    """ecg_id -> model-ready (12, num_samples) array, read from a PTB-XL-format folder with ``model_input``."""
+    from encoder.datasets.ptbxl import PtbXl
+    from encoder.preprocess import model_input
+
+    dataset = PtbXl(ptbxl_root, sampling_rate=sampling_rate, min_label_count=0, drop_unlabeled=False)
+
+    def read(ecg_id: int) -> np.ndarray:
+        return model_input(dataset.read_ecg_id(int(ecg_id)), sampling_rate, num_samples)
+
+    return read
+
+
+@dataclass
+class FeatureStore:
+    """Frozen-encoder features of every ECG a run needs, computed once; ``rows`` maps ecg_id -> row."""
+
+    ecg_ids: list[int]
+    features: EcgFeatures
+
+    @property
+    def rows(self) -> dict[int, int]:
+        return {e: i for i, e in enumerate(self.ecg_ids)}
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_name(f".{path.name}.tmp")
+        f = self.features
+        tensors = {
+            "ecg_ids": torch.tensor(self.ecg_ids),
+            "tokens": f.tokens,
+            "summary": f.summary,
+            "probs": f.probs,
+        }
+        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> FeatureStore:
+        t = load_file(path)
+        return cls(t["ecg_ids"].tolist(), EcgFeatures(t["tokens"], t["summary"], t["probs"]))
+
+
+@torch.no_grad()
+def compute_features(
+    model: EcgLlm,
+    ecg_ids: Sequence[int],
+    read: Callable[[int], np.ndarray],
+    *,
+    batch_size: int = 64,
+    cache_path: Path | None = None,
+) -> FeatureStore:
+    """Run the frozen encoder once per unique ECG (reused from ``cache_path`` when it holds the same ids)."""
+    ids = sorted({int(e) for e in ecg_ids})
+    if cache_path is not None and cache_path.is_file():
+        store = FeatureStore.load(cache_path)
+        if store.ecg_ids == ids:
+            return store
+    parts: list[EcgFeatures] = []
+    for start in tqdm(range(0, len(ids), batch_size), desc="encoder features", leave=False):
+        batch = np.stack([read(e) for e in ids[start : start + batch_size]])  # (b, 12, T)
+        parts.append(model.encode_ecgs(torch.from_numpy(batch)).to("cpu"))
+    feats = EcgFeatures(
+        torch.cat([p.tokens for p in parts]),
+        torch.cat([p.summary for p in parts]),
+        torch.cat([p.probs for p in parts]),
+    )
+    store = FeatureStore(ids, feats)
+    if cache_path is not None:
+        store.save(cache_path)
+    return store
+
+
+class QaDataset(torch.utils.data.Dataset):
+    """Tokenised training examples; ``collate`` returns padded ids/labels + the feature rows in prompt order."""
+
+    def __init__(self, samples: Sequence[QaSample], model: EcgLlm, store: FeatureStore) -> None:
+        self.samples = list(samples)
+        rows = store.rows
+        missing = {e for s in self.samples for e in s.ecg_ids if e not in rows}
+        if missing:
+            raise DatasetError(f"{len(missing)} ECG ids have no features (e.g. {sorted(missing)[:3]}).")
+        self.rows = [[rows[e] for e in s.ecg_ids] for s in self.samples]
+        self.processor = model.processor
+        findings = model.findings(store.features.probs) if model.config.findings_hint else None
+        self.items: list[Encoded] = []
+        for s, r in zip(self.samples, self.rows, strict=True):
+            hints = model.hint_lines([findings[i] for i in r]) if findings is not None else None
+            self.items.append(
+                self.processor.encode_train(s.question, answer_text(s.answer), len(r), hints=hints)
+            )
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[Encoded, list[int]]:
+        return self.items[i], self.rows[i]
+
+    def collate(self, batch: list[tuple[Encoded, list[int]]]) -> dict:
+        out = self.processor.pad([b[0] for b in batch], side="right")
+        out["rows"] = torch.tensor([r for b in batch for r in b[1]], dtype=torch.long)  # (M,) prompt order
+        return out

@@ -1,0 +1,272 @@
+"""Inference API: ``EcgChat.from_pretrained(dir)`` -> ``answer`` / ``generate_batch`` / ``aux_probabilities``.
+
+The functions at the bottom (``greedy_answers``, ``choose_answers``) work on an ``EcgLlm`` plus (cached) encoder
+features; training-time evaluation and ``EcgChat`` both use them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bridge.modeling import EcgFeatures, EcgLlm
+from bridge.processor import Encoded
+from encoder.errors import ConfigError, EcgInputError
+from encoder.record import Ecg
+
+
+@dataclass
+class ChatAnswer:
+    """An answer with the aux head's evidence: one label -> probability dict per ECG (high first)."""
+
+    text: str
+    evidence: list[dict[str, float]]
+    findings: list[list[str]]
+
+
+class EcgChat:
+    """Question answering about one or two ECGs with a trained stage-2 model."""
+
+    def __init__(self, model: EcgLlm) -> None:
+        self.model = model.eval()
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_dir: str | os.PathLike,
+        *,
+        device: str | torch.device | None = None,
+        llm: str | None = None,
+        quantization: str | None = None,
+        dtype: str | None = None,
+    ) -> EcgChat:
+        """Load a ``run_finetune`` result (``<run>/model``); ``llm`` overrides where the base LLM lives."""
+        return cls(
+            EcgLlm.from_pretrained(model_dir, llm=llm, quantization=quantization, dtype=dtype, device=device)
+        )
+
+    # ----- ECG side ---------------------------------------------------------------------------------------
+    @property
+    def label_names(self) -> list[str]:
+        return self.model.label_names
+
+    @property
+    def encoder_config(self):
+        """Encoder config: ``sampling_rate`` and ``input_samples`` feed ``encoder.preprocess.model_input``."""
+        return self.model.encoder.config
+
+    def prepare(self, ecgs: Ecg | str | Path | np.ndarray | Sequence) -> np.ndarray:
+        """Records, paths or model-ready (12, T) arrays -> model-ready batch (n, 12, T)."""
+        from encoder.preprocess import model_input
+
+        items = list(ecgs) if isinstance(ecgs, (list, tuple)) else [ecgs]
+        if not 1 <= len(items) <= 2:
+            raise EcgInputError(f"Ask about one or two ECGs at a time, got {len(items)}.")
+        cfg = self.encoder_config
+        out = []
+        for item in items:
+            if isinstance(item, (str, Path)):
+                from encoder.io import read_ecg
+
+                item = read_ecg(item)
+            if isinstance(item, Ecg):
+                item = model_input(item, cfg.sampling_rate, cfg.input_samples)
+            arr = np.asarray(item, dtype=np.float32)
+            if arr.shape != (12, cfg.input_samples):
+                raise EcgInputError(
+                    f"A model-ready array must have shape (12, {cfg.input_samples}); got {arr.shape}. "
+                    "Pass an Ecg or a file path to have it resampled/cropped/normalised."
+                )
+            if not np.isfinite(arr).all():
+                raise EcgInputError("The ECG array contains NaN/inf values.")
+            out.append(arr)
+        return np.stack(out)
+
+    def features(self, arrays: np.ndarray) -> EcgFeatures:
+        return self.model.encode_ecgs(torch.from_numpy(np.asarray(arrays, dtype=np.float32)))
+
+    def aux_probabilities(self, ecg_arrays: np.ndarray) -> np.ndarray:
+        """Calibrated aux-head probabilities (n, L) of model-ready arrays (n, 12, T)."""
+        return self.features(ecg_arrays).probs.cpu().numpy()
+
+    def _evidence(self, probs: torch.Tensor) -> list[dict[str, float]]:
+        names = self.label_names
+        return [
+            dict(sorted(zip(names, map(float, row), strict=True), key=lambda kv: -kv[1]))
+            for row in probs.cpu().tolist()
+        ]
+
+    # ----- chat -------------------------------------------------------------------------------------------
+    def answer(
+        self,
+        ecgs: Ecg | str | Path | np.ndarray | list,
+        question: str,
+        history: list[tuple[str, str]] | None = None,
+        stream: bool = False,
+        max_new_tokens: int = 64,
+    ) -> ChatAnswer | Iterator[ChatAnswer]:
+        """Greedy answer about 1-2 ECGs; ``stream=True`` yields ChatAnswers with growing text."""
+        if not question or not question.strip():
+            raise ConfigError("The question is empty.")
+        feats = self.features(self.prepare(ecgs))
+        findings = self.model.findings(feats.probs)
+        evidence = self._evidence(feats.probs)
+        enc = self.model.processor.encode_prompt(
+            question.strip(), len(feats), history=history, hints=self.model.hint_lines(findings)
+        )
+        batch = self.model.processor.pad([enc], side="left")
+        if not stream:
+            ids = self.model.generate(
+                batch["input_ids"], batch["attention_mask"], feats, max_new_tokens=max_new_tokens
+            )
+            text = self.model.tokenizer.decode(ids[0], skip_special_tokens=True).strip()
+            return ChatAnswer(text, evidence, findings)
+        return self._stream(batch, feats, evidence, findings, max_new_tokens)
+
+    def _stream(self, batch, feats, evidence, findings, max_new_tokens) -> Iterator[ChatAnswer]:
+        from transformers import TextIteratorStreamer
+
+        streamer = TextIteratorStreamer(self.model.tokenizer, skip_prompt=False, skip_special_tokens=True)
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                self.model.generate(
+                    batch["input_ids"],
+                    batch["attention_mask"],
+                    feats,
+                    max_new_tokens=max_new_tokens,
+                    streamer=streamer,
+                )
+            except BaseException as err:  # surfaced to the caller below
+                errors.append(err)
+                streamer.end()
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        text = ""
+        for piece in streamer:
+            text += piece
+            yield ChatAnswer(text.strip(), evidence, findings)
+        thread.join()
+        if errors:
+            raise errors[0]
+
+    def generate_batch(
+        self,
+        ecg_batches: list[list[np.ndarray]],
+        questions: list[str],
+        *,
+        use_ecg: bool = True,
+        max_new_tokens: int = 16,
+        allowed_answers: list[list[str]] | None = None,
+        batch_size: int = 16,
+    ) -> list[str]:
+        """Greedy answers for many questions (left-padded batches). ``use_ecg=False``: text-only baseline (no ECG
+        tokens, no findings hint). ``allowed_answers``: per question, pick the most likely of these strings."""
+        if len(ecg_batches) != len(questions):
+            raise ConfigError(f"{len(ecg_batches)} ECG lists for {len(questions)} questions.")
+        if allowed_answers is not None and len(allowed_answers) != len(questions):
+            raise ConfigError("allowed_answers needs one option list per question.")
+        answers: list[str] = []
+        for start in range(0, len(questions), batch_size):
+            sl = slice(start, start + batch_size)
+            qs, ecgs = questions[sl], ecg_batches[sl]
+            feats, counts = None, [0] * len(qs)
+            if use_ecg:
+                counts = [len(e) for e in ecgs]
+                arrays = np.stack([np.asarray(a, dtype=np.float32) for e in ecgs for a in e])  # (M, 12, T)
+                feats = self.features(arrays)
+            options = allowed_answers[sl] if allowed_answers is not None else None
+            answers += answer_questions(
+                self.model, qs, counts, feats, options=options, max_new_tokens=max_new_tokens
+            )
+        return answers
+
+
+# ----- batch helpers on an EcgLlm + features ----------------------------------------------------------------
+def _prompts(
+    model: EcgLlm, questions: Sequence[str], counts: Sequence[int], feats: EcgFeatures | None
+) -> list[Encoded]:
+    findings = model.findings(feats.probs) if feats is not None and model.config.findings_hint else None
+    out, row = [], 0
+    for q, n in zip(questions, counts, strict=True):
+        hints = model.hint_lines(findings[row : row + n]) if findings is not None and n else None
+        out.append(model.processor.encode_prompt(q, n, hints=hints))
+        row += n
+    return out
+
+
+@torch.no_grad()
+def answer_questions(
+    model: EcgLlm,
+    questions: Sequence[str],
+    counts: Sequence[int],
+    feats: EcgFeatures | None,
+    *,
+    options: Sequence[Sequence[str]] | None = None,
+    max_new_tokens: int = 16,
+) -> list[str]:
+    """Free-form greedy answers, or the most likely option per question when ``options`` is given.
+
+    ``counts[i]`` ECGs belong to question i; ``feats`` holds them in order (None / counts 0 = text only).
+    """
+    if options is not None:
+        return choose_answers(model, questions, counts, feats, options)
+    prompts = _prompts(model, questions, counts, feats)
+    batch = model.processor.pad(prompts, side="left")
+    device = next(model.llm.parameters()).device
+    ids = model.generate(
+        batch["input_ids"].to(device),
+        batch["attention_mask"].to(device),
+        feats,
+        max_new_tokens=max_new_tokens,
+    )
+    return [t.strip() for t in model.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+
+
+@torch.no_grad()
+def choose_answers(
+    model: EcgLlm,
+    questions: Sequence[str],
+    counts: Sequence[int],
+    feats: EcgFeatures | None,
+    options: Sequence[Sequence[str]],
+    chunk: int = 32,
+) -> list[str]:
+    """Constrained decoding: the option with the highest total log-likelihood (answer + end-of-turn tokens)."""
+    findings = model.findings(feats.probs) if feats is not None and model.config.findings_hint else None
+    pairs: list[tuple[int, str, Encoded, list[int]]] = []
+    row = 0
+    for i, (q, n) in enumerate(zip(questions, counts, strict=True)):
+        if not options[i]:
+            raise ConfigError(f"Question {i} has an empty list of allowed answers.")
+        rows = list(range(row, row + n))
+        hints = model.hint_lines([findings[r] for r in rows]) if findings is not None and n else None
+        for opt in options[i]:
+            pairs.append((i, opt, model.processor.encode_train(q, opt, n, hints=hints), rows))
+        row += n
+    device = next(model.llm.parameters()).device
+    scores: list[float] = []
+    for start in range(0, len(pairs), chunk):
+        part = pairs[start : start + chunk]
+        batch = model.processor.pad([p[2] for p in part], side="right")
+        rows = [r for p in part for r in p[3]]
+        sub = feats.index(rows) if feats is not None and rows else None
+        logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device), features=sub).logits
+        labels = batch["labels"].to(device)[:, 1:]  # (B, T-1) next-token targets
+        logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+        mask = labels != -100
+        tok = logp.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask
+        scores += tok.sum(-1).tolist()
+    best: dict[int, tuple[float, str]] = {}
+    for (i, opt, _, _), s in zip(pairs, scores, strict=True):
+        if i not in best or s > best[i][0]:
+            best[i] = (s, opt)
+    return [best[i][1] for i in range(len(questions))]

