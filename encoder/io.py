@@ -194,14 +194,10 @@ def read_ecg_files(paths: Sequence[str | os.PathLike], **read_kwargs: Any) -> li
         records.append((path.stem, read_ecg(path, **read_kwargs)))
     for stem, hea in sorted(headers.items()):
         header_text = _read_header_text(hea)
-        data_names = sorted({name for name in _signal_file_names(header_text, hea)})
-        for name in data_names:
-            if name not in files:
-                raise EcgFileMissingError(
-                    f"Header {hea.name} refers to signal file {name!r}, which was not uploaded. "
-                    f"Upload {name} together with {hea.name}."
-                )
-        group = [hea] + [files[n] for n in data_names]
+        data_names = sorted(set(_signal_file_names(header_text, hea)))
+        # Signal files that only hold dropped channels (e.g. Frank leads) may be left out of the upload;
+        # read_ecg reports any file it needs that is missing.
+        group = [hea] + [files[n] for n in data_names if n in files]
         used.update(p.name for p in group)
         if len({p.parent.resolve() for p in group}) == 1:
             records.append((stem, read_ecg(hea, **read_kwargs)))
@@ -432,6 +428,7 @@ def _map_leads(names: Sequence[str], where: str) -> tuple[dict[int, int], list[s
         seen[row] = str(name)
         mapping[i] = row
     if unknown:
+        unknown = [u if u.strip() else "<unnamed>" for u in unknown]
         raise EcgLeadError(
             f"{where}: unknown lead name(s) {unknown}. Expected the 12 standard leads "
             f"({', '.join(CANONICAL_LEADS)}; aliases like AVR or MLII are fine). Pass lead_names= to name "
@@ -471,7 +468,7 @@ def _read_wfdb(
         fs = _check_fs(header_fs, f"sampling rate in {where}")
 
     # Lead names -> canonical rows, before anything is read.
-    names = list(lead_names) if lead_names is not None else [str(n) for n in (record.sig_name or [])]
+    names = list(lead_names) if lead_names is not None else [str(n or "") for n in (record.sig_name or [])]
     if len(names) != n_sig:
         raise EcgLeadError(f"{where}: {len(names)} lead names for {n_sig} signals; give one name per signal.")
     mapping, dropped = _map_leads(names, where)
@@ -518,7 +515,7 @@ def _read_wfdb(
                 f"{where}: lead {names[i]} has ADC gain {gains[i]!r}; the gain must be a positive number of "
                 "ADC units per physical unit (e.g. 200 or 1000). Fix the header."
             )
-        gain_per_mv = gain * scale
+        gain_per_mv = gain / scale  # ADC units per mV
         if not MIN_GAIN_PER_MV <= gain_per_mv <= MAX_GAIN_PER_MV:
             raise EcgSignalError(
                 f"{where}: lead {names[i]} has an implausible ADC gain of {gain:g} per {record.units[i]} "
@@ -545,7 +542,8 @@ def _read_wfdb(
         path = hea.parent / name
         if not path.is_file():
             raise EcgFileMissingError(
-                f"Signal file {name} (named in {where}) is missing. Put it in the same folder as the header."
+                f"Signal file {name} (named in {where}) is missing. Put it next to the header (or upload it "
+                "together with the header)."
             )
         size = _check_size(path, max_file_bytes)
         if size == 0:
@@ -584,7 +582,8 @@ def _read_wfdb(
     try:
         import wfdb
 
-        rec = wfdb.rdrecord(str(hea.with_suffix("")), channels=keep, sampto=int(sig_len), physical=True)
+        sampto = int(sig_len) if record.sig_len is not None else None  # None: wfdb uses the file size
+        rec = wfdb.rdrecord(str(hea.with_suffix("")), channels=keep, sampto=sampto, physical=True)
         data = np.asarray(rec.p_signal, dtype=np.float64)  # (T, K)
     except EcgInputError:
         raise
