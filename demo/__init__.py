@@ -1,0 +1,1 @@
+"""Front door for everyone: the Gradio chat demo (``ecgllm demo`` / ``python -m demo``) and the CLI."""
