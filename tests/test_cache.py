@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from encoder.datasets.cache import BuildCacheConfig, CachedEcgDataset, EcgCache, build_cache, run_build_cache
+from encoder.datasets.cache import (
+    BuildCacheConfig,
+    CachedEcgDataset,
+    EcgCache,
+    batch_loader,
+    build_cache,
+    run_build_cache,
+)
 from encoder.datasets.ptbxl import PtbXl
 from encoder.datasets.testing import write_tiny_ptbxl
 from encoder.errors import ConfigError, DatasetError
@@ -108,6 +115,25 @@ def test_cached_dataset_crops_match_inference_normalisation(root, tmp_path):
     assert batch["ecg"].shape == (4, 12, 250) and batch["labels"].shape == (4, len(cache.label_names))
     with pytest.raises(ConfigError):
         CachedEcgDataset(cache, crop_samples=5000)
+
+
+def test_batch_loader_equals_per_item_access(root, tmp_path):
+    cache = build_cache(PtbXl(root), tmp_path, progress=False)
+    ds = CachedEcgDataset(
+        cache, indices=cache.split_indices("train"), crop_samples=300, random_crop=True, seed=3
+    )
+    batches = list(batch_loader(ds, batch_size=4, shuffle=True, seed=5))
+    assert sum(len(b["index"]) for b in batches) == len(ds)
+    seen = torch.cat([b["index"] for b in batches]).tolist()
+    assert sorted(seen) == sorted(ds.indices.tolist())  # every row once
+    position = {int(r): k for k, r in enumerate(ds.indices)}
+    for b in batches:
+        for j, row in enumerate(b["index"].tolist()):
+            item = ds[position[row]]
+            torch.testing.assert_close(b["ecg"][j], item["ecg"])
+            torch.testing.assert_close(b["labels"][j], item["labels"])
+    again = torch.cat([b["index"] for b in batch_loader(ds, batch_size=4, shuffle=True, seed=5)]).tolist()
+    assert again == seen  # seeded order
 
 
 def test_padded_short_records_and_open_errors(root, tmp_path):

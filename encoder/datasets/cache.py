@@ -82,12 +82,14 @@ def cache_key(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _common_int16_gain(dataset: PtbXl) -> float | None:
+def _common_int16_gain(dataset: PtbXl, progress: bool = True) -> float | None:
     """The one ADC gain of all records if every record is stored in <= 16 bits with that gain, else None."""
     import wfdb
 
     gains: set[float] = set()
-    for i in tqdm(range(len(dataset)), desc="checking headers", unit="rec", leave=False):
+    for i in tqdm(
+        range(len(dataset)), desc="checking headers", unit="rec", leave=False, disable=not progress
+    ):
         path = dataset.record_path(i)
         try:
             h = wfdb.rdheader(str(path))
@@ -210,7 +212,7 @@ def build_cache(
     if (final / "meta.json").is_file():
         return EcgCache.open(final)
 
-    gain = None if (bandpass_hz or dtype == "float16") else _common_int16_gain(dataset)
+    gain = None if (bandpass_hz or dtype == "float16") else _common_int16_gain(dataset, progress)
     if dtype == "int16" and gain is None:
         raise ConfigError(
             "dtype='int16' needs a lossless source (16-bit records with one common gain, no filter); "
@@ -356,38 +358,82 @@ class CachedEcgDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def _normalise(self, crops: np.ndarray, ks: np.ndarray) -> np.ndarray:
-        x = crops.astype(np.float32) * np.float32(self.cache.scale)  # (B, 12, crop)
+    def _normalise(self, x: np.ndarray, ks: np.ndarray) -> np.ndarray:
+        """Per-lead z-score of crops in stored units (B, 12, crop) float32 -> (B, 12, crop) float32.
+
+        Z-scores do not depend on the unit, so the crops are not converted to mV first; ``eps`` is scaled to
+        stored units instead, which makes this equal to ``normalize_per_lead`` on the mV signal.
+        """
+        eps = 1e-6 / self.cache.scale
         mask = self.cache.lead_mask[self.indices[ks]]  # (B, 12)
         short = self._valid[ks] < self.crop_samples
         if not short.any():
-            return normalize_per_lead(x, mask)
+            return normalize_per_lead(
+                x, None if mask.all() else mask, eps=eps
+            )  # all leads present: same, faster
         out = np.zeros_like(x)
         for b in range(len(ks)):  # padded records: normalise the real part, keep the padding at 0
             v = self._valid[ks[b]]
-            out[b, :, :v] = normalize_per_lead(x[b, :, :v], mask[b])
+            out[b, :, :v] = normalize_per_lead(x[b, :, :v], mask[b], eps=eps)
         return out
 
-    def __getitem__(self, k: int) -> dict[str, Any]:
-        return self.__getitems__([k])[0]
+    def batch(self, ks: list[int] | np.ndarray) -> dict[str, torch.Tensor]:
+        """Items ``ks`` as one batch: ``{"ecg": (B, 12, crop), "labels": (B, L), "index": (B,)}``.
 
-    def __getitems__(self, ks: list[int]) -> list[dict[str, Any]]:
-        """Batched fetch (used by ``torch.utils.data.DataLoader``): one memmap gather + one normalisation."""
+        One memmap gather (converted to float32 on the fly) and one vectorised normalisation for the batch.
+        """
         ks = np.asarray(ks, dtype=np.int64)
         rows = self.indices[ks]
         starts = self._starts[ks]
         c = self.crop_samples
-        if c == self.cache.num_samples:
-            crops = self.cache.signals[rows]  # (B, 12, c)
-        elif np.all(starts == starts[0]):
-            crops = self.cache.signals[rows, :, starts[0] : starts[0] + c]
+        x = np.empty((len(ks), 12, c), dtype=np.float32)  # (B, 12, c) stored units
+        if np.all(starts == starts[0]):
+            x[:] = self.cache.signals[rows, :, starts[0] : starts[0] + c]
         else:
-            crops = np.stack([self.cache.signals[r, :, s : s + c] for r, s in zip(rows, starts, strict=True)])
-        x = torch.from_numpy(self._normalise(crops, ks))  # (B, 12, c)
+            for b, (r, s) in enumerate(zip(rows, starts, strict=True)):
+                x[b] = self.cache.signals[r, :, s : s + c]
+        return {
+            "ecg": torch.from_numpy(self._normalise(x, ks)),  # (B, 12, c) float32
+            "labels": self._labels[torch.from_numpy(ks)],  # (B, L) float32
+            "index": torch.from_numpy(rows),  # (B,) int64 cache rows
+        }
+
+    def __getitem__(self, k: int | list[int] | np.ndarray) -> dict[str, Any]:
+        """One item (``int``), or a whole batch when given a list of positions (see ``batch_loader``)."""
+        if isinstance(k, (list, tuple, np.ndarray, torch.Tensor)):
+            return self.batch(np.asarray(k))
+        return self.__getitems__([k])[0]
+
+    def __getitems__(self, ks: list[int]) -> list[dict[str, Any]]:
+        """Batched fetch used by a plain ``DataLoader(dataset, batch_size=...)``: per-item dicts of one batch."""
+        b = self.batch(ks)
         return [
-            {"ecg": x[b], "labels": self._labels[k], "index": int(r)}
-            for b, (k, r) in enumerate(zip(ks, rows, strict=True))
+            {"ecg": b["ecg"][j], "labels": b["labels"][j], "index": int(b["index"][j])}
+            for j in range(len(ks))
         ]
+
+
+def batch_loader(
+    dataset: CachedEcgDataset,
+    batch_size: int,
+    shuffle: bool = True,
+    drop_last: bool = False,
+    seed: int = 0,
+    num_workers: int = 0,
+) -> torch.utils.data.DataLoader:
+    """A ``DataLoader`` that fetches whole batches (no per-item collate): the fastest way to read the cache.
+
+    Yields ``{"ecg": (B, 12, crop) float32, "labels": (B, L) float32, "index": (B,) int64}``; the shuffling
+    order is seeded by ``seed`` (the crops by the dataset's ``seed`` and ``set_epoch``).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    sampler = (
+        torch.utils.data.RandomSampler(dataset, generator=gen)
+        if shuffle
+        else torch.utils.data.SequentialSampler(dataset)
+    )
+    batches = torch.utils.data.BatchSampler(sampler, batch_size=batch_size, drop_last=drop_last)
+    return torch.utils.data.DataLoader(dataset, sampler=batches, batch_size=None, num_workers=num_workers)
 
 
 @dataclass
