@@ -99,3 +99,48 @@ def test_parse_scp_codes_is_literal_only():
     assert parse_scp_codes("{'NORM': 100.0, 'SR': 0.0}") == {"NORM": 100.0, "SR": 0.0}
     with pytest.raises(DatasetError):
         parse_scp_codes("__import__('os').system('true')")
+
+
+def test_data_stats(root, tmp_path, capsys):
+    import json
+
+    from encoder.datasets.stats import DataStatsConfig, run_stats
+
+    qa = root.parent / "qa"  # ECG-QA questions about the tiny cohort, outside the dataset
+    (qa / "ptbxl" / "template" / "test").mkdir(parents=True, exist_ok=True)
+    sample = {
+        "template_id": 1,
+        "question_id": 0,
+        "sample_id": 0,
+        "question_type": "single-verify",
+        "attribute_type": "scp_code",
+        "question": "q",
+        "answer": ["no"],
+        "attribute": None,
+    }
+    shard = [
+        sample | {"ecg_id": [1]},
+        sample | {"ecg_id": [2, 999], "question_type": "comparison_consecutive-verify"},
+    ]
+    (qa / "ptbxl" / "template" / "test" / "0.json").write_text(json.dumps(shard))
+    cfg = DataStatsConfig(
+        ptbxl=str(root), task="superdiagnostic", ecgqa=str(qa), out_dir=str(tmp_path / "out")
+    )
+    stats = run_stats(cfg)
+    p = stats["ptbxl"]
+    assert p["records"] == 19 and p["records_in_database"] == 20
+    assert sum(p["records_per_fold"].values()) == 19 and p["records_per_split"]["test"] == 2
+    assert p["labels"]["MI"]["count"] == 6 and p["labels"]["MI"]["prevalence"] == pytest.approx(6 / 19)
+    assert p["top_pairs"] == []  # the tiny cohort has one superclass per record
+    assert p["sex"]["male"] + p["sex"]["female"] == 19
+    q = stats["ecgqa"]["splits"]["template/test"]
+    assert q["samples"] == 2 and q["ecgs_missing_from_ptbxl"] == 1
+    assert q["question_types"] == {"comparison_consecutive-verify": 1, "single-verify": 1}
+    out = capsys.readouterr().out
+    assert "records: 19" in out and "MI" in out and "single-verify 1" in out
+    assert json.loads((tmp_path / "out" / "stats.json").read_text())["ptbxl"]["records"] == 19
+    pairs = run_stats(DataStatsConfig(ptbxl=str(root), task="all", top_pairs=3))["ptbxl"]["top_pairs"]
+    assert len(pairs) == 3 and [x["count"] for x in pairs] == [4, 4, 2]
+    assert {tuple(x["pair"]) for x in pairs[:2]} == {("IMI", "SR"), ("NORM", "SR")}
+    with pytest.raises(DatasetError, match="dataset directory"):
+        run_stats(DataStatsConfig(ptbxl=str(root), out_dir=str(root / "stats")))
