@@ -74,7 +74,7 @@ class EvalVqaConfig:
     n_boot: int = 1000
     """Bootstrap resamples for the 95 % CIs."""
     leakage_run_dirs: list[Path] = field(default_factory=list)
-    """Extra training-run directories (e.g. the stage-1 run) searched for ``train_ecg_ids.json``."""
+    """Stage-1 run directories searched for ``train_ecg_ids.json`` (the stage-2 run's config.yaml already names its encoder)."""
 
 
 def _seed_everything(seed: int) -> None:
@@ -275,9 +275,8 @@ def _to_records(ds) -> list[dict]:
 def run_eval_vqa(cfg: EvalVqaConfig) -> Path:
     """Load model + data from ``cfg``, evaluate, write the report; returns ``cfg.out_dir``."""
     from encoder.datasets.ecgqa import load_answer_options, load_ecgqa
-
     from llm_finetune.inference import EcgChat
-    from llm_finetune.vqa.leakage import check_leakage
+    from llm_finetune.vqa.leakage import check_leakage, stage2_run_info
     from llm_finetune.vqa.report import write_report
     from llm_finetune.vqa.sampling import select_indices
     from llm_finetune.vqa.signals import EcgArrays, build_source
@@ -299,7 +298,7 @@ def run_eval_vqa(cfg: EvalVqaConfig) -> Path:
         seed=cfg.seed, provenance={"source": cfg.source, "variant": cfg.variant, "split": cfg.split},
     )  # fmt: skip
     records = [records[i] for i in keep]
-    answer_options = load_answer_options(root / cfg.source)
+    answer_options = load_answer_options(root, source=cfg.source)
     majority_reference, majority_note = None, f"fit on the {cfg.majority_fit_split} split"
     if "majority" in cfg.baselines:
         try:
@@ -327,11 +326,14 @@ def run_eval_vqa(cfg: EvalVqaConfig) -> Path:
     )  # fmt: skip
     results["majority_note"] = majority_note
 
+    run = stage2_run_info(cfg.model_dir)
     train_ids = None
-    try:
+    try:  # the questions stage 2 trained on (its config.yaml, else this dataset's train split)
+        train_root = run.get("ecgqa_root", root)
+        train_split = run.get("train_split", "train")
         train_ids = [
             e
-            for r in load_ecgqa(root, source=cfg.source, variant=cfg.variant, split="train")
+            for r in load_ecgqa(train_root, source=cfg.source, variant=cfg.variant, split=train_split)
             for e in r["ecg_id"]
         ]
     except DatasetError:

@@ -7,6 +7,10 @@ and ``"val"`` / ``"valid"`` / ``"val_ecg_ids"`` (used for early stopping / calib
 an optional ``"stage"`` (1 or 2) says which stage wrote it (else it is inferred from the folder:
 ``encoder/`` -> stage 1).
 
+A stage-2 run folder (``<run>/model`` + ``<run>/config.yaml``, written by ``run_finetune``) is read with
+:func:`stage2_run_info`: its ``encoder`` entry points at the stage-1 encoder (whose folders are searched
+too) and its ``train_split`` / ``ecgqa_root`` say which ECG-QA questions stage 2 trained on.
+
 Fallbacks, used only when no run recorded its ids (the report says which rule was used):
 - stage 1: the PTB-XL fold rule of this library (stage 1 trains on ``strat_fold`` 1-8, validates on 9),
   applied with the dataset's ``ptbxl_database.csv``. Note that ECG-QA's splits are **not** PTB-XL's folds,
@@ -53,25 +57,58 @@ def _ids(values: Iterable) -> set[int]:
 
 
 def find_id_records(
-    model_dir: str | Path | None, extra_dirs: Sequence[str | Path] = ()
+    model_dir: str | Path | None, stage1_dirs: Sequence[str | Path] = ()
 ) -> list[tuple[int, Path]]:
-    """``(stage, path)`` of every ``train_ecg_ids.json`` near the model or in ``extra_dirs``."""
-    candidates: list[Path] = []
+    """``(stage, path)`` of every ``train_ecg_ids.json`` near the stage-2 model or in the stage-1 ``stage1_dirs``.
+
+    A record's own ``"stage"`` key wins; otherwise ``encoder/`` folders and ``stage1_dirs`` are stage 1 and the
+    model folder and its parent are stage 2.
+    """
+    candidates: list[tuple[Path, int]] = []
     if model_dir is not None:
         m = Path(model_dir)
-        candidates += [m, m.parent, m / "encoder", m.parent / "encoder"]
-    candidates += [Path(d) for d in extra_dirs] + [Path(d) / "encoder" for d in extra_dirs]
+        candidates += [(m, 2), (m.parent, 2), (m / "encoder", 1), (m.parent / "encoder", 1)]
+    for d in map(Path, stage1_dirs):
+        candidates += [(d, 1), (d / "encoder", 1)]
     found: list[tuple[int, Path]] = []
     seen: set[Path] = set()
-    for d in candidates:
+    for d, default in candidates:
         p = (d / RECORD_NAME).resolve()
         if p in seen or not p.is_file():
             continue
         seen.add(p)
-        rec_stage = read_id_record(p)["stage"]
-        stage = int(rec_stage) if rec_stage else (1 if d.name == "encoder" else 2)
-        found.append((stage, p))
+        stage = read_id_record(p)["stage"]
+        found.append((int(stage) if stage else default, p))
     return found
+
+
+def stage2_run_info(model_dir: str | Path | None) -> dict:
+    """What the stage-2 run's ``config.yaml`` (next to ``model_dir``) says: stage-1 dirs, train split, ECG-QA root."""
+    if model_dir is None:
+        return {}
+    path = Path(model_dir).parent / "config.yaml"
+    if not path.is_file():
+        return {}
+    import yaml
+
+    try:
+        cfg = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError:
+        return {}
+    if not isinstance(cfg, dict):
+        return {}
+    info: dict = {"config": str(path)}
+    if cfg.get("encoder"):
+        enc = Path(str(cfg["encoder"]))
+        info["stage1_dirs"] = [enc, enc.parent]
+    if cfg.get("train_split"):
+        info["train_split"] = str(cfg["train_split"])
+    root = cfg.get("ecgqa_root") or (
+        str(Path(str(cfg["data_root"])) / "ecgqa") if cfg.get("data_root") else None
+    )
+    if root:
+        info["ecgqa_root"] = str(root)
+    return info
 
 
 def _overlap(eval_ids: set[int], seen: set[int]) -> dict:
@@ -93,7 +130,7 @@ def check_leakage(
     Args:
         eval_ecg_ids: every ``ecg_id`` the evaluated questions use.
         model_dir: the stage-2 model directory (searched for recorded ids, see the module docstring).
-        extra_run_dirs: more run directories to search (e.g. the stage-1 run).
+        extra_run_dirs: stage-1 run directories to search (the stage-2 run's ``config.yaml`` adds its own).
         ptbxl_folds: ``ecg_id -> strat_fold`` of the signal dataset, for the stage-1 fold fallback.
         ecgqa_train_ecg_ids: ECG ids of the ECG-QA training split, for the stage-2 fallback.
         warn: emit a :class:`LeakageWarning` for every stage with overlap.
@@ -103,7 +140,9 @@ def check_leakage(
     """
     ev = {int(i) for i in eval_ecg_ids}
     result: dict = {"n_eval_ecgs": len(ev)}
-    records = find_id_records(model_dir, extra_run_dirs)
+    records = find_id_records(
+        model_dir, [*extra_run_dirs, *stage2_run_info(model_dir).get("stage1_dirs", [])]
+    )
     for stage in (1, 2):
         paths = [p for s, p in records if s == stage]
         if paths:
@@ -122,7 +161,9 @@ def check_leakage(
             entry.update(_overlap(ev, train))
             entry.update({f"val_{k}": v for k, v in _overlap(ev, val).items()})
         elif stage == 2 and ecgqa_train_ecg_ids is not None:
-            entry = {"source": "rule: ECG-QA train split on disk (no recorded ids found)"}
+            entry = {
+                "source": "rule: the ECG-QA split stage 2 trained on, read from disk (no recorded ids found)"
+            }
             entry.update(_overlap(ev, {int(i) for i in ecgqa_train_ecg_ids}))
         else:
             entry = {"source": "unknown: no recorded ids and no fallback available", "n_overlap": None}

@@ -1,10 +1,10 @@
 """ECG-QA ``ecg_id`` -> model-ready array (12, T), for each ECG-QA source.
 
-``ptbxl`` ids are PTB-XL ``ecg_id``s (read through ``encoder.datasets.ptbxl.PtbXl``); ``mimic-iv-ecg`` ids are
-MIMIC-IV-ECG ``study_id``s, resolved through the dataset's ``record_list.csv`` (as ECG-QA's own mapping
-script does). A record carrying ``ecg_path`` (ECG-QA's mapped format) is read from that path directly.
-Every array goes through ``encoder.preprocess.model_input`` at the model's sampling rate and length, the
-same function every inference path uses.
+``ptbxl`` ids are PTB-XL ``ecg_id``s (``encoder.datasets.ptbxl.PtbXl``); ``mimic-iv-ecg`` ids are
+MIMIC-IV-ECG ``study_id``s (``encoder.datasets.ecgqa.MimicIvEcg``, through ``record_list.csv``). A record
+carrying ``ecg_path`` (ECG-QA's mapped format) is read from that path directly. Every array goes through
+``encoder.preprocess.model_input`` at the model's sampling rate and length, the same function every
+inference path uses.
 """
 
 from __future__ import annotations
@@ -14,57 +14,35 @@ from pathlib import Path
 
 import numpy as np
 
-from encoder.errors import ConfigError, DatasetError
-from encoder.record import Ecg
+from encoder.errors import ConfigError
 
 
-class PtbXlSource:
-    """PTB-XL records by ``ecg_id`` (any record of ``ptbxl_database.csv``, labelled or not)."""
+def _ptbxl(root: str | Path, sampling_rate: int):
+    from encoder.datasets.ptbxl import PtbXl
 
-    def __init__(self, root: str | Path, sampling_rate: int = 500) -> None:
-        from encoder.datasets.ptbxl import PtbXl
-
-        self.dataset = PtbXl(root, sampling_rate=100 if sampling_rate <= 100 else 500, drop_unlabeled=False)
-        db = self.dataset.database
-        self.folds = {int(e): int(f) for e, f in zip(db["ecg_id"], db["strat_fold"], strict=True)}
-        """``ecg_id -> strat_fold`` (for the leakage check's fold rule)."""
-
-    def read(self, ecg_id: int) -> Ecg:
-        return self.dataset.read_ecg_id(int(ecg_id))
+    ds = PtbXl(root, sampling_rate=100 if sampling_rate <= 100 else 500, drop_unlabeled=False)
+    db = ds.database
+    ds.folds = {
+        int(e): int(f) for e, f in zip(db["ecg_id"], db["strat_fold"], strict=True)
+    }  # leakage fold rule
+    return ds
 
 
-class MimicIvEcgSource:
-    """MIMIC-IV-ECG records by ``study_id`` (``<root>/record_list.csv`` -> ``<root>/<path>``)."""
+def _mimic(root: str | Path, sampling_rate: int):
+    from encoder.datasets.ecgqa import MimicIvEcg
 
-    def __init__(self, root: str | Path, sampling_rate: int = 500) -> None:
-        import pandas as pd
-
-        self.root = Path(root)
-        index = self.root / "record_list.csv"
-        if not index.is_file():
-            raise DatasetError(
-                f"{index} not found; --signals_root must be the MIMIC-IV-ECG folder with record_list.csv."
-            )
-        table = pd.read_csv(index)
-        self._path = {int(s): str(p) for s, p in zip(table["study_id"], table["path"], strict=True)}
-        self.folds: dict[int, int] = {}
-
-    def read(self, ecg_id: int) -> Ecg:
-        from encoder.io import read_ecg
-
-        if int(ecg_id) not in self._path:
-            raise DatasetError(f"study_id {ecg_id} is not in {self.root / 'record_list.csv'}.")
-        return read_ecg(self.root / self._path[int(ecg_id)])
+    return MimicIvEcg(root)
 
 
-SIGNAL_SOURCES: dict[str, Callable[..., object]] = {"ptbxl": PtbXlSource, "mimic-iv-ecg": MimicIvEcgSource}
+SIGNAL_SOURCES: dict[str, Callable] = {"ptbxl": _ptbxl, "mimic-iv-ecg": _mimic}
+"""ECG-QA source -> factory ``(root, sampling_rate)`` of an object with ``read_ecg_id(ecg_id) -> Ecg``."""
 
 
 def build_source(name: str, root: str | Path, sampling_rate: int):
     """Registry lookup: the signal reader of an ECG-QA source."""
     if name not in SIGNAL_SOURCES:
         raise ConfigError(f"Unknown ECG-QA source {name!r}; choose one of {sorted(SIGNAL_SOURCES)}.")
-    return SIGNAL_SOURCES[name](root, sampling_rate=sampling_rate)
+    return SIGNAL_SOURCES[name](root, sampling_rate)
 
 
 class EcgArrays:
@@ -86,7 +64,7 @@ class EcgArrays:
 
                 ecg = read_ecg(path)
             else:
-                ecg = self.source.read(int(ecg_id))
+                ecg = self.source.read_ecg_id(int(ecg_id))
             self._cache[key] = model_input(ecg, self.sampling_rate, self.num_samples)  # (12, T)
         return self._cache[key]
 
