@@ -339,8 +339,8 @@ def _signal_file_names(text: str, hea: Path) -> list[str]:
     return names
 
 
-def _parse_and_check_header(hea: Path) -> tuple[Any, list[str], list[str]]:
-    """Check the header text, then parse it with wfdb. Returns (wfdb Record, comments, signal file names)."""
+def _parse_and_check_header(hea: Path) -> tuple[Any, str, list[str]]:
+    """Check the header text, then parse it with wfdb. Returns (wfdb Record, header text, signal file names)."""
     text = _read_header_text(hea)
     lines = _header_lines(text)
     if not lines:
@@ -381,8 +381,7 @@ def _parse_and_check_header(hea: Path) -> tuple[Any, list[str], list[str]]:
         raise EcgFormatError(f"{hea.name}: corrupt WFDB header ({type(exc).__name__}: {exc}).") from None
     if getattr(record, "n_sig", None) != n_sig or len(getattr(record, "file_name", None) or []) != n_sig:
         raise EcgFormatError(f"{hea.name}: corrupt WFDB header (signal lines could not be parsed).")
-    comments = [str(c) for c in (record.comments or [])]
-    return record, comments, file_names
+    return record, text, file_names
 
 
 def _raw_gain_tokens(text: str) -> list[str | None]:
@@ -447,12 +446,13 @@ def _read_wfdb(
 ) -> _Raw:
     where = hea.name
     _check_size(hea, max_file_bytes)
-    record, comments, file_names = _parse_and_check_header(hea)
+    record, text, file_names = _parse_and_check_header(hea)
+    comments = [str(c) for c in (record.comments or [])]
     n_sig = record.n_sig
     warnings: list[str] = []
 
     # Sampling rate: the header's, unless overridden.
-    header_tokens = _header_lines(hea.read_text(encoding="utf-8"))[0].split()
+    header_tokens = _header_lines(text)[0].split()
     header_fs = float(record.fs) if len(header_tokens) >= 3 and record.fs is not None else None
     if fs is not None:
         fs = _check_fs(float(fs), "sampling rate you passed")
@@ -490,7 +490,7 @@ def _read_wfdb(
     spf = [int(s or 1) for s in (record.samps_per_frame or [1] * n_sig)]
     offsets = [int(b or 0) for b in (record.byte_offset or [0] * n_sig)]
     unit_scales: dict[int, float] = {}
-    raw_gains = _raw_gain_tokens(hea.read_text(encoding="utf-8"))
+    raw_gains = _raw_gain_tokens(text)
     for i in range(n_sig):
         if fmts[i] not in WFDB_BYTES_PER_SAMPLE:
             raise EcgFormatError(
@@ -501,7 +501,8 @@ def _read_wfdb(
             raise EcgFormatError(f"{where}: signal {i} has {spf[i]} samples per frame; corrupt header?")
         if i not in mapping:
             continue
-        scale = _unit_scale(record.units[i] if record.units else None, f"{where} signal {names[i]}")
+        unit = record.units[i] if record.units else None
+        scale = _unit_scale(unit, f"{where} signal {names[i]}")
         if raw_gains[i] is None:
             warnings.append(
                 f"lead {names[i]}: the header gives no ADC gain; the WFDB default 200/mV is assumed"
@@ -518,7 +519,7 @@ def _read_wfdb(
         gain_per_mv = gain / scale  # ADC units per mV
         if not MIN_GAIN_PER_MV <= gain_per_mv <= MAX_GAIN_PER_MV:
             raise EcgSignalError(
-                f"{where}: lead {names[i]} has an implausible ADC gain of {gain:g} per {record.units[i]} "
+                f"{where}: lead {names[i]} has an implausible ADC gain of {gain:g} per {unit or 'mV'} "
                 f"({gain_per_mv:g} per mV; expected {MIN_GAIN_PER_MV:g}..{MAX_GAIN_PER_MV:g}). Fix the header."
             )
         unit_scales[i] = scale
@@ -548,6 +549,12 @@ def _read_wfdb(
         size = _check_size(path, max_file_bytes)
         if size == 0:
             raise EcgFormatError(f"Signal file {name} is empty (0 bytes); the record has no samples.")
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+        if _looks_like_text(head):
+            raise EcgFormatError(
+                f"Signal file {name} looks like a text file, not WFDB binary data. Is it the right file?"
+            )
         if sig_len is not None:
             promised = offset + math.ceil(sig_len * frame * bps)
             if promised > max_file_bytes or sig_len * n_sig > max_file_bytes // 2:
@@ -562,12 +569,6 @@ def _read_wfdb(
                 )
         else:
             lengths.append(int(max(size - offset, 0) // (frame * bps)))
-        with open(path, "rb") as fh:
-            head = fh.read(4096)
-        if _looks_like_text(head):
-            raise EcgFormatError(
-                f"Signal file {name} looks like a text file, not WFDB binary data. Is it the right file?"
-            )
     if sig_len is None:
         sig_len = min(lengths)
         if sig_len <= 0:
@@ -858,8 +859,7 @@ def _assemble(raw: _Raw, *, min_duration_s: float | None, min_leads: int, target
         flat_leads=flat,
         masked_leads=masked_bad,
         missing_leads=[lead for lead in CANONICAL_LEADS if not lead_mask[lead_index(lead)]],
-        dropped_leads=list(raw.meta.get("dropped_leads", []))
-        + [d for d in dropped if d not in raw.meta.get("dropped_leads", [])],
+        dropped_leads=[*raw.meta.get("dropped_leads", []), *dropped],
         warnings=warnings,
     )
     meta.setdefault("comments", [])
