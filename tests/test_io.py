@@ -256,3 +256,22 @@ def test_read_ecg_files_clear_errors(tmp_path):
     (tmp_path / "x.txt").write_text("hello")
     with pytest.raises(errors.EcgFormatError, match="Unsupported"):
         read_ecg_files([tmp_path / "x.txt"])
+
+
+@pytest.mark.parametrize(
+    "name,canon",
+    [("AVR", "aVR"), ("avr", "aVR"), ("aVR", "aVR"), ("i", "I"), ("V1", "V1"), ("v6", "V6"), ("MLII", "II"),
+     ("Lead II", "II"), ("lead_iii", "III"), ("DII", "II"), ("V-2", "V2"), (" aVF ", "aVF")],
+)  # fmt: skip
+def test_lead_aliases(name, canon):
+    from encoder.leads import canonical_lead_name, is_known_extra_lead
+
+    assert canonical_lead_name(name) == canon
+    assert not is_known_extra_lead(name)
+
+
+@pytest.mark.parametrize("name", ["vx", "VY", "z", "Resp", "SpO2"])
+def test_extra_leads_are_known(name):
+    from encoder.leads import canonical_lead_name, is_known_extra_lead
+
+    assert canonical_lead_name(name) is None and is_known_extra_lead(name)
