@@ -1,12 +1,15 @@
 """Server-side checks of uploaded ECG files, and the bundled examples.
 
 The browser's file-type filter is only a hint: every upload is checked here again for count, size and type
-(by content, not only by name) before ``encoder.io.read_ecg_files`` groups a .hea with the .dat it names
-(it refuses signal-file names with paths in them) and reads the record.
+(by content, not only by name). The files are then copied into a private temporary folder (deleted right after
+reading), where ``encoder.io.read_ecg_files`` groups a .hea with the .dat it names (refusing signal-file names
+with paths in them) and reads the record: the reader sees exactly the uploaded files and nothing next to them.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +18,7 @@ from encoder.errors import EcgFileMissingError, EcgFormatError, EcgTooLargeError
 from encoder.record import Ecg
 
 ALLOWED_SUFFIXES: tuple[str, ...] = (".hea", ".dat", ".xyz", ".npy", ".csv")  # .xyz: PTB Frank leads
+STAGING_PREFIX = "ecgllm-demo-upload-"  # private folders of read_upload (the load test counts leftovers)
 MAX_FILES = 4  # per ECG: a .hea with up to three signal files
 _SNIFF_BYTES = 4096
 _NPY_MAGIC = b"\x93NUMPY"
@@ -97,8 +101,7 @@ def read_upload(paths: Sequence[str | Path], fs: float | None, options: ReadOpti
     """Check the uploaded files of one ECG and read them with ``encoder.io.read_ecg_files``.
 
     Accepted: one .npy, one .csv (``fs`` is their sampling rate; a CSV with a time column may omit it), or one
-    .hea with the .dat file(s) it names. The reader copies files that sit in different upload folders into a
-    private temporary folder and removes it before returning.
+    .hea with the .dat file(s) it names.
     """
     from encoder.io import read_ecg_files
 
@@ -121,13 +124,20 @@ def read_upload(paths: Sequence[str | Path], fs: float | None, options: ReadOpti
         )
     if suffixes.count(".hea") > 1:
         raise EcgFormatError("Upload one WFDB record per ECG: one .hea file with its .dat file.")
-    ecgs = read_ecg_files(
-        files,
-        fs=fs if arrays and fs else None,
-        min_duration_s=options.min_duration_s,
-        min_leads=options.min_leads,
-        max_file_bytes=options.max_file_bytes,
-    )
+    if len({f.name for f in files}) != len(files):
+        raise EcgFormatError("Two uploaded files have the same name; upload each file once.")
+    # Read copies in a private folder, so the reader sees exactly the uploaded files and nothing next to them.
+    with tempfile.TemporaryDirectory(prefix=STAGING_PREFIX) as tmp:
+        staged = [Path(tmp) / f.name for f in files]
+        for src, dst in zip(files, staged, strict=True):
+            shutil.copyfile(src, dst)
+        ecgs = read_ecg_files(
+            staged,
+            fs=fs if arrays and fs else None,
+            min_duration_s=options.min_duration_s,
+            min_leads=options.min_leads,
+            max_file_bytes=options.max_file_bytes,
+        )
     if len(ecgs) != 1:
         raise EcgFormatError(f"The upload holds {len(ecgs)} records; upload one ECG per slot.")
     ecg = ecgs[0]
