@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from encoder.errors import ConfigError, DatasetError
+from encoder.io import read_ecg
 from encoder.labels import ScpStatements, check_task, label_text, labels_for_record
 from encoder.record import Ecg
 
@@ -235,24 +236,4 @@ def read_record(path: Path) -> Ecg:
         raise DatasetError(
             f"WFDB record {path}.hea not found. Is the dataset complete (records100/ or records500/ present)?"
         )
-    try:
-        from encoder.io import read_ecg
-    except ImportError:  # encoder.io not merged yet: minimal wfdb reader with the same output
-        return _read_with_wfdb(path)
     return read_ecg(path)
-
-
-def _read_with_wfdb(path: Path) -> Ecg:
-    import wfdb
-
-    from encoder.leads import CANONICAL_LEADS, canonical_lead_name
-
-    signal, fields = wfdb.rdsamp(str(path))  # (T, C) float64, mV
-    out = np.zeros((len(CANONICAL_LEADS), signal.shape[0]), dtype=np.float32)  # (12, T)
-    mask = np.zeros(len(CANONICAL_LEADS), dtype=bool)
-    for c, name in enumerate(fields["sig_name"]):
-        canon = canonical_lead_name(name)
-        if canon is not None and not mask[CANONICAL_LEADS.index(canon)]:
-            out[CANONICAL_LEADS.index(canon)] = signal[:, c]
-            mask[CANONICAL_LEADS.index(canon)] = True
-    return Ecg(signal=out, fs=float(fields["fs"]), lead_mask=mask, meta={"source": str(path)})
