@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 import json
 import os
 import tempfile
+import types
+import typing
 from pathlib import Path
 from typing import Any
 

@@ -18,6 +18,10 @@ class InspectConfig:
     """Resample to this rate (Hz) after reading."""
     min_leads: int = 1
     """Refuse records with fewer of the 12 standard leads than this."""
+    min_duration_s: float | None = None
+    """Refuse records shorter than this many seconds."""
+    max_file_bytes: int | None = None
+    """Refuse files larger than this (default: the library's limit, 256 MiB)."""
     plot: str | None = None
     """Write a 12-lead plot (clinical layout) to this PNG path."""
 
@@ -38,7 +42,15 @@ def describe(ecg: Ecg) -> str:
 
 
 def run_inspect(cfg: InspectConfig) -> Ecg:
-    ecg = read_ecg(cfg.path, fs=cfg.fs, target_fs=cfg.target_fs, min_leads=cfg.min_leads)
+    limits = {"max_file_bytes": cfg.max_file_bytes} if cfg.max_file_bytes else {}
+    ecg = read_ecg(
+        cfg.path,
+        fs=cfg.fs,
+        target_fs=cfg.target_fs,
+        min_leads=cfg.min_leads,
+        min_duration_s=cfg.min_duration_s,
+        **limits,
+    )
     print(describe(ecg))
     if cfg.plot:
         from encoder.plotting import plot_12lead

@@ -1,0 +1,151 @@
+"""``ecgllm quickstart``: the whole pipeline offline on 2 CPU cores, then a report.
+
+synthetic cohort -> stage-1 pretraining -> stage-1 evaluation -> stage-2 fine-tuning with the packaged small LLM
+-> ECG-QA evaluation with baselines -> ``report.md``. Each finished step leaves a marker holding the hash of its
+settings; re-running skips finished steps and redoes a step whose settings changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from encoder.config_io import atomic_write_json, load_config, save_resolved_config, to_plain
+
+log = logging.getLogger(__name__)
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+DEFAULT_OUT_DIR = "runs/quickstart"
+MARKER = ".step_done.json"
+
+
+@dataclass
+class QuickstartConfig:
+    """The offline end-to-end run."""
+
+    out_dir: str = DEFAULT_OUT_DIR
+    """Run folder: cohort/, stage1/, stage2/, vqa/, report.md."""
+    num_records: int = 2000
+    """Synthetic ECG records to generate (10 s, 100 and 500 Hz)."""
+    seed: int = 0
+    """Seed of the cohort, both trainings and the evaluation."""
+    pretrain_config: str = str(CONFIG_DIR / "quickstart" / "pretrain.yaml")
+    """Stage-1 YAML (data_dir / out_dir are set by the quickstart)."""
+    finetune_config: str = str(CONFIG_DIR / "quickstart" / "finetune.yaml")
+    """Stage-2 YAML (data / encoder / output paths are set by the quickstart)."""
+    vqa_sample: int | None = 400
+    """Held-out questions scored by the VQA evaluation (seeded sample; None = the whole test split)."""
+    force: list[str] = field(default_factory=list)
+    """Steps to redo even if finished: any of cohort, stage1, stage1_eval, stage2, vqa (or all)."""
+
+
+STEPS = ("cohort", "stage1", "stage1_eval", "stage2", "vqa")
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(to_plain(obj), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _run_step(
+    name: str,
+    step_dir: Path,
+    settings: Any,
+    fn: Callable[[], Any],
+    cfg: QuickstartConfig,
+    timings: dict[str, float],
+) -> None:
+    """Run ``fn`` unless ``step_dir`` holds a marker for the same settings."""
+    marker = step_dir / MARKER
+    key = _hash(settings)
+    redo = name in cfg.force or "all" in cfg.force
+    if not redo and marker.is_file() and json.loads(marker.read_text()).get("hash") == key:
+        print(f"[quickstart] {name}: done earlier, reusing {step_dir}")
+        timings[name] = json.loads(marker.read_text()).get("seconds", 0.0)
+        return
+    if marker.is_file():
+        # Our own finished step whose settings changed (or that is forced): redo it from scratch.
+        shutil.rmtree(step_dir)
+    print(f"[quickstart] {name}: running ...")
+    t0 = time.perf_counter()
+    fn()
+    timings[name] = round(time.perf_counter() - t0, 1)
+    atomic_write_json(marker, {"hash": key, "seconds": timings[name]})
+    print(f"[quickstart] {name}: finished in {timings[name]:.0f} s")
+
+
+def run_quickstart(cfg: QuickstartConfig) -> Path:
+    from encoder.datasets.synthetic import SyntheticConfig, generate_cohort
+    from encoder.evaluate import EvaluateConfig, run_evaluate
+    from encoder.train import PretrainConfig, run_pretrain
+    from llm_finetune.train import FinetuneConfig, run_finetune
+    from llm_finetune.vqa.evaluate import EvalVqaConfig, run_eval_vqa
+
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_resolved_config(cfg, out)
+    timings: dict[str, float] = {}
+    paths = {step: out / step for step in STEPS}
+
+    synth = SyntheticConfig(out_dir=str(paths["cohort"]), num_records=cfg.num_records, seed=cfg.seed)
+    _run_step("cohort", paths["cohort"], synth, lambda: generate_cohort(synth), cfg, timings)
+
+    pretrain = load_config(
+        PretrainConfig,
+        cfg.pretrain_config,
+        data_dir=str(paths["cohort"]),
+        out_dir=str(paths["stage1"]),
+        seed=cfg.seed,
+        resume=True,
+    )
+    _run_step("stage1", paths["stage1"], pretrain, lambda: run_pretrain(pretrain), cfg, timings)
+
+    evaluate = EvaluateConfig(run_dir=str(paths["stage1"]), out_dir=str(paths["stage1_eval"]), seed=cfg.seed)
+    _run_step(
+        "stage1_eval",
+        paths["stage1_eval"],
+        [evaluate, timings.get("stage1")],
+        lambda: run_evaluate(evaluate),
+        cfg,
+        timings,
+    )
+
+    finetune = load_config(
+        FinetuneConfig,
+        cfg.finetune_config,
+        data_root=str(paths["cohort"]),
+        encoder=str(paths["stage1"] / "encoder"),
+        output_dir=str(paths["stage2"]),
+        seed=cfg.seed,
+    )
+    _run_step(
+        "stage2",
+        paths["stage2"],
+        [finetune, timings.get("stage1")],
+        lambda: run_finetune(finetune),
+        cfg,
+        timings,
+    )
+
+    vqa = EvalVqaConfig(
+        model_dir=paths["stage2"] / "model",
+        ecgqa_root=paths["cohort"] / "ecgqa",
+        out_dir=paths["vqa"],
+        sample=cfg.vqa_sample,
+        seed=cfg.seed,
+        leakage_run_dirs=[paths["stage1"]],
+    )
+    _run_step("vqa", paths["vqa"], [vqa, timings.get("stage2")], lambda: run_eval_vqa(vqa), cfg, timings)
+
+    from llm_finetune.quickstart_report import write_report
+
+    report = write_report(out, timings)
+    print(f"\n[quickstart] report: {report}")
+    print(f"[quickstart] chat with the model:  .venv/bin/ecgllm demo --model_dir {paths['stage2'] / 'model'}")
+    return report
