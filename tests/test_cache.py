@@ -39,6 +39,10 @@ def test_lossless_int16_round_trip_and_index(root, tmp_path):
     assert cache.table["labels"].tolist() == ds.table["labels"].tolist()
     assert cache.table["text"].tolist() == ds.table["text"].tolist()
     np.testing.assert_array_equal(cache.split_indices("test"), ds.split_indices("test"))
+    ids = cache.table["ecg_id"].to_numpy()
+    np.testing.assert_array_equal(cache.rows_for_ecg_ids([ids[4], ids[1]]), [4, 1])
+    with pytest.raises(DatasetError, match="1 ecg_id.*999"):
+        cache.rows_for_ecg_ids([ids[0], 999])
 
 
 def test_reused_and_keyed_by_settings(root, tmp_path):
@@ -152,8 +156,13 @@ def test_padded_short_records_and_open_errors(root, tmp_path):
 
 
 def test_run_build_cache_cli_runner(root, tmp_path, capsys):
-    path = run_build_cache(BuildCacheConfig(ptbxl=str(root), cache_dir=str(tmp_path), task="rhythm"))
+    path = run_build_cache(BuildCacheConfig(ptbxl=str(root), cache_dir=str(tmp_path), task="form"))
     assert (path / "config.yaml").is_file() and (path / "signals.npy").is_file()
+    assert len(EcgCache.open(path)) == 4  # only 4 of the 12 records carry a form statement
+    kept = run_build_cache(
+        BuildCacheConfig(ptbxl=str(root), cache_dir=str(tmp_path), task="form", drop_unlabeled=False)
+    )
+    assert kept != path and len(EcgCache.open(kept)) == 12
     assert "int16" in capsys.readouterr().out
     with pytest.raises(ConfigError):
         run_build_cache(BuildCacheConfig())

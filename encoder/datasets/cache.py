@@ -167,6 +167,18 @@ class EcgCache:
         """Row ``i`` as float32 millivolts (12, T)."""
         return np.asarray(self.signals[i], dtype=np.float32) * np.float32(self.scale)
 
+    def rows_for_ecg_ids(self, ecg_ids: list[int] | np.ndarray) -> np.ndarray:
+        """Cache rows of the given ecg_ids (e.g. an ECG-QA question's); one error listing all missing ids."""
+        if not hasattr(self, "_row_of"):
+            self._row_of = {int(e): r for r, e in enumerate(self.table["ecg_id"])}
+        missing = sorted({int(e) for e in ecg_ids if int(e) not in self._row_of})
+        if missing:
+            raise DatasetError(
+                f"{len(missing)} ecg_id(s) are not in the cache {self.path.name}: {missing[:20]}"
+                " (records without a label of the task are not cached; build with drop_unlabeled=False)."
+            )
+        return np.asarray([self._row_of[int(e)] for e in ecg_ids], dtype=np.int64)
+
     def split_indices(self, split: str) -> np.ndarray:
         """Rows of the official split (``train`` folds 1-8, ``val`` 9, ``test`` 10)."""
         if split not in SPLIT_FOLDS:
@@ -452,6 +464,8 @@ class BuildCacheConfig:
     """Stored length per record in seconds (longer records keep the start, shorter ones are zero-padded)."""
     min_label_count: int = 1
     """Keep labels with at least this many records (0 = the task's full vocabulary)."""
+    drop_unlabeled: bool = True
+    """Leave out records without a label of the task (as the benchmark does); False keeps every record."""
     text_style: str = "knowledge"
     """Text per record: knowledge (expanded SCP descriptions) or codes."""
     include_report: bool = False
@@ -475,6 +489,7 @@ def run_build_cache(cfg: BuildCacheConfig) -> Path:
         task=cfg.task,
         sampling_rate=cfg.sampling_rate,
         min_label_count=cfg.min_label_count,
+        drop_unlabeled=cfg.drop_unlabeled,
         text_style=cfg.text_style,
         include_report=cfg.include_report,
     )
