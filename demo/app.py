@@ -285,6 +285,11 @@ class DemoHandlers:
         yield messages, plots[0], plots[1], "Answer complete.", ""
 
 
+def _with_row(result: tuple, slot: str) -> tuple:
+    """Append the visibility of the slot's output row: A's always shows, B's only while B is loaded."""
+    return (*result, gr.Row(visible=slot == "A" or result[3] is not None))
+
+
 def build_app(chat_or_model_dir: ChatModel | str | Path, cfg: DemoConfig | None = None) -> gr.Blocks:
     """Build the Gradio Blocks app around a loaded ``EcgChat`` (or a model directory to load)."""
     cfg = cfg or DemoConfig()
@@ -295,6 +300,7 @@ def build_app(chat_or_model_dir: ChatModel | str | Path, cfg: DemoConfig | None 
     with gr.Blocks(title="ecg-llm demo", delete_cache=(600, 3600)) as app:
         gr.Markdown("# ecg-llm: chat about a 12-lead ECG")
         gr.Markdown(DISCLAIMER, elem_id="disclaimer")
+        status = gr.Markdown("Load an ECG to start: pick an example or upload a file.", elem_id="status")
         states = {s: gr.State(None) for s in SLOTS}
         inputs: dict[str, dict[str, Any]] = {}
         with gr.Row():
@@ -317,11 +323,10 @@ def build_app(chat_or_model_dir: ChatModel | str | Path, cfg: DemoConfig | None 
                         )
                         fs = gr.Number(
                             value=None,
-                            label="Sampling rate in Hz (needed for .npy, and .csv without a time column)",
+                            label="Sampling rate in Hz, for .npy (and .csv without a time column); 0 = not given",
                             elem_id=f"fs_{slot}",
                         )
                     inputs[slot] = {"example": example, "files": files, "fs": fs}
-                status = gr.Markdown("Load an ECG to start.", elem_id="status")
             with gr.Column(scale=2, min_width=480):
                 chatbot = gr.Chatbot(label="Chat", height=360, elem_id="chat")
                 question = gr.Textbox(
@@ -334,24 +339,20 @@ def build_app(chat_or_model_dir: ChatModel | str | Path, cfg: DemoConfig | None 
                     clear_chat = gr.Button("Clear chat")
         outputs: dict[str, dict[str, Any]] = {}
         for slot in SLOTS:
-            with gr.Row():
+            with gr.Row(visible=slot == "A") as row:  # ECG B's row appears once B is loaded
                 with gr.Column(scale=3):
-                    plot = gr.Plot(
-                        label=f"ECG {slot} — 25 mm/s, 10 mm/mV", format="png", elem_id=f"plot_{slot}"
-                    )
+                    plot = gr.Plot(show_label=False, format="png", elem_id=f"plot_{slot}")
                 with gr.Column(scale=1, min_width=300):
                     info = gr.Markdown("", elem_id=f"info_{slot}")
-                    probs = gr.Plot(
-                        label=f"ECG {slot}: label probabilities", format="png", elem_id=f"probs_{slot}"
-                    )
-            outputs[slot] = {"plot": plot, "info": info, "probs": probs}
+                    probs = gr.Plot(show_label=False, format="png", elem_id=f"probs_{slot}")
+            outputs[slot] = {"plot": plot, "info": info, "probs": probs, "row": row}
 
         for slot in SLOTS:
             ins, outs = inputs[slot], outputs[slot]
-            targets = [outs["plot"], outs["info"], outs["probs"], states[slot], status]
+            targets = [outs["plot"], outs["info"], outs["probs"], states[slot], status, outs["row"]]
             limit = cfg.concurrency_limit
             ins["files"].upload(
-                lambda f, r, s=slot: h.load_upload(f, r, s),
+                lambda f, r, s=slot: _with_row(h.load_upload(f, r, s), s),
                 [ins["files"], ins["fs"]],
                 targets,
                 api_name=f"load_upload_{slot.lower()}",
@@ -359,7 +360,7 @@ def build_app(chat_or_model_dir: ChatModel | str | Path, cfg: DemoConfig | None 
                 concurrency_id="read",
             )
             ins["fs"].submit(
-                lambda f, r, s=slot: h.load_upload(f, r, s),
+                lambda f, r, s=slot: _with_row(h.load_upload(f, r, s), s),
                 [ins["files"], ins["fs"]],
                 targets,
                 api_visibility="private",
@@ -367,7 +368,7 @@ def build_app(chat_or_model_dir: ChatModel | str | Path, cfg: DemoConfig | None 
                 concurrency_id="read",
             )
             ins["example"].input(
-                lambda n, s=slot: h.load_example(n, s),
+                lambda n, s=slot: _with_row(h.load_example(n, s), s),
                 [ins["example"]],
                 targets,
                 api_name=f"load_example_{slot.lower()}",
@@ -375,7 +376,7 @@ def build_app(chat_or_model_dir: ChatModel | str | Path, cfg: DemoConfig | None 
                 concurrency_id="read",
             )
             ins["files"].clear(
-                lambda s=slot: h.clear(s), None, targets, api_visibility="private", queue=False
+                lambda s=slot: _with_row(h.clear(s), s), None, targets, api_visibility="private", queue=False
             )
 
         ask_inputs = [question, chatbot, states["A"], states["B"]]

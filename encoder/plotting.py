@@ -182,19 +182,19 @@ def plot_label_probabilities(
     items = sorted(evidence.items(), key=lambda kv: float(kv[1]), reverse=True)[: max(int(top_k), 0)]
     names = [str(k) for k, _ in items]
     probs = np.array([float(v) for _, v in items], dtype=np.float64)  # (K,)
-    fig = Figure(figsize=(6.0, 1.2 + 0.3 * max(len(items), 2)), dpi=120)
+    fig = Figure(figsize=(4.2, 1.1 + 0.28 * max(len(items), 2)), dpi=110)
     ax = fig.add_subplot(1, 1, 1)
     y = np.arange(len(items))[::-1]  # first (highest) item at the top
     if len(items):
         hot = probs >= threshold if threshold is not None else np.zeros_like(probs, dtype=bool)
         ax.barh(y, probs, color=np.where(hot, "#c0392b", "#7f8c8d"), height=0.7)
         for yi, p in zip(y, probs, strict=True):
-            ax.text(min(p + 0.01, 0.9), yi, f"{p:.2f}", va="center", fontsize=8)
+            ax.text(min(p + 0.01, 0.88), yi, f"{p:.2f}", va="center", fontsize=9)
     else:
         ax.text(0.5, 0.5, "no label probabilities", ha="center", va="center", transform=ax.transAxes)
     ax.set_yticks(y, names)
     ax.set_xlim(0.0, 1.0)
-    ax.set_xlabel("probability (aux classifier head)")
+    ax.set_xlabel("probability (aux classifier head)", fontsize=9)
     if threshold is not None:
         ax.axvline(threshold, color="black", linestyle="--", linewidth=0.8)
     ax.set_title(title or f"Top {len(items)} findings", fontsize=10)
