@@ -1,0 +1,134 @@
+"""Benchmark: ECG-QA answers per second, measured side by side in one run.
+
+    .venv/bin/python benchmarks/bench_vqa.py                                  # tiny random stage-2 model
+    .venv/bin/python benchmarks/bench_vqa.py --model-dir runs/finetune/model  # a trained model
+
+Rows: generation (``EcgChat.generate_batch``) free-form vs constrained to the template's options, with and
+without the ECG (text-only baseline), at batch size 1 and ``--batch-size``; plus the aux-head answerer and the
+CPU-only part of the harness (normalisation + scoring of the real ECG-QA shard's gold answers). Questions come
+from the shipped real ECG-QA test shard (comparison questions, two ECGs each) and random model-ready arrays;
+each row is the best of ``--repeats`` timed passes after one warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import csv
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SHARD = Path(__file__).resolve().parents[1] / "tests" / "data" / "ecgqa" / "ptbxl"
+
+
+def best_of(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def tiny_chat():
+    from bridge.configuration import EcgLlmConfig
+    from bridge.modeling import EcgLlm
+    from encoder.configuration import EcgEncoderConfig
+    from encoder.modeling import EcgEncoder
+    from llm_finetune.inference import EcgChat
+
+    torch.manual_seed(0)
+    enc = EcgEncoder(EcgEncoderConfig(arch="resnet10", label_names=["NORM", "MI", "STTC", "CD", "HYP"]))
+    model = EcgLlm.build(EcgLlmConfig(llm="packaged:tiny-random-llama"), enc)
+    with tempfile.TemporaryDirectory() as tmp:  # save -> load, as an evaluation run does
+        model.save_pretrained(Path(tmp) / "model")
+        return EcgChat.from_pretrained(Path(tmp) / "model")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "--model-dir", type=Path, default=None, help="stage-2 model dir (default: tiny random model)"
+    )
+    ap.add_argument("--questions", type=int, default=16, help="questions per timed pass")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--max-new-tokens", type=int, default=16)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from llm_finetune.inference import EcgChat
+    from llm_finetune.vqa.baselines import AuxHeadAnswerer
+    from llm_finetune.vqa.normalize import AnswerNormalizer
+    from llm_finetune.vqa.scoring import score_item, summarize
+
+    shard = json.loads((SHARD / "template" / "test" / "80000.json").read_text())
+    with open(SHARD / "answers_for_each_template.csv") as f:
+        options = {int(r["template_id"]): ast.literal_eval(r["classes"]) for r in csv.DictReader(f)}
+
+    chat = EcgChat.from_pretrained(args.model_dir) if args.model_dir else tiny_chat()
+    t = int(chat.encoder_config.input_samples)
+    rng = np.random.default_rng(0)
+    recs = shard[: args.questions]
+    ecgs = [[rng.standard_normal((12, t)).astype(np.float32) for _ in r["ecg_id"]] for r in recs]
+    questions = [r["question"] for r in recs]
+    allowed = [options[r["template_id"]] for r in recs]
+    n = len(recs)
+
+    def gen(bs: int, use_ecg: bool, constrained: bool):
+        def run():
+            for s in range(0, n, bs):
+                chat.generate_batch(
+                    ecgs[s : s + bs],
+                    questions[s : s + bs],
+                    use_ecg=use_ecg,
+                    max_new_tokens=args.max_new_tokens,
+                    allowed_answers=allowed[s : s + bs] if constrained else None,
+                )
+
+        return run
+
+    print(
+        f"model: {args.model_dir or 'tiny random Llama (packaged:tiny-random-llama)'}; torch threads {torch.get_num_threads()}"
+    )
+    print(
+        f"{n} questions (2 ECGs each) per pass, max_new_tokens={args.max_new_tokens}, best of {args.repeats}\n"
+    )
+    print(f"{'what':48s} {'answers/s':>10s}")
+    with torch.inference_mode():
+        for bs in sorted({1, args.batch_size}):
+            for use_ecg in (True, False):
+                for constrained in (False, True):
+                    name = f"generate bs={bs} {'ECG' if use_ecg else 'text-only'} {'constrained' if constrained else 'free'}"
+                    sec = best_of(gen(bs, use_ecg, constrained), args.repeats)
+                    print(f"{name:48s} {n / sec:10.2f}", flush=True)
+        arrays = np.stack([e[0] for e in ecgs])  # (n, 12, T)
+        sec = best_of(lambda: chat.aux_probabilities(arrays), args.repeats)
+        print(f"{'aux-head probabilities (one ECG each)':48s} {n / sec:10.2f}")
+    aux = AuxHeadAnswerer(chat.label_names)
+    probs = chat.aux_probabilities(arrays)
+    single = {"question_type": "single-query", "question": "x", "attribute": None, "template_id": 3}
+    sec = best_of(lambda: [aux.answer(single, options[3], p) for p in probs], args.repeats)
+    print(f"{'aux-head answerer (from probabilities)':48s} {n / sec:10.0f}")
+
+    norms = {tid: AnswerNormalizer(o) for tid, o in options.items()}
+    texts = [", ".join(r["answer"]).upper() + "." for r in shard]
+
+    def harness():
+        preds = [norms[r["template_id"]](x).answers for r, x in zip(shard, texts, strict=True)]
+        summarize([score_item(r, p) for r, p in zip(shard, preds, strict=True)], n_boot=200)
+
+    sec = best_of(harness, args.repeats)
+    print(f"{'normalise + score real shard (2,146 answers)':48s} {len(shard) / sec:10.0f}")
+
+
+if __name__ == "__main__":
+    main()
