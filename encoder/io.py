@@ -153,7 +153,7 @@ def read_ecg(
         raw = _raw_from_array(source, fs, lead_names, units, source_name="array")
         raw.meta["format"] = "array"
     else:
-        path = Path(source)
+        path = Path(source).expanduser()
         kind, path = _detect_kind(path)
         if kind == "npy":
             raw = _read_npy(path, fs, lead_names, units, max_file_bytes)
@@ -167,9 +167,10 @@ def read_ecg(
 def read_ecg_files(paths: Sequence[str | os.PathLike], **read_kwargs: Any) -> list[Ecg]:
     """Read an uploaded set of files (e.g. ``x.hea`` + ``x.dat``) as ECG records, one ``Ecg`` per record.
 
-    Files are grouped by record name (file stem). WFDB groups need their .hea and every signal file the
-    header names; files that sit in different folders (as web uploads do) are copied into one private
-    temporary folder first. .npy / .csv files are records on their own. Returned sorted by record name.
+    Files are grouped by record name (file stem). A WFDB group is a .hea plus the uploaded signal files its
+    header names; they are copied into one private temporary folder (uploads often sit in different
+    folders) and read there, so a header can only reach uploaded files. .npy / .csv files are records on
+    their own. Returned sorted by record name.
     ``read_kwargs`` go to ``read_ecg``.
     """
     if not paths:
@@ -199,9 +200,8 @@ def read_ecg_files(paths: Sequence[str | os.PathLike], **read_kwargs: Any) -> li
         # read_ecg reports any file it needs that is missing.
         group = [hea] + [files[n] for n in data_names if n in files]
         used.update(p.name for p in group)
-        if len({p.parent.resolve() for p in group}) == 1:
-            records.append((stem, read_ecg(hea, **read_kwargs)))
-            continue
+        # Always read from a private folder holding only the uploaded files: uploads may sit in different
+        # folders, and a header must never reach files next to it that were not uploaded.
         with tempfile.TemporaryDirectory(prefix="ecgllm_upload_") as tmp:
             for p in group:
                 if p.stat().st_size > max_bytes:

@@ -275,3 +275,12 @@ def test_extra_leads_are_known(name):
     from encoder.leads import canonical_lead_name, is_known_extra_lead
 
     assert canonical_lead_name(name) is None and is_known_extra_lead(name)
+
+
+def test_read_ecg_files_only_sees_uploaded_files(tmp_path):
+    """A .hea uploaded alone cannot pull in a .dat that happens to sit next to it."""
+    for ext in (".hea", ".dat"):
+        shutil.copy(S0010.with_suffix(ext), tmp_path / f"s0010_re{ext}")
+    with pytest.raises(errors.EcgFileMissingError, match="upload it together"):
+        read_ecg_files([tmp_path / "s0010_re.hea"])
+    assert len(read_ecg_files([tmp_path / "s0010_re.hea", tmp_path / "s0010_re.dat"])) == 1

@@ -221,6 +221,9 @@ def _build(tmp_dir: Path) -> list[BadInput]:
     hea, _ = write_wfdb(folder("unknown_leads"), "rec", good[:3], fs, ["foo", "bar", "baz"])
     add("unknown_leads", hea, "error", "lead names foo/bar/baz", error="EcgLeadError")
 
+    hea, _ = write_wfdb(folder("only_extra_leads"), "rec", good[:3], fs, ["vx", "vy", "vz"])
+    add("only_extra_leads", hea, "error", "only Frank leads vx/vy/vz: no usable lead", error="EcgLeadError")
+
     hea, _ = write_wfdb(folder("duplicate_leads"), "rec", good[:2], fs, ["II", "MLII"])
     add("duplicate_leads", hea, "error", "two channels both map to lead II", error="EcgLeadError")
 
