@@ -284,3 +284,17 @@ def test_read_ecg_files_only_sees_uploaded_files(tmp_path):
     with pytest.raises(errors.EcgFileMissingError, match="upload it together"):
         read_ecg_files([tmp_path / "s0010_re.hea"])
     assert len(read_ecg_files([tmp_path / "s0010_re.hea", tmp_path / "s0010_re.dat"])) == 1
+
+
+@pytest.mark.parametrize("fmt", ["16", "212", "80", "24", "32"])
+def test_wfdb_formats_round_trip(tmp_path, fmt):
+    """Any storage format wfdb writes reads back to the same mV values (up to the ADC step)."""
+    sig = ecg_like(3, 1000, 250, seed=4)  # (3, T) mV
+    gain = 50.0 if fmt == "80" else 1000.0  # fit the 8-bit ADC range
+    wfdb.wrsamp(
+        "r", fs=250, units=["mV"] * 3, sig_name=["I", "II", "V1"], p_signal=sig.T, fmt=[fmt] * 3,
+        adc_gain=[gain] * 3, baseline=[0] * 3, write_dir=str(tmp_path),
+    )  # fmt: skip
+    ecg = read_ecg(tmp_path / "r")
+    assert ecg.present_leads == ["I", "II", "V1"]
+    np.testing.assert_allclose(ecg.signal[[0, 1, 6]], sig, atol=1.5 / gain)
