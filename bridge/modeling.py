@@ -7,6 +7,7 @@ adapter (``adapter_config.json`` + ``adapter_model.safetensors``), or ``llm/`` w
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -62,17 +63,22 @@ def resize_for_tokenizer(llm: nn.Module, tokenizer) -> None:
             emb.weight[old:] = emb.weight[:old].float().mean(0).to(emb.weight.dtype)
 
 
-def label_description(code: str) -> str:
-    """Readable text for a label code (PTB-XL SCP descriptions when available)."""
-    try:
-        from encoder.labels import SUBCLASS_DESCRIPTIONS, SUPERCLASS_DESCRIPTIONS
+@functools.lru_cache(maxsize=1)
+def _statements():
+    from encoder.labels import ScpStatements
 
-        for table in (SUPERCLASS_DESCRIPTIONS, SUBCLASS_DESCRIPTIONS):
-            if code in table:
-                return table[code].lower()
-    except ImportError:  # pragma: no cover - older encoder package
-        pass
-    return code
+    return ScpStatements.load()
+
+
+def label_description(code: str) -> str:
+    """Readable lower-case text for a label code: superclass names, else the PTB-XL SCP description
+    (ECG-QA's attribute strings are these descriptions, lower-cased)."""
+    from encoder.labels import SUPERCLASS_DESCRIPTIONS
+
+    if code in SUPERCLASS_DESCRIPTIONS:
+        return SUPERCLASS_DESCRIPTIONS[code].lower()
+    statements = _statements()
+    return statements.description(code).lower() if code in statements else code
 
 
 class EcgLlm(nn.Module):
@@ -267,6 +273,7 @@ class EcgLlm(nn.Module):
             if self.merged or not hasattr(self.llm, "peft_config"):
                 if self.merged:
                     self.llm.save_pretrained(tmp / "llm")
+                    self.tokenizer.save_pretrained(tmp / "llm")
             else:
                 self.llm.save_pretrained(tmp, save_embedding_layers=False)
             if out_dir.exists():

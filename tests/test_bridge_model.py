@@ -1,0 +1,126 @@
+"""EcgLlm: masked_scatter placement and count check, frozen encoder, LoRA targets, save/load, merge, QLoRA on CPU."""
+
+import pytest
+import torch
+
+from bridge.configuration import EcgLlmConfig
+from bridge.modeling import EcgLlm, EcgTokenCountError
+from bridge.projector import ProjectorConfig
+from encoder.errors import ConfigError
+from llm_finetune.llm import find_lora_targets, load_llm
+from llm_finetune.testing import write_tiny_encoder
+
+TINY = "packaged:tiny-random-llama"
+
+
+@pytest.fixture(scope="module")
+def encoder_dir(tmp_path_factory):
+    return write_tiny_encoder(tmp_path_factory.mktemp("enc") / "encoder")
+
+
+def _model(encoder_dir, **kw) -> EcgLlm:
+    torch.manual_seed(0)
+    return EcgLlm.build(EcgLlmConfig(llm=TINY, projector=ProjectorConfig(num_tokens=3), **kw), encoder_dir)
+
+
+def _batch(model, n_ecgs=(1, 2)):
+    items = [model.processor.encode_train(f"Question {i}?", "yes", n) for i, n in enumerate(n_ecgs)]
+    return model.processor.pad(items), torch.randn(sum(n_ecgs), 12, 1000)
+
+
+def test_masked_scatter_places_projected_tokens(encoder_dir):
+    model = _model(encoder_dir)
+    batch, ecg = _batch(model)
+    feats = model.encode_ecgs(ecg)
+    embeds = model.embed(batch["input_ids"], feats)
+    projected = model.project(feats).reshape(-1, embeds.shape[-1])  # (M*K, H) in prompt order
+    mask = batch["input_ids"] == model.ecg_token_id
+    assert torch.allclose(embeds[mask], projected)
+    plain = model.llm.get_input_embeddings()(batch["input_ids"])
+    assert torch.equal(embeds[~mask], plain[~mask])
+
+
+def test_count_mismatch_raises(encoder_dir):
+    model = _model(encoder_dir)
+    batch, ecg = _batch(model)
+    with pytest.raises(EcgTokenCountError, match="placeholders"):
+        model(batch["input_ids"], batch["attention_mask"], ecg=ecg[:2])  # 3 ECGs in the prompts
+    with pytest.raises(EcgTokenCountError):
+        model(batch["input_ids"], batch["attention_mask"], features=None)
+
+
+def test_encoder_frozen_and_in_eval_mode(encoder_dir):
+    model = _model(encoder_dir)
+    model.train()
+    assert not model.encoder.training and model.projector.training
+    assert not any(p.requires_grad for p in model.encoder.parameters())
+    batch, ecg = _batch(model)
+    out = model(batch["input_ids"], batch["attention_mask"], labels=batch["labels"], ecg=ecg)
+    out.loss.backward()
+    assert all(p.grad is None for p in model.encoder.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.projector.parameters())
+    lora = [p for n, p in model.llm.named_parameters() if "lora_B" in n]
+    assert lora and all(p.grad is not None for p in lora)
+
+
+def test_lora_targets_found_by_scanning(encoder_dir):
+    llm, _ = load_llm(TINY)
+    assert find_lora_targets(llm) == [
+        "down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"
+    ]  # fmt: skip
+    with pytest.raises(ConfigError, match="lora_targets"):
+        _model(encoder_dir, lora_targets=["not_a_layer"])
+
+
+def test_save_load_reproduces_greedy_answer_and_uses_safetensors(encoder_dir, tmp_path):
+    model = _model(encoder_dir, findings_hint=True).eval()
+    with torch.no_grad():  # make LoRA non-trivial so the adapter must be reloaded to match
+        for n, p in model.llm.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.5)
+    ecg = torch.randn(1, 12, 1000)
+    prompt = model.processor.pad([model.processor.encode_prompt("Is this ECG normal?", 1)], side="left")
+    feats = model.encode_ecgs(ecg)
+    before = model.generate(prompt["input_ids"], prompt["attention_mask"], feats, max_new_tokens=6)
+    logits = model(prompt["input_ids"], prompt["attention_mask"], features=feats).logits
+    out = model.save_pretrained(tmp_path / "m")
+    files = [p.name for p in out.rglob("*") if p.is_file()]
+    assert not [f for f in files if f.endswith((".bin", ".pt", ".pth", ".pkl"))]
+    assert {"config.json", "projector.safetensors", "adapter_model.safetensors"} <= set(files)
+    loaded = EcgLlm.from_pretrained(out)
+    assert loaded.config.findings_hint and loaded.projector.num_tokens == model.projector.num_tokens
+    feats2 = loaded.encode_ecgs(ecg)
+    assert torch.allclose(feats2.tokens, feats.tokens)
+    after = loaded.generate(prompt["input_ids"], prompt["attention_mask"], feats2, max_new_tokens=6)
+    assert torch.equal(before, after)
+    assert torch.allclose(
+        loaded(prompt["input_ids"], prompt["attention_mask"], features=feats2).logits, logits, atol=1e-5
+    )
+    # merged deployment copy gives the same logits
+    loaded.merge_lora()
+    merged_dir = loaded.save_pretrained(tmp_path / "merged")
+    assert (merged_dir / "llm").is_dir()
+    merged = EcgLlm.from_pretrained(merged_dir)
+    assert torch.allclose(
+        merged(prompt["input_ids"], prompt["attention_mask"], features=feats2).logits, logits, atol=1e-4
+    )
+
+
+def test_qlora_4bit_on_cpu_trains_a_step(encoder_dir):
+    import bitsandbytes as bnb
+
+    model = _model(encoder_dir, quantization="4bit", gradient_checkpointing=True)
+    assert any(isinstance(m, bnb.nn.Linear4bit) for m in model.llm.modules())
+    model.train()
+    batch, ecg = _batch(model)
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    before = {n: p.detach().clone() for n, p in params.items()}
+    opt = torch.optim.AdamW(params.values(), lr=1e-2)
+    out = model(batch["input_ids"], batch["attention_mask"], labels=batch["labels"], ecg=ecg)
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    opt.step()
+    changed = [n for n, p in params.items() if not torch.equal(p, before[n])]
+    assert any("lora" in n for n in changed) and any(n.startswith("projector") for n in changed)
+    with pytest.raises(ConfigError, match="quantized"):
+        model.merge_lora()
