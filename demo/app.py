@@ -40,6 +40,7 @@ DISCLAIMER = (
 GENERIC_ERROR = (
     "Something went wrong on the server while handling this request (details are in the server log)."
 )
+EMPTY_ANSWER = "(the model returned an empty answer; an untrained or tiny test model does this)"
 SLOTS = ("A", "B")
 
 
@@ -275,6 +276,8 @@ class DemoHandlers:
             messages[-1] = {"role": "assistant", "content": f"(no answer: {text})"}
             yield messages, gr.skip(), gr.skip(), _status(text), ""
             return
+        if final is None or not final.text.strip():
+            messages[-1] = {"role": "assistant", "content": EMPTY_ANSWER}
         plots: list[Any] = [gr.skip(), gr.skip()]
         if final is not None:
             slots = [s for s, e in zip(SLOTS, (ecg_a, ecg_b), strict=True) if e is not None]

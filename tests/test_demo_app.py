@@ -324,3 +324,41 @@ def test_no_leftover_temp_files(server, private_tmp):
     """The reader's staging folders are gone after every request; only the app's upload root remains."""
     leftovers = [p.name for p in private_tmp.iterdir() if p != server["upload_root"]]
     assert leftovers == []
+
+
+@pytest.fixture(scope="module")
+def tiny_stage2_dir(tmp_path_factory):
+    """A real stage-2 model directory: tiny random encoder + tiny random Llama, saved like ``run_finetune``."""
+    import torch
+
+    from bridge.configuration import EcgLlmConfig
+    from bridge.modeling import EcgLlm
+    from bridge.projector import ProjectorConfig
+    from llm_finetune.testing import write_tiny_encoder
+
+    root = tmp_path_factory.mktemp("tiny_stage2")
+    torch.manual_seed(0)
+    model = EcgLlm.build(
+        EcgLlmConfig(llm="packaged:tiny-random-llama", projector=ProjectorConfig(num_tokens=3)),
+        write_tiny_encoder(root / "encoder"),
+    )
+    return model.save_pretrained(root / "model")
+
+
+@pytest.mark.slow
+def test_real_tiny_stage2_model_end_to_end(tiny_stage2_dir, private_tmp):
+    """The same flow with ``EcgChat.from_pretrained`` on a real (tiny, untrained) stage-2 directory."""
+    cfg = DemoConfig(port=free_port(), model_dir=str(tiny_stage2_dir), max_new_tokens=8)
+    with serve(str(tiny_stage2_dir), cfg) as (_, url):
+        client = Client(url, verbose=False, download_files=False)
+        plot, info, probs, status = client.predict(
+            [handle_file(p) for p in S0010[:2]], None, api_name="/load_upload_a"
+        )
+        assert _png(plot) and _png(probs) and status.startswith("ECG A loaded")
+        _, _, _, status = client.predict(list(EXAMPLES)[1], api_name="/load_example_b")
+        messages, probs_a, probs_b, status, _ = client.predict(
+            "Is the second ECG the same as the first?", [], api_name="/ask"
+        )
+        assert status == "Answer complete." and _png(probs_a) and _png(probs_b)
+        assert _texts(messages)[0] == "Is the second ECG the same as the first?" and _texts(messages)[1]
+        client.close()
