@@ -2,6 +2,7 @@
 
 import json
 import os
+import pickle
 
 import numpy as np
 import pytest
@@ -138,6 +139,9 @@ def test_batch_loader_equals_per_item_access(root, tmp_path):
             torch.testing.assert_close(b["labels"][j], item["labels"])
     again = torch.cat([b["index"] for b in batch_loader(ds, batch_size=4, shuffle=True, seed=5)]).tolist()
     assert again == seen  # seeded order
+    clone = pickle.loads(pickle.dumps(ds))  # what a spawned DataLoader worker receives
+    assert len(pickle.dumps(ds)) < cache.signals.nbytes  # the memmap is re-opened, not copied
+    torch.testing.assert_close(clone[2]["ecg"], ds[2]["ecg"])
 
 
 def test_padded_short_records_and_open_errors(root, tmp_path):

@@ -146,6 +146,15 @@ class EcgCache:
     def __len__(self) -> int:
         return int(self.signals.shape[0])
 
+    def __getstate__(self) -> dict[str, Any]:
+        # DataLoader workers (spawn) get the path and re-open the memmap instead of a pickled copy of the array
+        state = {k: v for k, v in self.__dict__.items() if k not in ("signals", "_row_of")}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.signals = np.load(self.path / "signals.npy", mmap_mode="r", allow_pickle=False)
+
     @property
     def label_names(self) -> list[str]:
         return list(self.meta["label_names"])
@@ -357,7 +366,18 @@ class CachedEcgDataset(torch.utils.data.Dataset):
         self._valid = np.minimum(valid, self.crop_samples)  # real samples inside each crop
         self._max_start = np.maximum(valid - self.crop_samples, 0)  # (n,)
         self._labels = torch.from_numpy(cache.labels[self.indices].astype(np.float32))  # (n, L)
+        # (N, 12, T - crop + 1, crop) view of the memmap (reads nothing): window s of row r = crop at s
+        self._windows = np.lib.stride_tricks.sliding_window_view(cache.signals, self.crop_samples, axis=-1)
         self.set_epoch(0)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_windows"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._windows = np.lib.stride_tricks.sliding_window_view(
+            self.cache.signals, self.crop_samples, axis=-1
+        )
 
     def set_epoch(self, epoch: int) -> None:
         """Draw this epoch's crop starts (deterministic in (seed, epoch), independent of workers)."""
@@ -392,18 +412,17 @@ class CachedEcgDataset(torch.utils.data.Dataset):
     def batch(self, ks: list[int] | np.ndarray) -> dict[str, torch.Tensor]:
         """Items ``ks`` as one batch: ``{"ecg": (B, 12, crop), "labels": (B, L), "index": (B,)}``.
 
-        One memmap gather (converted to float32 on the fly) and one vectorised normalisation for the batch.
+        One memmap gather and one vectorised normalisation for the whole batch.
         """
         ks = np.asarray(ks, dtype=np.int64)
         rows = self.indices[ks]
         starts = self._starts[ks]
         c = self.crop_samples
-        x = np.empty((len(ks), 12, c), dtype=np.float32)  # (B, 12, c) stored units
         if np.all(starts == starts[0]):
-            x[:] = self.cache.signals[rows, :, starts[0] : starts[0] + c]
+            crops = self.cache.signals[rows, :, starts[0] : starts[0] + c]  # (B, 12, c)
         else:
-            for b, (r, s) in enumerate(zip(rows, starts, strict=True)):
-                x[b] = self.cache.signals[r, :, s : s + c]
+            crops = self._windows[rows, :, starts]  # (B, 12, c): one gather of B windows from the memmap
+        x = crops.astype(np.float32)  # (B, 12, c) stored units
         return {
             "ecg": torch.from_numpy(self._normalise(x, ks)),  # (B, 12, c) float32
             "labels": self._labels[torch.from_numpy(ks)],  # (B, L) float32
