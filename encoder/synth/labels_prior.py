@@ -14,7 +14,7 @@ from encoder.synth.labels_effects import MODELLED_CODES
 # Relative weights of diagnostic statements in abnormal records.
 DIAGNOSTIC_WEIGHTS: dict[str, float] = {
     "IMI": 0.14, "ASMI": 0.11, "AMI": 0.045, "LVH": 0.12, "LAFB": 0.08, "ISC_": 0.08, "IRBBB": 0.065,
-    "1AVB": 0.055, "CRBBB": 0.05, "CLBBB": 0.05, "NDT": 0.065, "LNGQT": 0.035, "WPW": 0.03, "LAO/LAE": 0.035,
+    "1AVB": 0.055, "CRBBB": 0.05, "CLBBB": 0.05, "NDT": 0.065, "LNGQT": 0.035, "WPW": 0.042, "LAO/LAE": 0.035,
 }  # fmt: skip
 RHYTHM_NORMAL: dict[str, float] = {"SR": 0.86, "SBRAD": 0.05, "STACH": 0.04, "SARRH": 0.05}
 RHYTHM_ABNORMAL: dict[str, float] = {
@@ -26,7 +26,7 @@ RHYTHM_ABNORMAL: dict[str, float] = {
     "AFLT": 0.04,
 }
 FORM_ABNORMAL: dict[str, float] = {
-    "PVC": 0.07, "PAC": 0.05, "LVOLT": 0.045, "STD_": 0.06, "STE_": 0.035, "INVT": 0.05, "LOWT": 0.03, "VCLVH": 0.03,
+    "PVC": 0.07, "PAC": 0.05, "LVOLT": 0.045, "STD_": 0.06, "STE_": 0.035, "INVT": 0.05, "LOWT": 0.05, "VCLVH": 0.03,
 }  # fmt: skip
 
 # Pairs that cannot be both present (one masks or contradicts the other).
