@@ -300,7 +300,7 @@ def build_app(chat_or_model_dir: ChatModel | str | Path, cfg: DemoConfig | None 
     h = DemoHandlers(chat, cfg)
     example_names = list(EXAMPLES)
 
-    with gr.Blocks(title="ecg-llm demo", delete_cache=(600, 3600)) as app:
+    with gr.Blocks(title="ecg-llm demo", delete_cache=(300, 1800)) as app:
         gr.Markdown("# ecg-llm: chat about a 12-lead ECG")
         gr.Markdown(DISCLAIMER, elem_id="disclaimer")
         status = gr.Markdown("Load an ECG to start: pick an example or upload a file.", elem_id="status")
@@ -427,7 +427,9 @@ def launch_app(app: gr.Blocks, cfg: DemoConfig, *, block: bool = True) -> str:
 def serve(chat_or_model_dir: ChatModel | str | Path, cfg: DemoConfig) -> Iterator[tuple[gr.Blocks, str]]:
     """Run the demo in the background for the duration of a ``with`` block; yields ``(app, url)``.
 
-    Uploads go into a private temporary folder (``GRADIO_TEMP_DIR``) that is deleted when the block ends.
+    Uploads go into a private temporary folder (``GRADIO_TEMP_DIR``) that is deleted when the block ends;
+    while it runs, uploads older than 30 min are deleted every 5 min (``delete_cache``). Uploads are not deleted
+    right after reading: Gradio stores them by content, so another session may be using the same file.
     """
     upload_root = tempfile.mkdtemp(prefix="ecgllm-demo-")
     previous = os.environ.get("GRADIO_TEMP_DIR")
