@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +31,7 @@ from encoder.record import Ecg
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL_DIR = "runs/quickstart/stage2"
+DEFAULT_MODEL_DIR = "runs/quickstart/stage2/model"
 """Where ``ecgllm quickstart`` writes its stage-2 model (the demo's default model)."""
 DISCLAIMER = (
     "**Research software — not a medical device and not for diagnosis or treatment decisions.** "
@@ -93,11 +94,13 @@ class ChatModel(Protocol):
 def load_chat(model_dir: str | Path) -> ChatModel:
     """Load a stage-2 model directory, with a message saying how to make one if it is missing."""
     path = Path(model_dir)
+    if path.is_dir() and not (path / "config.json").is_file() and (path / "model").is_dir():
+        path = path / "model"  # a stage-2 run folder was given: its model lives in <run>/model
     if not path.is_dir():
         raise CheckpointError(
             f"No stage-2 model found at '{path}'. Create one with `ecgllm quickstart` (offline, trains a small "
-            "model on a synthetic cohort and writes runs/quickstart/stage2), or point --model_dir at the output "
-            "folder of `ecgllm finetune`."
+            f"model on a synthetic cohort and writes {DEFAULT_MODEL_DIR}), or point --model_dir at the model "
+            "folder of an `ecgllm finetune` run (<output_dir>/model)."
         )
     try:
         from llm_finetune.inference import EcgChat
@@ -452,9 +455,14 @@ def serve(chat_or_model_dir: ChatModel | str | Path, cfg: DemoConfig) -> Iterato
 def run_demo(cfg: DemoConfig) -> None:
     """Start the demo and serve until Ctrl-C (``ecgllm demo`` / ``python -m demo``)."""
     chat = load_chat(cfg.model_dir)  # fail early with a clear message, before any server starts
-    with serve(chat, cfg) as (app, url):
-        print(f"ecg-llm demo running at {url} (Ctrl-C to stop). Research software, not for diagnosis.")
-        try:
-            app.block_thread()
-        except KeyboardInterrupt:
-            pass
+
+    def _stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # SIGTERM stops like Ctrl-C, so the upload folder is still deleted
+
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        with serve(chat, cfg) as (app, url):
+            print(f"ecg-llm demo running at {url} (Ctrl-C to stop). Research software, not for diagnosis.")
+            app.block_thread()  # returns on Ctrl-C / SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, previous)
