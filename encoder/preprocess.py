@@ -104,12 +104,13 @@ def normalize_per_lead(
     x = np.asarray(signal, dtype=np.float32)
     mean = x.mean(axis=-1, keepdims=True)  # (..., C, 1)
     std = x.std(axis=-1, keepdims=True)  # (..., C, 1)
-    out = (x - mean) / (std + eps)
-    out[np.broadcast_to(std <= eps, out.shape)] = 0.0  # flat leads carry no information
+    # One scale per lead: 1/std, or 0 for flat leads (they carry no information) and masked leads.
+    scale = np.where(std > eps, 1.0 / (std + eps), 0.0).astype(np.float32)
     if lead_mask is not None:
-        keep = np.asarray(lead_mask, dtype=bool)[..., None]  # (..., C, 1)
-        out = np.where(keep, out, np.float32(0.0))
-    return out.astype(np.float32, copy=False)
+        scale = scale * np.asarray(lead_mask, dtype=np.float32)[..., None]
+    out = x - mean  # a new array, so the in-place multiply never touches the caller's signal
+    out *= scale
+    return out
 
 
 def crop_or_pad(
