@@ -208,7 +208,9 @@ def markdown_report(results: dict) -> str:
     if results.get("throughput"):
         parts += ["## Throughput", ""]
         for s, t in results["throughput"].items():
-            rate = f", {t['answers_per_s']:.2f} answers/s" if "answers_per_s" in t else ""
+            rate = f", {t['answers_per_s']:.2f} answers/s in generate_batch" if "answers_per_s" in t else ""
+            if "answers_per_s_incl_ecg_reading" in t:
+                rate += f" ({t['answers_per_s_incl_ecg_reading']:.2f} answers/s incl. reading ECGs)"
             parts.append(f"- {s}: {t['answers']} answers in {t['seconds']:.1f} s{rate}")
         parts.append("")
     if results.get("agreement"):
