@@ -25,6 +25,8 @@ from encoder.loss import pair_logits
 from encoder.modeling import EcgEncoder, EcgEncoderOutput
 from encoder.text import TextTower, TextTowerConfig
 
+LOGIT_SCALE_MAX = math.log(100.0)  # open_clip's clamp: exp(scale) <= 100
+
 
 class EcgClipModel(nn.Module):
     """Encoder + text projection + ``logit_scale`` (init log 10) and ``logit_bias`` (init -10).
@@ -67,7 +69,8 @@ class EcgClipModel(nn.Module):
         """-> ``logits`` (B, B) pair logits, ``class_logits`` (B, L) or None, ``ecg_emb`` / ``text_emb`` (B, D)."""
         out, ecg_emb = self.encode_ecg(ecg)
         text_emb = self.encode_text_features(text_features)
-        logits = pair_logits(ecg_emb, text_emb, self.logit_scale, self.logit_bias)  # (B, B)
+        scale = self.logit_scale.clamp(max=LOGIT_SCALE_MAX)
+        logits = pair_logits(ecg_emb, text_emb, scale, self.logit_bias)  # (B, B)
         return {"logits": logits, "class_logits": out.logits, "ecg_emb": ecg_emb, "text_emb": text_emb}
 
     # --- zero-shot ------------------------------------------------------------------------------------------------
@@ -84,7 +87,7 @@ class EcgClipModel(nn.Module):
             raise CheckpointError("This model has no label texts; call set_label_texts() (training does).")
         _, ecg_emb = self.encode_ecg(ecg)
         label_emb = self.encode_text_features(self.label_text_features)  # (L, D)
-        return pair_logits(ecg_emb, label_emb, self.logit_scale, self.logit_bias)
+        return pair_logits(ecg_emb, label_emb, self.logit_scale.clamp(max=LOGIT_SCALE_MAX), self.logit_bias)
 
     # --- persistence ----------------------------------------------------------------------------------------------
 

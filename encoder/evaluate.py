@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 import yaml
 
-from encoder.clip_model import EcgClipModel
+from encoder.clip_model import LOGIT_SCALE_MAX, EcgClipModel
 from encoder.config_io import atomic_write_json, atomic_write_text, save_resolved_config
 from encoder.errors import CheckpointError
 from encoder.metrics import all_metrics, bootstrap_ci, per_label_auroc, tune_thresholds
@@ -178,7 +178,8 @@ def _evaluate_encoder(
         def zs(split: dict) -> np.ndarray:
             e = torch.nn.functional.normalize(torch.from_numpy(split["emb"]), dim=-1)
             logits = (
-                e @ label_emb.t() * clip.logit_scale.detach().exp().cpu() + clip.logit_bias.detach().cpu()
+                e @ label_emb.t() * clip.logit_scale.detach().clamp(max=LOGIT_SCALE_MAX).exp().cpu()
+                + clip.logit_bias.detach().cpu()
             )
             return _sigmoid(logits.numpy().astype(np.float64))
 

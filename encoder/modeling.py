@@ -25,7 +25,9 @@ class BasicBlock1d(nn.Module):
         self.bn2 = nn.BatchNorm1d(out_ch)
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_ch != out_ch:
-            self.shortcut = nn.Sequential(nn.Conv1d(in_ch, out_ch, 1, stride=stride, bias=False), nn.BatchNorm1d(out_ch))
+            self.shortcut = nn.Sequential(
+                nn.Conv1d(in_ch, out_ch, 1, stride=stride, bias=False), nn.BatchNorm1d(out_ch)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, T) -> (B, C_out, T / stride)
         out = F.relu(self.bn1(self.conv1(x)))
@@ -54,7 +56,14 @@ class EcgEncoder(PreTrainedModel):
         super().__init__(config)
         w = config.widths
         self.stem = nn.Sequential(
-            nn.Conv1d(config.in_leads, w[0], config.stem_kernel_size, stride=2, padding=config.stem_kernel_size // 2, bias=False),
+            nn.Conv1d(
+                config.in_leads,
+                w[0],
+                config.stem_kernel_size,
+                stride=2,
+                padding=config.stem_kernel_size // 2,
+                bias=False,
+            ),
             nn.BatchNorm1d(w[0]),
             nn.ReLU(inplace=True),
             nn.MaxPool1d(3, stride=2, padding=1),
@@ -88,7 +97,9 @@ class EcgEncoder(PreTrainedModel):
         if ecg.ndim != 3 or ecg.shape[1] != self.config.in_leads:
             from encoder.errors import EcgInputError
 
-            raise EcgInputError(f"Expected an ECG batch of shape (B, {self.config.in_leads}, T), got {tuple(ecg.shape)}.")
+            raise EcgInputError(
+                f"Expected an ECG batch of shape (B, {self.config.in_leads}, T), got {tuple(ecg.shape)}."
+            )
         x = self.stages(self.stem(ecg))  # (B, C, N)
         return x.transpose(1, 2)  # (B, N, C)
 
@@ -116,5 +127,7 @@ class EcgEncoder(PreTrainedModel):
         """Calibrated per-label probabilities (B, L) (temperature scaling from the config when set)."""
         logits = self.forward(ecg).logits
         if self.config.label_temperature is not None:
-            logits = logits / torch.tensor(self.config.label_temperature, dtype=logits.dtype, device=logits.device)
+            logits = logits / torch.tensor(
+                self.config.label_temperature, dtype=logits.dtype, device=logits.device
+            )
         return torch.sigmoid(logits)

@@ -100,6 +100,10 @@ class PretrainConfig:
     """Global batch size (contrastive negatives per step)."""
     lr: float = 1e-3
     """Peak AdamW learning rate."""
+    logit_lr: float | None = None
+    """Learning rate of the logit scale and bias (None = 10 x lr). Adam moves a parameter by about lr per step
+    whatever its gradient, so at the encoder's lr the bias would need thousands of steps to leave its -10 init,
+    while with many J = 1 pairs per batch its optimum is near logit(mean J) (see encoder/loss.py)."""
     weight_decay: float = 1e-4
     """AdamW weight decay (not applied to biases, norms, logit scale / bias)."""
     warmup_steps: int = 50
@@ -228,12 +232,21 @@ def build_model(
 
 
 def build_optimizer(model: torch.nn.Module, cfg: PretrainConfig) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
+    """AdamW; biases/norms without decay; logit scale and bias in their own group at ``logit_lr``."""
+    decay, no_decay, logit = [], [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if p.ndim < 2 or name.startswith("logit_") else decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if name.startswith("logit_"):
+            logit.append(p)
+        else:
+            (no_decay if p.ndim < 2 else decay).append(p)
+    logit_lr = cfg.logit_lr if cfg.logit_lr is not None else 10.0 * cfg.lr
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+        {"params": logit, "weight_decay": 0.0, "lr": logit_lr},
+    ]
     return torch.optim.AdamW(groups, lr=cfg.lr)
 
 
