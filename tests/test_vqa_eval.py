@@ -143,7 +143,21 @@ def test_aux_head_answerer(options):
         "conduction disturbance",
         "myocardial infarction",
     ]
-    assert aux.answer(_q("single-query", None, template_id=7), options[7], probs) is None  # rhythms unmapped
+    # rhythm template 7: 2 of its 9 options map (AFIB, SR): too few -> abstain; unmapped options count as absent
+    assert (
+        AuxHeadAnswerer(names, min_query_coverage=0.5).answer(
+            _q("single-query", None, template_id=7), options[7], probs
+        )
+        is None
+    )
+    lenient = AuxHeadAnswerer(names, min_query_coverage=0.2)
+    assert lenient.answer(_q("single-query", None, template_id=7), options[7], probs) == ["sinus rhythm"]
+    # superclasses are derived from member codes when the classifier only has codes
+    codes = AuxHeadAnswerer(["IMI", "ASMI", "CLBBB", "NORM"])
+    assert codes.label_index("myocardial infarction") == [0, 1]
+    choose_sup = _q("single-choose", ["myocardial infarction", "conduction disturbance"], template_id=3)
+    assert codes.answer(choose_sup, options[3], np.array([0.2, 0.7, 0.1, 0.0])) == ["myocardial infarction"]
+    assert codes.answer(choose_sup, options[3], np.array([0.2, 0.1, 0.1, 0.9])) == ["none"]
     # unmapped attribute, lead-specific question, comparison: abstain
     assert aux.answer(_q("single-verify", ["baseline drift"]), options[2], probs) is None
     assert (
@@ -155,8 +169,8 @@ def test_aux_head_answerer(options):
     assert aux.answer(_q("comparison_irrelevant-verify", None), options[2], probs) is None
     # labels named by description work as well as SCP codes
     by_desc = AuxHeadAnswerer(["inferior myocardial infarction", "digitalis-effect"])
-    assert by_desc.label_index("myocardial infarction in inferior leads") == 0
-    assert by_desc.label_index("digitalis effect") == 1
+    assert by_desc.label_index("myocardial infarction in inferior leads") == [0]
+    assert by_desc.label_index("digitalis effect") == [1]
 
 
 def test_agreement_flags_disagreements():

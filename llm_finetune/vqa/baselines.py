@@ -5,8 +5,8 @@
   lives in :mod:`llm_finetune.vqa.evaluate` because it is a generation run like the model's.
 - :class:`AuxHeadAnswerer`: answers single-ECG verify / choose / query questions straight from the stage-1
   classifier's calibrated label probabilities, like ECG-QA's upper-bound (classification) models do.
-  A question is answered only when every attribute / option it needs maps to one of the classifier's
-  labels; other questions are abstentions (reported as coverage, scored as wrong).
+  A question is answered only when the attributes / options it needs map to the classifier's labels;
+  other questions are abstentions (reported as coverage, scored as wrong).
 - :func:`agreement`: how often the LLM's answer equals the aux head's (a hallucination flag).
 """
 
@@ -57,43 +57,66 @@ def majority_answer(model: dict, record: dict) -> list[str]:
     return model["by_question_type"].get(str(record["question_type"]), model["overall"])
 
 
-def label_lookup(label_names: Sequence[str]) -> dict[str, int]:
-    """Canonical ECG-QA answer text -> classifier label index.
+def label_lookup(label_names: Sequence[str]) -> dict[str, list[int]]:
+    """Canonical ECG-QA answer text -> indices of the classifier labels that stand for it.
 
     Label names may be SCP codes (``"IMI"``), superclasses (``"MI"``) or descriptions; each is mapped to
     ECG-QA's spelling (``"myocardial infarction in inferior leads"``) through the shipped SCP statements.
+    A PTB-XL superclass the classifier lacks (``"myocardial infarction"``) is derived from its member codes
+    (any member positive -> positive).
     """
+    from encoder.labels import ScpStatements
+
     aliases = {canon(k): v for k, v in scp_code_aliases().items()}
-    lookup: dict[str, int] = {}
+    lookup: dict[str, list[int]] = {}
     for i, name in enumerate(label_names):
-        lookup.setdefault(canon(name), i)
-        target = aliases.get(canon(name)) or scp_code_aliases().get(name)
+        keys = {canon(name)}
+        target = aliases.get(canon(name))
         if target:
-            lookup.setdefault(canon(target), i)
+            keys.add(canon(target))
+        for k in keys:
+            lookup.setdefault(k, [i])
+    statements = ScpStatements.load()
+    members: dict[str, list[int]] = defaultdict(list)
+    for i, name in enumerate(label_names):
+        if name in statements:
+            sup = statements.diagnostic_class_of(name)
+            if sup and sup != "NORM":
+                members[canon(aliases.get(canon(sup), sup))].append(i)
+    for k, idx in members.items():
+        lookup.setdefault(k, idx)
     return lookup
 
 
 @dataclass
 class AuxHeadAnswerer:
-    """Answers ECG-QA questions from per-label probabilities of one ECG (see the module docstring)."""
+    """Answers ECG-QA questions from per-label probabilities of one ECG (see the module docstring).
+
+    verify: yes/no for the one attribute. choose: the attributes that are positive, else ``none`` (or the
+    more likely one when the template has no ``none``). query: the template's options that are positive,
+    else ``none``; options without a classifier label count as absent, and a query is answered only when at
+    least ``min_query_coverage`` of its options have one.
+    """
 
     label_names: Sequence[str]
     """The classifier's label names, in output order."""
     thresholds: Sequence[float] | None = None
     """Per-label decision thresholds (the encoder config's ``label_thresholds``); ``None`` -> 0.5."""
-    _lookup: dict[str, int] = field(init=False, repr=False)
+    min_query_coverage: float = 0.25
+    """Share of a query template's (non-``none``) options that must map to labels for it to be answered."""
+    _lookup: dict[str, list[int]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._lookup = label_lookup(self.label_names)
         if self.thresholds is None or len(self.thresholds) != len(self.label_names):
             self.thresholds = [0.5] * len(self.label_names)
 
-    def label_index(self, text: str) -> int | None:
-        """Index of the label an attribute / option text refers to, or ``None``."""
+    def label_index(self, text: str) -> list[int] | None:
+        """Indices of the label(s) an attribute / option text refers to, or ``None``."""
         return self._lookup.get(canon(text))
 
-    def positive(self, probs: np.ndarray, i: int) -> bool:
-        return bool(probs[i] >= self.thresholds[i])
+    def positive(self, probs: np.ndarray, idx: list[int]) -> bool:
+        return any(probs[i] >= self.thresholds[i] for i in idx)
 
     def answer(self, record: dict, options: Sequence[str], probs: np.ndarray) -> list[str] | None:
         """Answer set for ``record`` from ``probs`` ((L,) of its single ECG), or ``None`` to abstain."""
@@ -105,26 +128,28 @@ class AuxHeadAnswerer:
             attrs = [attrs]
         has_none = any(canon(o) == "none" for o in options)
         if qtype == "single-verify":
-            if len(attrs) != 1 or (i := self.label_index(attrs[0])) is None:
+            if len(attrs) != 1 or (idx := self.label_index(attrs[0])) is None:
                 return None
-            return ["yes" if self.positive(probs, i) else "no"]
+            return ["yes" if self.positive(probs, idx) else "no"]
         if qtype == "single-choose":
-            idx = [self.label_index(a) for a in attrs]
-            if not attrs or any(i is None for i in idx):
+            groups = [self.label_index(a) for a in attrs]
+            if not attrs or any(g is None for g in groups):
                 return None
-            picked = [a for a, i in zip(attrs, idx, strict=True) if self.positive(probs, i)]
+            picked = [a for a, g in zip(attrs, groups, strict=True) if self.positive(probs, g)]
             if picked:
                 return picked
-            return ["none"] if has_none else [attrs[int(np.argmax([probs[i] for i in idx]))]]
+            return ["none"] if has_none else [attrs[int(np.argmax([probs[g].max() for g in groups]))]]
         if qtype == "single-query":
             cands = [o for o in options if canon(o) != "none"]
-            idx = [self.label_index(o) for o in cands]
-            if not cands or any(i is None for i in idx):
+            mapped = [(o, g) for o in cands if (g := self.label_index(o)) is not None]
+            if not cands or len(mapped) < self.min_query_coverage * len(cands):
                 return None
-            picked = [o for o, i in zip(cands, idx, strict=True) if self.positive(probs, i)]
+            picked = [o for o, g in mapped if self.positive(probs, g)]
             if picked:
                 return picked
-            return ["none"] if has_none else [cands[int(np.argmax([probs[i] for i in idx]))]]
+            if has_none or not mapped:
+                return ["none"] if has_none else None
+            return [mapped[int(np.argmax([probs[g].max() for _, g in mapped]))][0]]
         return None
 
 
