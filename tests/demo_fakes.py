@@ -6,6 +6,7 @@ without loading any model. ``tests/test_demo_app.py`` also runs the demo with a 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -27,8 +28,9 @@ class FakeChat:
     label_names = LABELS
     encoder_config = SimpleNamespace(sampling_rate=100, input_seconds=10.0)
 
-    def __init__(self, fail_with: Exception | None = None) -> None:
+    def __init__(self, fail_with: Exception | None = None, delay_s: float = 0.0) -> None:
         self.fail_with = fail_with
+        self.delay_s = delay_s  # pause per streamed word (to fill the queue in tests)
         self.calls: list[tuple[int, str, list]] = []
 
     def aux_probabilities(self, ecg_arrays: np.ndarray) -> np.ndarray:
@@ -57,5 +59,10 @@ class FakeChat:
         )
         if not stream:
             return FakeAnswer(text, evidence, findings)
+        return self._stream(text, evidence, findings)
+
+    def _stream(self, text, evidence, findings):
         words = text.split(" ")
-        return (FakeAnswer(" ".join(words[: i + 1]), evidence, findings) for i in range(len(words)))
+        for i in range(len(words)):
+            time.sleep(self.delay_s)
+            yield FakeAnswer(" ".join(words[: i + 1]), evidence, findings)

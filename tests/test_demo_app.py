@@ -292,6 +292,38 @@ def test_queue_is_bounded_and_handlers_have_limits(server):
     )
 
 
+@pytest.mark.slow
+def test_full_queue_refuses_instead_of_hanging(private_tmp):
+    """max_size=1, one answer at a time, slow answers: extra requests are refused at once, the rest finish."""
+    import concurrent.futures as cf
+    import time
+
+    chat = FakeChat(delay_s=0.1)
+    cfg = DemoConfig(port=free_port(), queue_max_size=1, concurrency_limit=1)
+    with serve(chat, cfg) as (_, url):
+        clients = [Client(url, verbose=False, download_files=False) for _ in range(4)]
+        for c in clients:
+            c.predict(list(EXAMPLES)[1], api_name="/load_example_a")  # a short synthetic one
+
+        def ask(c):
+            t0 = time.perf_counter()
+            try:
+                c.predict("Is it normal?", [], api_name="/ask")
+                return "ok", time.perf_counter() - t0
+            except Exception as exc:  # noqa: BLE001
+                return str(exc), time.perf_counter() - t0
+
+        with cf.ThreadPoolExecutor(len(clients)) as pool:
+            outcomes = list(pool.map(ask, clients))
+        for c in clients:
+            c.close()
+    done = [t for r, t in outcomes if r == "ok"]
+    refused = [(r, t) for r, t in outcomes if r != "ok"]
+    assert len(done) >= 1 and refused, outcomes
+    assert all("queue is full" in r.lower() for r, _ in refused), refused
+    assert max(t for _, t in outcomes) < 60
+
+
 def test_answer_errors_become_messages():
     ecg = DemoHandlers(FakeChat(), DemoConfig()).load_example(next(iter(EXAMPLES)), "A")[3]
     for err, expected in (
