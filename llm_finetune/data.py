@@ -27,6 +27,7 @@ class QaSample:
     question_type: str = ""
     template_id: int = -1
     attribute_type: str = ""
+    attribute: list[str] | None = None
 
 
 def answer_text(answer: Sequence[str]) -> str:
@@ -56,6 +57,7 @@ def load_qa_samples(
             question_type=str(row.get("question_type", "")),
             template_id=int(row.get("template_id", -1)),
             attribute_type=str(row.get("attribute_type", "") or ""),
+            attribute=[str(a) for a in row["attribute"]] if row.get("attribute") else None,
         )
         for row in ds
     ]

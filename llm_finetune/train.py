@@ -224,34 +224,63 @@ def template_options(cfg: FinetuneConfig) -> dict[int, list[str]]:
         return {}
 
 
+def answer_options(
+    sample: QaSample, template: dict[int, list[str]], max_options: int = 6
+) -> list[str] | None:
+    """Small candidate set for constrained scoring: the two named options (+both, none) of a choose question,
+    or the template's options when there are few; None = answer free-form."""
+    if sample.question_type == "single-choose" and sample.attribute and len(sample.attribute) == 2:
+        a, b = sample.attribute
+        return [a, b, f"{a}, {b}", "none"]
+    opts = template.get(sample.template_id)
+    return list(opts) if opts and len(opts) <= max_options else None
+
+
 def evaluate_heldout(
     model: EcgLlm, heldout: list[QaSample], store: FeatureStore, train: list[QaSample], cfg
 ) -> dict:
-    """Exact match (answer sets) per question type: model with ECG, text-only, and the train-majority answer."""
+    """Exact match of answer sets per question type for: the model (with ECG), the same model text-only,
+    the train-majority answer per template, and the aux-head answerer (stage-1 probabilities)."""
     from collections import Counter, defaultdict
 
     from llm_finetune.inference import answer_questions
+    from llm_finetune.vqa.baselines import AuxHeadAnswerer
 
     model.eval()
-    opts = template_options(cfg) if cfg.eval_constrained else {}
+    template = template_options(cfg)
+    options = [answer_options(s, template) if cfg.eval_constrained else None for s in heldout]
     majority = {
         t: Counter(answer_text(s.answer) for s in train if s.template_id == t).most_common(1)[0][0]
         for t in {s.template_id for s in train}
     }
     rows = store.rows
-    preds: dict[str, list[str]] = {"model": [], "text_only": []}
-    for start in tqdm(range(0, len(heldout), 16), desc="eval", leave=False):
-        part = heldout[start : start + 16]
-        feats = store.features.index([rows[e] for s in part for e in s.ecg_ids])
-        options = [opts.get(s.template_id) for s in part]
-        use_opts = options if all(o for o in options) else None
-        qs = [s.question for s in part]
-        counts = [len(s.ecg_ids) for s in part]
-        kw = dict(options=use_opts, max_new_tokens=cfg.eval_max_new_tokens)
-        preds["model"] += answer_questions(model, qs, counts, feats, **kw)
-        preds["text_only"] += answer_questions(model, qs, [0] * len(part), None, **kw)
-    preds["majority"] = [majority.get(s.template_id, "yes") for s in heldout]
-    report: dict = {"n": len(heldout), "constrained": bool(opts), "by_type": defaultdict(dict)}
+    preds: dict[str, list[str]] = {"model": [""] * len(heldout), "text_only": [""] * len(heldout)}
+    groups = [
+        [i for i, o in enumerate(options) if o is not None],
+        [i for i, o in enumerate(options) if o is None],
+    ]
+    for idx in groups:
+        for start in tqdm(range(0, len(idx), 16), desc="eval", leave=False):
+            part = idx[start : start + 16]
+            samples = [heldout[i] for i in part]
+            feats = store.features.index([rows[e] for s in samples for e in s.ecg_ids])
+            opts = [options[i] for i in part] if options[part[0]] is not None else None
+            qs = [s.question for s in samples]
+            kw = dict(options=opts, max_new_tokens=cfg.eval_max_new_tokens)
+            with_ecg = answer_questions(model, qs, [len(s.ecg_ids) for s in samples], feats, **kw)
+            text_only = answer_questions(model, qs, [0] * len(samples), None, **kw)
+            for i, a, t in zip(part, with_ecg, text_only, strict=True):
+                preds["model"][i], preds["text_only"][i] = a, t
+    preds["majority"] = [majority.get(s.template_id, "no") for s in heldout]
+    aux = AuxHeadAnswerer(model.label_names, model.encoder.config.label_thresholds)
+    probs = store.features.probs.numpy()
+    aux_answers = []
+    for s, o in zip(heldout, options, strict=True):
+        record = {"question_type": s.question_type, "question": s.question, "attribute": s.attribute}
+        got = aux.answer(record, o or template.get(s.template_id, []), probs[rows[s.ecg_ids[0]]])
+        aux_answers.append(", ".join(got) if got else "(abstain)")
+    preds["aux_head"] = aux_answers
+    report: dict = {"n": len(heldout), "constrained": cfg.eval_constrained, "by_type": defaultdict(dict)}
     for name, answers in preds.items():
         hits = [
             _answer_set(a) == _answer_set(answer_text(s.answer))
@@ -264,8 +293,8 @@ def evaluate_heldout(
             report["by_type"][qt]["n"] = len(sel)
     report["by_type"] = dict(report["by_type"])
     report["examples"] = [
-        {"question": s.question, "answer": answer_text(s.answer), "model": m}
-        for s, m in list(zip(heldout, preds["model"], strict=True))[:10]
+        {"question": s.question, "answer": answer_text(s.answer), "model": m, "text_only": t}
+        for s, m, t in list(zip(heldout, preds["model"], preds["text_only"], strict=True))[:12]
     ]
     return report
 

@@ -1,0 +1,150 @@
+"""Stage-2 training: end-to-end run, frozen encoder unchanged, SIGKILL + resume matches, NaN steps skipped."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from bridge.configuration import EcgLlmConfig
+from bridge.modeling import EcgLlm
+from bridge.projector import ProjectorConfig
+from llm_finetune.data import QaDataset, compute_features, load_qa_samples, ptbxl_reader
+from llm_finetune.testing import write_tiny_encoder, write_tiny_qa
+from llm_finetune.train import FinetuneConfig, TrainingError, latest_checkpoint, run_finetune, train_step
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stage2")
+    write_tiny_qa(root / "data")
+    write_tiny_encoder(root / "encoder")
+    return root
+
+
+def _cfg(setup, out, **kw) -> FinetuneConfig:
+    model = EcgLlmConfig(llm="packaged:tiny-random-llama", projector=ProjectorConfig(num_tokens=2), lora_r=4)
+    base = dict(
+        data_root=str(setup / "data"),
+        encoder=str(setup / "encoder"),
+        output_dir=str(out),
+        model=model,
+        max_steps=12,
+        batch_size=4,
+        checkpoint_every=4,
+        lr=1e-3,
+        projector_lr=1e-3,
+        max_eval_samples=0,
+        warmup_steps=2,
+    )
+    base.update(kw)
+    return FinetuneConfig(**base)
+
+
+def _losses(run: Path) -> list[float]:
+    with open(run / "log.csv") as f:
+        return [float(r["loss"]) for r in csv.DictReader(f)]
+
+
+def test_run_finetune_end_to_end_keeps_encoder_frozen(setup, tmp_path):
+    out = run_finetune(_cfg(setup, tmp_path / "run", max_eval_samples=6))
+    original = load_file(setup / "encoder" / "model.safetensors")
+    saved = load_file(out / "encoder" / "model.safetensors")
+    assert original.keys() == saved.keys()
+    assert all(torch.equal(original[k], saved[k]) for k in original)
+    losses = _losses(tmp_path / "run")
+    assert len(losses) == 12 and all(map(lambda x: x == x, losses))
+    assert (tmp_path / "run" / "config.yaml").is_file() and (tmp_path / "run" / "eval.json").is_file()
+    assert latest_checkpoint(tmp_path / "run" / "checkpoints").name == "step-0000012"
+    model = EcgLlm.from_pretrained(out)
+    assert model.label_names == ["NORM", "MI", "STTC", "CD", "HYP"]
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from bridge.configuration import EcgLlmConfig
+    from bridge.projector import ProjectorConfig
+    from llm_finetune import train
+    from llm_finetune.train import FinetuneConfig, run_finetune
+
+    slow = train.train_step
+    def step(*a, **k):  # slow the run down so the test can kill it mid-way
+        time.sleep(0.3)
+        return slow(*a, **k)
+    train.train_step = step
+    data, enc, out = sys.argv[1:4]
+    model = EcgLlmConfig(llm="packaged:tiny-random-llama", projector=ProjectorConfig(num_tokens=2), lora_r=4)
+    run_finetune(FinetuneConfig(data_root=data, encoder=enc, output_dir=out, model=model, max_steps=12,
+        batch_size=4, checkpoint_every=4, lr=1e-3, projector_lr=1e-3, max_eval_samples=0, warmup_steps=2))
+    """
+)
+
+
+def test_sigkill_and_resume_matches_uninterrupted_run(setup, tmp_path):
+    reference = tmp_path / "reference"
+    run_finetune(_cfg(setup, reference))
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT)
+    run = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(setup / "data"), str(setup / "encoder"), str(run)], env=env
+    )
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if (run / "log.csv").is_file() and len(_losses(run)) >= 6:
+            break
+        assert proc.poll() is None, "training subprocess ended before it could be killed"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = len(_losses(run))
+    assert 6 <= killed_at < 12
+    ckpt = latest_checkpoint(run / "checkpoints")
+    assert ckpt is not None and int(ckpt.name.split("-")[1]) <= killed_at
+    (
+        run / "checkpoints" / "step-0000099"
+    ).mkdir()  # a half-written checkpoint (no COMPLETE marker) is ignored
+    assert latest_checkpoint(run / "checkpoints") == ckpt
+    run_finetune(_cfg(setup, run))
+    assert _losses(run) == pytest.approx(_losses(reference), abs=1e-4)
+    a = load_file(run / "model" / "adapter_model.safetensors")
+    b = load_file(reference / "model" / "adapter_model.safetensors")
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
+def test_nan_loss_skips_step_and_leaves_parameters_unchanged(setup, tmp_path):
+    cfg = _cfg(setup, tmp_path / "nan")
+    model = EcgLlm.build(cfg.model, cfg.encoder)
+    samples = load_qa_samples(setup / "data" / "ecgqa", "train")[:4]
+    store = compute_features(
+        model, [e for s in samples for e in s.ecg_ids], ptbxl_reader(setup / "data", 100, 1000)
+    )
+    ds = QaDataset(samples, model, store)
+    batch = {"micro": [ds.collate([ds[i] for i in range(4)])]}
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    store.features.tokens[:] = float("nan")
+    result = train_step(model, batch, store.features, opt, cfg)
+    assert result["skipped"] == 1
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters() if p.requires_grad)
+    store.features.tokens.normal_()
+    assert train_step(model, batch, store.features, opt, cfg)["skipped"] == 0
+
+
+def test_nan_policy_stop_raises_clear_error(setup, tmp_path, monkeypatch):
+    from llm_finetune import train
+
+    monkeypatch.setattr(
+        train, "train_step", lambda *a, **k: {"loss": float("nan"), "grad_norm": float("nan"), "skipped": 1}
+    )
+    with pytest.raises(TrainingError, match="NaN/inf"):
+        run_finetune(_cfg(setup, tmp_path / "stop", nan_policy="stop"))
