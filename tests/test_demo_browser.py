@@ -32,6 +32,7 @@ ARTIFACTS = Path(
     )
 )
 WFDB = Path("encoder/resources/wfdb").resolve()
+EXAMPLE_B = "synthetic sinus tachycardia, 110 bpm"
 
 
 def _free_port() -> int:
@@ -77,6 +78,17 @@ def test_upload_ask_and_screenshot(browser):
         assert "Does this ECG show symptoms of myocardial infarction?" in chat_text
         assert "Looking at 1 ECG(s): the strongest finding is" in chat_text
         assert chat.calls and chat.calls[-1][0] == 1
+
+        # pick a bundled example as ECG B and ask a comparison question
+        page.locator("#example_B input").click()
+        page.get_by_role("option", name=EXAMPLE_B).click()
+        page.get_by_text("ECG B loaded", exact=False).wait_for(timeout=60_000)
+        page.locator("#plot_B img").first.wait_for(timeout=30_000)
+        page.locator("#question textarea").fill("Is the second ECG the same as the first ECG?")
+        page.locator("#question textarea").press("Enter")
+        page.get_by_text("Looking at 2 ECG(s)", exact=False).first.wait_for(timeout=60_000)
+        page.get_by_text("Answer complete.", exact=False).wait_for(timeout=60_000)
+        assert chat.calls[-1][0] == 2 and len(chat.calls[-1][2]) == 1  # both ECGs, one earlier exchange
 
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         shot = ARTIFACTS / "demo_browser.png"
