@@ -106,7 +106,15 @@ def load_chat(model_dir: str | Path) -> ChatModel:
         from llm_finetune.inference import EcgChat
     except ImportError as err:  # pragma: no cover - only when the package is broken
         raise ModelLoadError(f"The stage-2 inference module cannot be imported ({err}).") from err
-    return EcgChat.from_pretrained(path)
+    try:
+        return EcgChat.from_pretrained(path)
+    except EcgLlmError:
+        raise
+    except Exception as err:  # a folder that is not a (complete) stage-2 model
+        raise CheckpointError(
+            f"'{path}' could not be loaded as a stage-2 model ({type(err).__name__}: {str(err)[:300]}). Point "
+            f"--model_dir at the model folder of a finished `ecgllm finetune` run, or run `ecgllm quickstart`."
+        ) from err
 
 
 # ------------------------------------------------------------------------------------------ formatting

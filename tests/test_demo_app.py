@@ -350,6 +350,10 @@ def test_missing_model_dir_says_how_to_make_one(tmp_path):
     for call in (load_chat, build_app):
         with pytest.raises(CheckpointError, match="ecgllm quickstart"):
             call(tmp_path / "no_model_here")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="ecgllm quickstart"):
+        load_chat(tmp_path / "empty")
 
 
 def test_no_leftover_temp_files(server, private_tmp):
