@@ -106,14 +106,17 @@ def load_chat(model_dir: str | Path) -> ChatModel:
         from llm_finetune.inference import EcgChat
     except ImportError as err:  # pragma: no cover - only when the package is broken
         raise ModelLoadError(f"The stage-2 inference module cannot be imported ({err}).") from err
+    hint = (
+        "Point --model_dir at the model folder of a finished `ecgllm finetune` run (<output_dir>/model), or "
+        f"run `ecgllm quickstart` to create {DEFAULT_MODEL_DIR}."
+    )
     try:
         return EcgChat.from_pretrained(path)
-    except EcgLlmError:
-        raise
+    except EcgLlmError as err:
+        raise type(err)(f"{err} {hint}") from err
     except Exception as err:  # a folder that is not a (complete) stage-2 model
         raise CheckpointError(
-            f"'{path}' could not be loaded as a stage-2 model ({type(err).__name__}: {str(err)[:300]}). Point "
-            f"--model_dir at the model folder of a finished `ecgllm finetune` run, or run `ecgllm quickstart`."
+            f"'{path}' could not be loaded as a stage-2 model ({type(err).__name__}: {str(err)[:300]}). {hint}"
         ) from err
 
 
@@ -126,7 +129,7 @@ def describe_ecg(ecg: Ecg) -> str:
     present = ecg.present_leads
     missing = [lead for lead in CANONICAL_LEADS if lead not in present]
     lines = [
-        f"**Source:** {meta.get('source', '?')}",
+        f"**Source:** {md_escape(meta.get('source', '?'))}",
         f"**Sampling rate:** {ecg.fs:g} Hz"
         + _original_fs_note(meta, ecg.fs)
         + f" · **Duration:** {ecg.duration_s:.1f} s",
@@ -135,13 +138,13 @@ def describe_ecg(ecg: Ecg) -> str:
     if missing:
         lines.append(f"**Missing leads (zero-filled):** {', '.join(missing)}")
     if meta.get("flat_leads"):
-        lines.append(f"**Flat leads:** {', '.join(map(str, meta['flat_leads']))}")
+        lines.append(f"**Flat leads:** {md_escape(', '.join(map(str, meta['flat_leads'])))}")
     if meta.get("dropped_leads"):
-        lines.append(f"**Extra channels ignored:** {', '.join(map(str, meta['dropped_leads']))}")
+        lines.append(f"**Extra channels ignored:** {md_escape(', '.join(map(str, meta['dropped_leads'])))}")
     repairs = list(meta.get("repairs") or [])
-    lines.append("**Repairs applied:** " + ("; ".join(map(str, repairs)) if repairs else "none"))
+    lines.append("**Repairs applied:** " + (md_escape("; ".join(map(str, repairs))) if repairs else "none"))
     for warning in meta.get("warnings") or []:
-        lines.append(f"**Warning:** {warning}")
+        lines.append(f"**Warning:** {md_escape(warning)}")
     return "  \n".join(lines)
 
 
@@ -186,6 +189,19 @@ def _user_message(err: Exception) -> str:
     return GENERIC_ERROR
 
 
+def md_escape(text: object) -> str:
+    """Escape Markdown/HTML characters in text that comes from a user's file (names, header fields)."""
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text))
+
+
+_MD_SPECIAL = frozenset("\\`*_{}[]()#+!|<>~$")
+
+
+def _shown(message: str) -> str:
+    """An error message for a Markdown box: user-derived text escaped, our own generic message as is."""
+    return message if message == GENERIC_ERROR else md_escape(message)
+
+
 def _status(text: str) -> str:
     return f"⚠️ {text}"
 
@@ -220,12 +236,13 @@ class DemoHandlers:
         title = f"ECG {slot}: {ecg.meta.get('source', '')}"
         plot = plot_12lead(ecg, title=title)
         probs = plot_label_probabilities(self.evidence(ecg), title=f"ECG {slot}: top findings (aux head)")
-        return plot, describe_ecg(ecg), probs, ecg, f"ECG {slot} loaded: {ecg.meta.get('source', '')}."
+        source = md_escape(ecg.meta.get("source", ""))
+        return plot, describe_ecg(ecg), probs, ecg, f"ECG {slot} loaded: {source}."
 
     def _failed(self, err: Exception, slot: str) -> tuple[Any, str, Any, None, str]:
         text = _user_message(err)
         gr.Warning(text)
-        return None, "", None, None, _status(f"ECG {slot} could not be used. {text}")
+        return None, "", None, None, _status(f"ECG {slot} could not be used. {_shown(text)}")
 
     def load_upload(self, files: list[str] | None, fs: float | None, slot: str) -> tuple:
         """Read uploaded files -> (12-lead plot, info, evidence plot, Ecg state, status)."""
@@ -285,7 +302,7 @@ class DemoHandlers:
         except Exception as err:  # noqa: BLE001
             text = _user_message(err)
             messages[-1] = {"role": "assistant", "content": f"(no answer: {text})"}
-            yield messages, gr.skip(), gr.skip(), _status(text), ""
+            yield messages, gr.skip(), gr.skip(), _status(_shown(text)), ""
             return
         if final is None or not final.text.strip():
             messages[-1] = {"role": "assistant", "content": EMPTY_ANSWER}

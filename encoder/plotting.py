@@ -148,11 +148,12 @@ def plot_12lead(ecg: Ecg, title: str | None = None, answer: str | None = None) -
             fontsize=8,
             fontweight="bold",
             va="bottom",
+            parse_math=False,
             bbox={"facecolor": "white", "alpha": 0.6, "edgecolor": "none", "pad": 0.5},
         )
 
     if title:
-        fig.text(0.01, 1 - 0.5 * header_in / (h_in + header_in + footer_in), title, fontsize=11, va="center")
+        fig.text(0.01, 1 - 0.5 * header_in / (h_in + header_in + footer_in), title, fontsize=11, va="center", parse_math=False)
     total_s = ecg.num_samples / fs if fs > 0 else 0.0
     shown_note = (
         f"first {shown / fs:.1f} s of {total_s:.1f} s" if shown < ecg.num_samples else f"{total_s:.1f} s"
@@ -162,11 +163,16 @@ def plot_12lead(ecg: Ecg, title: str | None = None, answer: str | None = None) -
         f"leads present {int(mask.sum())}/12"
     )
     y = (footer_in - 0.15) / (h_in + header_in + footer_in)
-    fig.text(0.01, y, footer, fontsize=8, va="center", color="#444444")
+    fig.text(0.01, y, footer, fontsize=8, va="center", color="#444444", parse_math=False)
     for k, line in enumerate(answer_lines):
         prefix = "Model answer: " if k == 0 else ""
         fig.text(
-            0.01, y - (k + 1) * 0.2 / (h_in + header_in + footer_in), prefix + line, fontsize=8, va="center"
+            0.01,
+            y - (k + 1) * 0.2 / (h_in + header_in + footer_in),
+            prefix + line,
+            fontsize=8,
+            va="center",
+            parse_math=False,
         )
     return fig
 
@@ -192,11 +198,11 @@ def plot_label_probabilities(
             ax.text(min(p + 0.01, 0.88), yi, f"{p:.2f}", va="center", fontsize=9)
     else:
         ax.text(0.5, 0.5, "no label probabilities", ha="center", va="center", transform=ax.transAxes)
-    ax.set_yticks(y, names)
+    ax.set_yticks(y, names, parse_math=False)
     ax.set_xlim(0.0, 1.0)
     ax.set_xlabel("probability (aux classifier head)", fontsize=9)
     if threshold is not None:
         ax.axvline(threshold, color="black", linestyle="--", linewidth=0.8)
-    ax.set_title(title or f"Top {len(items)} findings", fontsize=10)
+    ax.set_title(title or f"Top {len(items)} findings", fontsize=10, parse_math=False)
     fig.tight_layout()
     return fig

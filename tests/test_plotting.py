@@ -118,6 +118,13 @@ def test_short_nan_and_empty_signals_do_not_crash():
     assert "II (not recorded)" in _texts(plot_12lead(empty))
 
 
+def test_user_text_is_not_parsed_as_math():
+    """File names and answers may contain '$' (mathtext would fail at draw time)."""
+    fig = plot_12lead(_ecg(seconds=3.0), title="ECG A: a$b_c.hea", answer="costs $5 and ^_^")
+    fig.savefig(io.BytesIO(), format="png")
+    plot_label_probabilities({"odd$label": 0.5}, title="x$y").savefig(io.BytesIO(), format="png")
+
+
 def test_label_probabilities_top_first_and_top_k():
     evidence = {"NORM": 0.1, "MI": 0.9, "STTC": 0.4, "CD": 0.05, "HYP": 0.6}
     fig = plot_label_probabilities(evidence, top_k=3)
