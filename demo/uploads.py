@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import encoder
 from encoder.errors import EcgFileMissingError, EcgFormatError, EcgTooLargeError
 from encoder.record import Ecg
 
@@ -23,11 +24,11 @@ MAX_FILES = 4  # per ECG: a .hea with up to three signal files
 _SNIFF_BYTES = 4096
 _NPY_MAGIC = b"\x93NUMPY"
 
-_REPO_ROOT = Path(__file__).resolve().parent.parent
+_ENCODER_RESOURCES = Path(encoder.__file__).resolve().parent / "resources"
 _EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 # Display name -> WFDB record path without extension. The real record is shipped once under encoder/resources.
 EXAMPLES: dict[str, Path] = {
-    "s0010_re (real PTB record, 38 s, 1000 Hz)": _REPO_ROOT / "encoder" / "resources" / "wfdb" / "s0010_re",
+    "s0010_re (real PTB record, 38 s, 1000 Hz)": _ENCODER_RESOURCES / "wfdb" / "s0010_re",
     "synthetic sinus rhythm, 70 bpm": _EXAMPLES_DIR / "synthetic_sinus_70bpm",
     "synthetic sinus tachycardia, 110 bpm": _EXAMPLES_DIR / "synthetic_tachycardia_110bpm",
     "synthetic sinus bradycardia, 45 bpm": _EXAMPLES_DIR / "synthetic_bradycardia_45bpm",
