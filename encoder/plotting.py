@@ -153,7 +153,14 @@ def plot_12lead(ecg: Ecg, title: str | None = None, answer: str | None = None) -
         )
 
     if title:
-        fig.text(0.01, 1 - 0.5 * header_in / (h_in + header_in + footer_in), title, fontsize=11, va="center", parse_math=False)
+        fig.text(
+            0.01,
+            1 - 0.5 * header_in / (h_in + header_in + footer_in),
+            title,
+            fontsize=11,
+            va="center",
+            parse_math=False,
+        )
     total_s = ecg.num_samples / fs if fs > 0 else 0.0
     shown_note = (
         f"first {shown / fs:.1f} s of {total_s:.1f} s" if shown < ecg.num_samples else f"{total_s:.1f} s"
