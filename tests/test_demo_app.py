@@ -422,3 +422,11 @@ def test_real_tiny_stage2_model_end_to_end(tiny_stage2_dir, private_tmp):
         assert status == "Answer complete." and _png(probs_a) and _png(probs_b)
         assert _texts(messages)[0] == "Is the second ECG the same as the first?" and _texts(messages)[1]
         client.close()
+
+
+def test_python_m_demo_without_a_model_exits_with_the_message(tmp_path, capsys):
+    from demo.cli import main
+
+    assert main(["demo", "--model_dir", str(tmp_path / "nothing"), "--port", str(free_port())]) == 2
+    err = capsys.readouterr().err
+    assert "No stage-2 model found" in err and "ecgllm quickstart" in err and "Traceback" not in err
