@@ -62,6 +62,9 @@ ANSWER_SYNONYMS: dict[str, tuple[str, ...]] = {
         "n a",
     ),
 }
+# Aliases that only count as the *whole* answer (never found inside a sentence): a bare "no" to a
+# "which ... ?" question means "none", but "no" inside "no atrial fibrillation" must not.
+WHOLE_ANSWER_ALIASES: dict[str, tuple[str, ...]] = {"none": ("no", "nope", "no findings")}
 # Extra wording of a few ECG-QA answers.
 EXTRA_ALIASES: dict[str, tuple[str, ...]] = {
     "first degree av block": ("1st degree av block", "first degree atrioventricular block"),
@@ -158,7 +161,11 @@ class AnswerNormalizer:
             if canon(f"lead {lead}") in by_canon:
                 phrases.setdefault(canon(lead), by_canon[canon(f"lead {lead}")])
         # one-letter aliases ("y", "n") only count as the whole answer, never inside a sentence
-        self._whole = phrases
+        self._whole = dict(phrases)
+        for target, syns in WHOLE_ANSWER_ALIASES.items():
+            if canon(target) in by_canon:
+                for syn in syns:
+                    self._whole.setdefault(canon(syn), by_canon[canon(target)])
         self._scan = {p: o for p, o in phrases.items() if len(p) > 1 or p in by_canon}
         ordered = sorted(self._scan, key=len, reverse=True)
         self._pattern = (

@@ -77,7 +77,9 @@ def _cell(m: dict | None) -> str:
     lo, hi = m["ci95"]
     text = f"{100 * m['accuracy']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
     if "coverage" in m:
-        text += f" (cov {100 * m['coverage']:.0f}%)"
+        answered = m.get("accuracy_answered")
+        acc = f", {100 * answered:.1f} on answered" if answered is not None and answered == answered else ""
+        text += f" (cov {100 * m['coverage']:.0f}%{acc})"
     return text
 
 
