@@ -145,7 +145,7 @@ def bar_chart(results: dict, path: str | Path, by: str = "question_type") -> Pat
     groups = _ordered_groups(results, by)
     width = 0.8 / max(1, len(systems))
     x = np.arange(len(groups))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * len(groups) + 2), 4.2))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * len(groups) + 2), 4.8))
     for k, s in enumerate(systems):
         ms = [results["systems"][s][f"by_{by}"].get(g) for g in groups]
         acc = np.array([m["accuracy"] if m else np.nan for m in ms])
@@ -164,7 +164,7 @@ def bar_chart(results: dict, path: str | Path, by: str = "question_type") -> Pat
     ax.set_ylabel("exact-match accuracy (%)")
     ax.set_ylim(0, 100)
     ax.set_title(f"ECG-QA accuracy by {by.replace('_', ' ')} (95% bootstrap CI)")
-    ax.legend(fontsize=7, ncol=min(3, len(systems)))
+    ax.legend(fontsize=7, ncol=len(systems), loc="upper center", bbox_to_anchor=(0.5, -0.3), frameon=False)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
