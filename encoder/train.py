@@ -38,7 +38,7 @@ from encoder.config_io import atomic_write_json, save_resolved_config
 from encoder.configuration import EcgEncoderConfig
 from encoder.errors import CheckpointError, ConfigError, EcgLlmError
 from encoder.heads import classifier_loss, fit_temperature
-from encoder.loss import CONTRASTIVE_LOSSES, SIGMOID_FORMS, contrastive_loss
+from encoder.loss import CONTRASTIVE_LOSSES, NORMALISATIONS, SIGMOID_FORMS, contrastive_loss
 from encoder.metrics import macro_auroc, tune_thresholds
 from encoder.modeling import EcgEncoder
 from encoder.text import TextFeatureTable, TextTower, TextTowerConfig
@@ -82,6 +82,9 @@ class PretrainConfig:
     """Contrastive objective: ``jaccard_siglip`` | ``siglip`` | ``clip``."""
     loss_form: str = "soft"
     """Sigmoid-loss form: ``soft`` (BCE with soft targets, default) or ``pm1`` (±1 rescaled targets)."""
+    loss_norm: str = "positives"
+    """Sigmoid-loss reduction: ``positives`` (divide by the target mass sum J; = B for plain SigLIP) or ``batch``
+    (divide by B, SigLIP's reduction unchanged). See encoder/loss.py."""
     classifier_weight: float = 1.0
     """λ of the jointly trained per-label BCE head (0 = contrastive only; the head is then fit as a probe)."""
     init_logit_scale: float = math.log(10.0)
@@ -91,7 +94,11 @@ class PretrainConfig:
     random_crop: bool = True
     """Random-crop augmentation of the training windows (off = centre crop)."""
     crop_seconds: float = 5.0
-    """Window length in seconds for training and evaluation (becomes the encoder's ``input_seconds``)."""
+    """Training window length in seconds (random or centre crop of each cached record)."""
+    eval_seconds: float | None = None
+    """Centre window for validation / test, saved as the encoder's ``input_seconds`` (what ``model_input`` and
+    stage 2 feed it); None = ``crop_seconds``. The encoder is fully convolutional, so e.g. 10 s works after 2.5 s
+    crops."""
     epochs: int = 10
     """Passes over the training fold."""
     max_steps: int | None = None
@@ -148,7 +155,9 @@ class StageData:
     test: Any
 
 
-def load_stage_data(cfg: PretrainConfig, crop_samples: int, random_crop: bool, seed: int) -> StageData:
+def load_stage_data(
+    cfg: PretrainConfig, crop_samples: int, random_crop: bool, seed: int, eval_samples: int | None = None
+) -> StageData:
     """PTB-XL-format dir -> cache -> train (random crops) / val / test (centre crops) datasets + texts."""
     from encoder.datasets.cache import CachedEcgDataset, build_cache
     from encoder.datasets.ptbxl import PtbXl
@@ -215,7 +224,7 @@ def build_model(
         arch=cfg.arch,
         widths=cfg.widths,
         sampling_rate=cfg.sampling_rate,
-        input_seconds=cfg.crop_seconds,
+        input_seconds=cfg.eval_seconds or cfg.crop_seconds,
         embed_dim=cfg.embed_dim,
         label_names=label_names,
         label_task=cfg.task,
@@ -306,7 +315,9 @@ def train_step(
     autocast = accelerator.autocast() if accelerator is not None else torch.autocast("cpu", enabled=False)
     with autocast:
         out = model(batch["ecg"], text_features)
-        c_loss = contrastive_loss(cfg.loss, out["logits"].float(), batch["labels"], cfg.loss_form)
+        c_loss = contrastive_loss(
+            cfg.loss, out["logits"].float(), batch["labels"], cfg.loss_form, cfg.loss_norm
+        )
         b_loss = (
             classifier_loss(out["class_logits"], batch["labels"])
             if cfg.classifier_weight > 0 and out["class_logits"] is not None
@@ -509,6 +520,8 @@ def _check(cfg: PretrainConfig) -> None:
         raise ConfigError(f"Unknown loss {cfg.loss!r}; choose one of {sorted(CONTRASTIVE_LOSSES)}.")
     if cfg.loss_form not in SIGMOID_FORMS:
         raise ConfigError(f"Unknown loss_form {cfg.loss_form!r}; choose one of {sorted(SIGMOID_FORMS)}.")
+    if cfg.loss_norm not in NORMALISATIONS:
+        raise ConfigError(f"Unknown loss_norm {cfg.loss_norm!r}; choose one of {sorted(NORMALISATIONS)}.")
     if cfg.batch_size < 2:
         raise ConfigError("batch_size must be >= 2 (contrastive learning needs negatives).")
     if cfg.crop_seconds <= 0:
@@ -536,7 +549,8 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
     set_seed(cfg.seed)
 
     crop_samples = int(round(cfg.crop_seconds * cfg.sampling_rate))
-    data = load_stage_data(cfg, crop_samples, cfg.random_crop, cfg.seed)
+    eval_samples = int(round((cfg.eval_seconds or cfg.crop_seconds) * cfg.sampling_rate))
+    data = load_stage_data(cfg, crop_samples, cfg.random_crop, cfg.seed, eval_samples)
     tower = TextTower(cfg.text)
     feature_table = TextFeatureTable(tower, data.texts) if tower.frozen else None
     log.info(
@@ -613,7 +627,6 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
                 )
                 scheduler.step() if ok else None
                 step += 1
-                guard.record(ok, step)
                 state["skipped"] = state.get("skipped", 0) + (0 if ok else 1)
                 bar.update(1)
                 if step % cfg.log_every == 0 or not ok or step == total:
@@ -624,6 +637,7 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
                     }  # fmt: skip
                     mlog.write(row)
                     bar.set_postfix(loss=f"{scalars['loss']:.3f}")
+                guard.record(ok, step)  # after logging, so the stopping step is in metrics.csv
                 end_of_epoch = k == per_epoch - 1
                 if (end_of_epoch and (epoch + 1) % cfg.eval_every_epochs == 0) or step == total:
                     validate(step, epoch)

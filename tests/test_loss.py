@@ -31,14 +31,16 @@ def _ref_jaccard(labels: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _ref_loss(logits: torch.Tensor, targets: torch.Tensor, form: str) -> torch.Tensor:
+def _ref_loss(
+    logits: torch.Tensor, targets: torch.Tensor, form: str, norm: str = "positives"
+) -> torch.Tensor:
     """Float64 reference written from the probabilistic definitions (log-sigmoid, not softplus)."""
     x, j = logits.double(), targets.double()
     if form == "soft":
         per = -(j * F.logsigmoid(x) + (1 - j) * F.logsigmoid(-x))
     else:
         per = -F.logsigmoid((2 * j - 1) * x)
-    return per.sum() / x.shape[0]
+    return per.sum() / (j.sum() if norm == "positives" else x.shape[0])
 
 
 def _random_labels(b: int, n_labels: int, seed: int, p: float = 0.3) -> torch.Tensor:
@@ -66,19 +68,24 @@ def test_jaccard_targets_simple_values() -> None:
     assert jac[1, 3] == 1.0  # identical label sets
 
 
+@pytest.mark.parametrize("norm", ["positives", "batch"])
 @pytest.mark.parametrize("form", ["soft", "pm1"])
 @pytest.mark.parametrize("b", [4, 16, 64])
-def test_jaccard_equals_plain_siglip_for_disjoint_label_sets(form: str, b: int) -> None:
+def test_jaccard_equals_plain_siglip_for_disjoint_label_sets(form: str, b: int, norm: str) -> None:
     # Disjoint label sets -> off-diagonal Jaccard 0 -> the Jaccard target IS the identity.
     labels = torch.zeros(b, b + 3)
     labels[torch.arange(b), torch.arange(b)] = 1
     labels[0, b + 1] = 1  # sizes differ too, still disjoint
     g = torch.Generator().manual_seed(b)
     logits = torch.randn(b, b, generator=g) * 5 - 3
-    plain = contrastive_loss("siglip", logits, labels, form)
-    jac = contrastive_loss("jaccard_siglip", logits, labels, form)
+    plain = contrastive_loss("siglip", logits, labels, form, norm)
+    jac = contrastive_loss("jaccard_siglip", logits, labels, form, norm)
     assert torch.equal(jaccard_targets(labels), identity_targets(b))
     assert abs(jac.item() - plain.item()) <= 1e-6 * abs(plain.item())
+    # and both equal the textbook SigLIP loss: -sum log sigmoid(z x) / B with z = +1 on the diagonal, -1 off it
+    z = 2 * torch.eye(b) - 1
+    textbook = -F.logsigmoid(z * logits.double()).sum() / b
+    assert abs(plain.item() - textbook.item()) <= 1e-6 * abs(textbook.item())
 
 
 def test_overlapping_label_sets_change_the_loss() -> None:
@@ -89,8 +96,9 @@ def test_overlapping_label_sets_change_the_loss() -> None:
     )
 
 
+@pytest.mark.parametrize("norm", ["positives", "batch"])
 @pytest.mark.parametrize("form", ["soft", "pm1"])
-def test_values_and_gradients_match_float64_reference(form: str) -> None:
+def test_values_and_gradients_match_float64_reference(form: str, norm: str) -> None:
     labels = _random_labels(32, 5, seed=2, p=0.4)
     targets = jaccard_targets(labels)
     g = torch.Generator().manual_seed(3)
@@ -104,9 +112,9 @@ def test_values_and_gradients_match_float64_reference(form: str) -> None:
         bias = torch.tensor(-10.0, dtype=dtype, requires_grad=True)
         logits = pair_logits(e, t, scale, bias)
         loss = (
-            sigmoid_contrastive_loss(logits, targets.to(dtype), form)
+            sigmoid_contrastive_loss(logits, targets.to(dtype), form, norm)
             if dtype == torch.float32
-            else _ref_loss(logits, targets, form)
+            else _ref_loss(logits, targets, form, norm)
         )
         loss.backward()
         return loss.detach(), [p.grad.double() for p in (e, t, scale, bias)]
@@ -126,7 +134,9 @@ def test_soft_and_pm1_agree_on_binary_targets_and_differ_on_fractional() -> None
     )
     half = torch.full((8, 8), 0.5)
     # pm1 with J = 1/2 is the constant log 2 per pair (no gradient); soft is not constant.
-    assert sigmoid_contrastive_loss(logits, half, "pm1").item() == pytest.approx(8 * math.log(2.0), rel=1e-6)
+    assert sigmoid_contrastive_loss(logits, half, "pm1", "batch").item() == pytest.approx(
+        8 * math.log(2.0), rel=1e-6
+    )
     x = torch.zeros(8, 8, requires_grad=True)
     sigmoid_contrastive_loss(x + 3.0, half, "soft").backward()
     assert x.grad.abs().sum() > 0
@@ -171,20 +181,34 @@ def test_bias_escapes_minus_ten_with_many_positives() -> None:
     labels[b // 2 :, 1] = 1  # two identical-label groups -> half of all pairs have J = 1
     bias = torch.tensor(-10.0, requires_grad=True)
     logits = torch.zeros(b, b) + bias
-    contrastive_loss("jaccard_siglip", logits, labels).backward()
+    contrastive_loss("jaccard_siglip", logits, labels, norm="batch").backward()
     n_pos = jaccard_targets(labels).sum().item()
     assert bias.grad.item() == pytest.approx(-n_pos / b, rel=1e-3)  # = -(B/2) here
     bias_plain = torch.tensor(-10.0, requires_grad=True)
-    contrastive_loss("siglip", torch.zeros(b, b) + bias_plain, labels).backward()
+    contrastive_loss("siglip", torch.zeros(b, b) + bias_plain, labels, norm="batch").backward()
     assert bias.grad.item() < 10 * bias_plain.grad.item()  # much stronger push than plain SigLIP's -1
     # a few SGD steps on the bias alone approach logit(mean J) = logit(0.5) = 0
     bias2 = torch.tensor(-10.0, requires_grad=True)
     opt = torch.optim.SGD([bias2], lr=0.02)
     for _ in range(200):
         opt.zero_grad()
-        contrastive_loss("jaccard_siglip", torch.zeros(b, b) + bias2, labels).backward()
+        contrastive_loss("jaccard_siglip", torch.zeros(b, b) + bias2, labels, norm="batch").backward()
         opt.step()
     assert abs(bias2.item()) < 0.5
+
+
+def test_positives_normalisation_keeps_jaccard_on_the_plain_scale() -> None:
+    """Many identical label sets: 'batch' grows with the positives per row, 'positives' does not."""
+    b = 32
+    labels = torch.zeros(b, 3)
+    labels[:, 0] = 1  # every record has the same label set -> J = 1 everywhere
+    logits = torch.full((b, b), -10.0)
+    plain = contrastive_loss("siglip", logits, labels).item()
+    by_batch = contrastive_loss("jaccard_siglip", logits, labels, norm="batch").item()
+    by_pos = contrastive_loss("jaccard_siglip", logits, labels, norm="positives").item()
+    assert by_batch == pytest.approx(b * by_pos, rel=1e-6)  # B^2 positives / B vs / B^2
+    assert by_pos < plain  # same order of magnitude as plain SigLIP, not B times larger
+    assert by_pos == pytest.approx(F.softplus(torch.tensor(10.0)).item(), rel=1e-6)
 
 
 def test_unknown_names_raise_config_error() -> None:
@@ -192,3 +216,5 @@ def test_unknown_names_raise_config_error() -> None:
         contrastive_loss("nope", torch.zeros(2, 2), torch.zeros(2, 1))
     with pytest.raises(ConfigError):
         sigmoid_contrastive_loss(torch.zeros(2, 2), torch.zeros(2, 2), form="nope")
+    with pytest.raises(ConfigError):
+        sigmoid_contrastive_loss(torch.zeros(2, 2), torch.zeros(2, 2), norm="nope")

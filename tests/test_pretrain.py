@@ -69,12 +69,12 @@ def _train_losses(run: Path) -> dict[int, float]:
 
 
 def test_smoke_run_writes_encoder_clip_model_and_logs(tiny_data: Path, tmp_path: Path) -> None:
-    run = run_pretrain(tiny_config(tiny_data, tmp_path / "run"))
+    run = run_pretrain(tiny_config(tiny_data, tmp_path / "run", eval_seconds=5.0))
     enc = EcgEncoder.from_pretrained(run / "encoder")
     assert enc.config.label_names == ["CD", "HYP", "MI", "NORM", "STTC"]
     assert enc.config.label_task == "superdiagnostic"
     assert len(enc.config.label_thresholds) == 5 and len(enc.config.label_temperature) == 5
-    assert enc.config.input_seconds == 2.5 and enc.config.sampling_rate == 100
+    assert enc.config.input_seconds == 5.0 and enc.config.sampling_rate == 100  # eval window, not the crop
     clip = EcgClipModel.from_pretrained(run / "clip_model")
     assert clip.label_text_features.shape == (5, 384) and len(clip.label_texts) == 5
     zs = clip.zero_shot_logits(torch.randn(3, 12, 250))
@@ -159,10 +159,13 @@ def test_repeated_nan_steps_stop_with_clear_message() -> None:
 
 
 def test_nan_run_end_to_end_stops(tiny_data: Path, tmp_path: Path) -> None:
-    cfg = tiny_config(tiny_data, tmp_path / "run", lr=float("nan"), max_bad_steps=2, epochs=3)
-    # lr = NaN -> the first step writes NaN weights, so every later loss is NaN -> stop after 2 skipped steps
-    with pytest.raises(NonFiniteTrainingError):
+    cfg = tiny_config(tiny_data, tmp_path / "run", init_logit_bias=float("nan"), max_bad_steps=2, epochs=3)
+    # a NaN logit bias makes every loss NaN: each step is skipped, and the run stops after 2 in a row
+    with pytest.raises(NonFiniteTrainingError, match="2 consecutive steps"):
         run_pretrain(cfg)
+    with open(tmp_path / "run" / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["split"] == "train"]
+    assert [r["skipped"] for r in rows] == ["1", "1"]
 
 
 def test_bad_config_raises_config_error(tiny_data: Path, tmp_path: Path) -> None:
