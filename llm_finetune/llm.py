@@ -121,6 +121,14 @@ def _convert_gguf(entry: PackagedGguf, tmp: Path) -> None:
     )
 
 
+def _cache_name(key: str) -> str:
+    if PACKAGED_LLMS[key] is None:  # locally built: versioned so a changed builder is not shadowed by the cache
+        from llm_finetune.tiny import BUILD_VERSION
+
+        return f"{key}-v{BUILD_VERSION}"
+    return key
+
+
 def resolve_llm(name: str | os.PathLike) -> Path:
     """Name -> local Hugging Face model folder (converting a packaged GGUF once; never downloading)."""
     text = str(name)
@@ -128,7 +136,7 @@ def resolve_llm(name: str | os.PathLike) -> Path:
         key = text[len(PACKAGED_PREFIX) :]
         if key not in PACKAGED_LLMS:
             raise ConfigError(f"Unknown packaged LLM {key!r}; choose one of {sorted(PACKAGED_LLMS)}.")
-        dest = cache_root() / key
+        dest = cache_root() / _cache_name(key)
         if (dest / "config.json").is_file():
             return dest
         with _file_lock(cache_root() / f".{key}.lock"):
