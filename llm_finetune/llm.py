@@ -122,7 +122,8 @@ def _convert_gguf(entry: PackagedGguf, tmp: Path) -> None:
 
 
 def _cache_name(key: str) -> str:
-    if PACKAGED_LLMS[key] is None:  # locally built: versioned so a changed builder is not shadowed by the cache
+    # locally built models are versioned, so a changed builder is not shadowed by an old cached copy
+    if PACKAGED_LLMS[key] is None:
         from llm_finetune.tiny import BUILD_VERSION
 
         return f"{key}-v{BUILD_VERSION}"
