@@ -72,8 +72,8 @@ class Waves:
 
 
 def render_vcg(waves: Waves, fs: float, num_samples: int) -> np.ndarray:
-    """Sum the wave components into a heart-vector signal (3, T) in mV."""
-    out = np.zeros((3, num_samples))  # (3, T)
+    """Sum the wave components into a heart-vector signal (D, T) in mV (D = vector size, 3 for a pure VCG)."""
+    out = np.zeros((waves.vector.shape[1], num_samples))  # (D, T), D = 3 (+ local dims)
     for c, sl, sr, v in zip(waves.center, waves.sigma_left, waves.sigma_right, waves.vector, strict=True):
         lo = max(int((c - 4.0 * sl) * fs), 0)
         hi = min(int((c + 4.0 * sr) * fs) + 2, num_samples)

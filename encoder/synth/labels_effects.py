@@ -132,8 +132,8 @@ def _lvolt(t: Template, ph: Physiology, codes: frozenset[str], rng: Rng) -> None
 
 def _imi(t: Template, ph: Physiology, codes: frozenset[str], rng: Rng) -> None:
     a = ph.qrs_amp
-    t["Q"] = Component(0.02, 0.010, 0.013, a * np.array([0.05, -0.55, -0.12]) * rng.uniform(0.8, 1.3))
-    t["R"].vector = t["R"].vector * np.array([1.0, 0.35, 1.0])
+    t["Q"] = Component(0.02, 0.010, 0.013, a * np.array([0.05, -0.42, -0.12]) * rng.uniform(0.8, 1.3))
+    t["R"].vector = t["R"].vector * np.array([1.0, 0.55, 1.0])
     if rng.random() < 0.6:
         t["T"].vector = t["T"].vector * np.array([1.0, -0.6, 1.0])
 

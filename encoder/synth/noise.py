@@ -46,7 +46,7 @@ def electrode_noise(ph: Physiology, rng: np.random.Generator, fs: float, num_sam
     tone(
         rows,
         rng.uniform(0.05, 0.45, 2 * n),
-        rng.uniform(0.0, 0.08, 2 * n) * s,
+        rng.uniform(0.0, 0.05, 2 * n) * s,
         rng.uniform(0, 2 * np.pi, 2 * n),
     )
     tone(

@@ -80,14 +80,14 @@ def sample_physiology(rng: np.random.Generator, age: float) -> Physiology:
         p_amp=float(np.exp(rng.normal(0, 0.2))),
         qrs_amp=float(np.exp(rng.normal(0, 0.25)) * (1.1 if age < 40 else 1.0)),
         t_amp=float(np.exp(rng.normal(0, 0.25))),
-        frontal_rot=float(np.clip(rng.normal(0, 17), -38, 40)),
+        frontal_rot=float(np.clip(rng.normal(0, 16), -40, 40)),
         horizontal_rot=float(np.clip(rng.normal(0, 14), -30, 30)),
         resp_rate=float(rng.uniform(0.18, 0.33)),
         rsa=float(rng.uniform(0.005, 0.035)),
         lf_hrv=float(rng.uniform(0.0, 0.02)),
         rr_jitter=float(rng.uniform(0.003, 0.012)),
         resp_amp=float(rng.uniform(0.02, 0.10)),
-        noise_scale=float(np.exp(rng.normal(0, 0.5))),
+        noise_scale=float(np.exp(rng.normal(-0.2, 0.4))),
     )
 
 
@@ -99,21 +99,25 @@ def normal_template(ph: Physiology, rng: np.random.Generator) -> Template:
     p0 = -ph.pr
     tmpl: Template = {
         "P1": Component(
-            p0 + 0.035, 0.016, 0.016, ph.p_amp * (np.array([0.03, 0.10, -0.05]) + jit(0.015)), True
+            p0 + 0.035, 0.016, 0.016, ph.p_amp * (np.array([0.05, 0.08, -0.05]) + jit(0.015)), True
         ),
         "P2": Component(
-            p0 + 0.062, 0.017, 0.015, ph.p_amp * (np.array([0.09, 0.07, 0.04]) + jit(0.015)), True
+            p0 + 0.062, 0.017, 0.015, ph.p_amp * (np.array([0.10, 0.04, 0.04]) + jit(0.015)), True
         ),
-        "Q": Component(0.013 * q, 0.006 * q, 0.006 * q, a * (np.array([-0.12, 0.04, -0.28]) + jit(0.04))),
-        "R": Component(0.041 * q, 0.0105 * q, 0.010 * q, a * (np.array([1.0, 0.72, 0.32]) + jit(0.12))),
-        "S": Component(0.068 * q, 0.009 * q, 0.010 * q, a * (np.array([-0.32, -0.22, 0.45]) + jit(0.08))),
-        "ST": Component(ph.qrs + 0.05, 0.03, 0.03, np.zeros(3)),
+        "Q": Component(0.012 * q, 0.005 * q, 0.005 * q, a * (np.array([-0.12, 0.04, -0.28]) + jit(0.04))),
+        "R": Component(0.037 * q, 0.0088 * q, 0.0085 * q, a * (np.array([1.0, 0.42, 0.30]) + jit(0.12))),
+        "S": Component(0.060 * q, 0.008 * q, 0.009 * q, a * (np.array([-0.22, -0.08, 0.32]) + jit(0.06))),
+        # Normal J-point / ST elevation in the anterior leads (V1-V3), larger in the young.
+        "ST": Component(ph.qrs + 0.05, 0.03, 0.03, np.array([0.01, 0.01, -0.06]) * rng.uniform(0.2, 1.4)),
     }
+    # QRS micro-structure (slurs, small notches): a few narrow components, patient-specific.
+    for i in range(3):
+        tmpl[f"F{i}"] = Component(rng.uniform(0.01, 0.07) * q, 0.0035, 0.0035, a * rng.normal(0.0, 0.09, 3))
     rr = 60.0 / ph.heart_rate
     qt = ph.qtc * np.sqrt(rr)
     t_sr = 0.036 + rng.normal(0, 0.003)
     t_sl = 0.060 + rng.normal(0, 0.006)
-    t_vec = ph.t_amp * (np.array([0.28, 0.22, -0.22]) + jit(0.05))
+    t_vec = ph.t_amp * (np.array([0.26, 0.05, -0.11]) + jit(0.05))
     tmpl["T"] = Component(qt - 2.3 * t_sr, t_sl, t_sr, t_vec)
     return tmpl
 

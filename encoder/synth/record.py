@@ -49,6 +49,18 @@ def _pvc_waves(ph: Physiology, rng: np.random.Generator) -> Waves:
     return to_waves({"V1": qrs1, "V2": qrs2, "T": t})
 
 
+LOCAL_FRACTION = 0.2
+"""Size of the non-dipolar, electrode-local part of each wave relative to its heart-vector magnitude."""
+
+
+def _with_local(w: Waves, rng: np.random.Generator) -> Waves:
+    """Append 9 electrode-local weights to each component's vector: a real torso is not a single dipole, and
+    electrode placement varies, so leads are not exact linear mixtures of three signals."""
+    mag = np.linalg.norm(w.vector, axis=1, keepdims=True)  # (K, 1)
+    local = rng.normal(0.0, LOCAL_FRACTION, (len(w), 9)) * mag
+    return Waves(w.center, w.sigma_left, w.sigma_right, np.concatenate([w.vector, local], axis=1), w.atrial)
+
+
 def build_template(codes: frozenset[str], rng: np.random.Generator, age: float) -> tuple[Physiology, dict]:
     """Physiology and named beat template for a label set (normal, then each effect in ``EFFECT_ORDER``)."""
     ph = sample_physiology(rng, age)
@@ -78,10 +90,11 @@ def synthesize_record(
     ph.noise_scale *= noise_scale
     cycle = flutter_cycle(ph, rng) if ph.rhythm == "aflt" else None
     beats = beat_times(ph, rng, seconds, cycle)
-    base = to_waves(tmpl)
+    base = _with_local(to_waves(tmpl), rng)  # vectors (K, 3 + 9): heart vector + electrode-local part
     atrial = base.atrial
-    pac_p = base.vector[atrial] * np.array([0.6, -0.7, 1.0]) + rng.normal(0, 0.02, (int(atrial.sum()), 3))
-    pvc = _pvc_waves(ph, rng)
+    pac_p = base.vector[atrial].copy()
+    pac_p[:, :3] = pac_p[:, :3] * np.array([0.6, -0.7, 1.0]) + rng.normal(0, 0.02, (int(atrial.sum()), 3))
+    pvc = _with_local(_pvc_waves(ph, rng), rng)
     rr_mean = 60.0 / ph.heart_rate
     is_t = np.array([name == "T" for name in tmpl])
     parts: list[Waves] = []
@@ -104,18 +117,21 @@ def synthesize_record(
         amp = 1.0 + ph.resp_amp * resp + rng.normal(0, 0.025)
         rot = rotation(2.5 * resp, 2.0 * resp)
         vent = ~w.atrial
-        vec[vent] = (vec[vent] @ rot.T) * amp
+        vec[vent, :3] = vec[vent, :3] @ rot.T
+        vec[vent] *= amp
         vec[~vent] *= 1.0 + rng.normal(0, 0.05)
         parts.append(
             Waves(centre[keep] + onset, w.sigma_left[keep], w.sigma_right[keep], vec[keep], w.atrial[keep])
         )
-    vcg = render_vcg(Waves.concat(parts), fs, num_samples)  # (3, T)
+    sources = render_vcg(Waves.concat(parts), fs, num_samples)  # (12, T): heart vector (3) + local (9)
+    vcg = sources[:3]
     if ph.rhythm == "afib":
         vcg += fibrillatory_waves(rng, fs, num_samples)
     elif ph.rhythm == "aflt":
         vcg += flutter_waves(rng, fs, num_samples, cycle or 0.2)
     indep = project_independent(vcg)  # (8, T)
-    indep += electrodes_to_independent_leads(electrode_noise(ph, rng, fs, num_samples))
+    electrodes = sources[3:] + electrode_noise(ph, rng, fs, num_samples)  # (9, T)
+    indep += electrodes_to_independent_leads(electrodes)
     inside = (beats.onset >= 0) & (beats.onset < seconds)
     feats = numeric_features(ph, tmpl)
     return SyntheticRecord(derive_12_leads(indep), fs, ph, beats.onset[inside], beats.kind[inside], feats)
