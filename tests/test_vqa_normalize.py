@@ -54,7 +54,8 @@ def test_canon():
         (70, "None.", {"none"}, "exact"),
         (70, "nothing", {"none"}, "exact"),
         (3, "No.", {"none"}, "exact"),  # a bare "no" to a "which ... ?" question
-        (7, "No doubt: sinus rhythm", {"sinus rhythm"}, "scan"),  # ... but "no" inside a sentence is not "none"
+        # ... but "no" inside a sentence is not "none"
+        (7, "No doubt: sinus rhythm", {"sinus rhythm"}, "scan"),
         (2, "No.", {"no"}, "exact"),
         (25, "none of myocardial infarction", {"none of myocardial infarction"}, "exact"),
         (70, "banana", set(), "oov"),
