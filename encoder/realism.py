@@ -128,7 +128,9 @@ def load_cohort(
 # ----------------------------------------------------------------------------------------------- statistics
 
 
-def c2st_auroc(a: np.ndarray, b: np.ndarray, folds: int = 5, seed: int = 0, groups: np.ndarray | None = None) -> float:
+def c2st_auroc(
+    a: np.ndarray, b: np.ndarray, folds: int = 5, seed: int = 0, groups: np.ndarray | None = None
+) -> float:
     """Cross-validated AUROC of a HistGradientBoosting classifier separating feature rows ``a`` from ``b``.
 
     ``groups`` (len(a) + len(b),) keeps rows of a group in the same fold (e.g. two views of one record)."""
@@ -457,7 +459,9 @@ def run_realism(cfg: RealismConfig) -> dict:
     synth = np.stack([preprocess(r, FS) for r in raw_syn])
     names = feature_names()
     f_real, f_syn = _cached_features(real, out / "features_real.npz"), feature_matrix(synth)
-    np.savez_compressed(out / "features_synthetic.npz", features=f_syn, ecg_id=np.array(syn_ids), names=np.array(names))
+    np.savez_compressed(
+        out / "features_synthetic.npz", features=f_syn, ecg_id=np.array(syn_ids), names=np.array(names)
+    )
     rng = np.random.default_rng(cfg.seed)
     half = rng.permutation(len(real))
     ra, rb = half[: len(real) // 2], half[len(real) // 2 :]

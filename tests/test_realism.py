@@ -66,7 +66,9 @@ def test_c2st_real_vs_itself_is_near_chance(feats: tuple[np.ndarray, np.ndarray]
     f_real, _ = feats
     idx = np.arange(len(f_real))
     # The same records on both sides (each record's two copies in one fold): nothing to learn.
-    assert c2st_auroc(f_real, f_real.copy(), folds=4, seed=0, groups=np.r_[idx, idx]) == pytest.approx(0.5, abs=0.05)
+    assert c2st_auroc(f_real, f_real.copy(), folds=4, seed=0, groups=np.r_[idx, idx]) == pytest.approx(
+        0.5, abs=0.05
+    )
     # Two disjoint halves of the real set: chance level up to the noise of 8 vs 8 records.
     assert 0.15 <= c2st_auroc(f_real[::2], f_real[1::2], folds=4, seed=0) <= 0.85
 
@@ -102,6 +104,7 @@ def test_sim_to_real_auroc_from_probabilities(feats: tuple[np.ndarray, np.ndarra
     assert res["BBB"]["auroc"] is None  # the head has no bundle-branch label
 
 
+@pytest.mark.slow
 def test_run_realism_end_to_end(tmp_path: Path) -> None:
     from encoder.configuration import EcgEncoderConfig
     from encoder.modeling import EcgEncoder

@@ -30,7 +30,7 @@ def electrode_noise(ph: Physiology, rng: np.random.Generator, fs: float, num_sam
     # amplitude a contributes 4 a^2 / N^2 to the time-domain variance.
     emg_shape = _emg_shape(freqs)
     emg_level = rng.uniform(0.002, 0.012, (n, 1)) * s
-    white_level = rng.uniform(0.001, 0.004)
+    white_level = rng.uniform(0.001, 0.004) * s
     emg_amp = emg_level / np.sqrt(4.0 / N**2 * np.sum(emg_shape**2))
     white_amp = white_level / np.sqrt(4.0 / N**2 * F)
     amp = np.sqrt((emg_amp * emg_shape[None, :]) ** 2 + white_amp**2)  # (9, F)
