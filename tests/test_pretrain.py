@@ -189,6 +189,7 @@ def _cfg_json(cfg: PretrainConfig) -> str:
     return json.dumps(asdict(cfg))
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_matches_uninterrupted_run(tiny_data: Path, tmp_path: Path) -> None:
     """Launch training in a subprocess, SIGKILL it mid-run, resume, and compare the loss curve with a clean run."""
     over = dict(epochs=60, checkpoint_every=16, keep_checkpoints=2, eval_every_epochs=20)
