@@ -50,7 +50,8 @@ def tune_thresholds(y: np.ndarray, probs: np.ndarray, grid: np.ndarray | None = 
 def threshold_metrics(y: np.ndarray, probs: np.ndarray, thresholds: np.ndarray) -> dict[str, float]:
     """micro / macro F1 and sample-wise Jaccard at the given per-label thresholds."""
     pred = (probs >= thresholds[None, :]).astype(int)
-    pad = np.zeros((y.shape[0], 1), dtype=int)  # an all-zero label changes no set; keeps sklearn in multilabel mode
+    # an all-zero extra label changes no label set but keeps sklearn in multilabel mode when L == 1
+    pad = np.zeros((y.shape[0], 1), dtype=int)
     return {
         "micro_f1": float(f1_score(y, pred, average="micro", zero_division=0)),
         "macro_f1": float(f1_score(y, pred, average="macro", zero_division=0)),
