@@ -86,6 +86,8 @@ def test_smoke_run_writes_encoder_clip_model_and_logs(tiny_data: Path, tmp_path:
     assert total >= 4 and sorted(losses) == list(range(1, total + 1))  # every step logged once
     assert all(v == v for v in losses.values())  # no NaN
     assert latest_checkpoint(run / "checkpoints").name == f"step_{total:07d}"
+    seen = json.loads((run / "train_ecg_ids.json").read_text())  # for the VQA leakage check
+    assert seen["stage"] == 1 and seen["train"] and seen["val"] and not set(seen["train"]) & set(seen["val"])
 
 
 def test_half_written_checkpoint_is_ignored(tmp_path: Path) -> None:
