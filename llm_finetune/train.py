@@ -389,7 +389,7 @@ def run_finetune(cfg: FinetuneConfig) -> Path:
             result = train_step(wrapped, {"micro": micro}, features, optimizer, cfg, accelerator)
             state["bad_streak"] = state["bad_streak"] + 1 if result["skipped"] else 0
             log.write(
-                f"{step + 1},{result['loss']:.6f},{groups[-1]['lr'] if groups else 0:.3e},{result['grad_norm']:.4f},"
+                f"{step + 1},{result['loss']:.6f},{optimizer.param_groups[-1]['lr']:.3e},{result['grad_norm']:.4f},"
                 f"{result['skipped']},{time.time() - t0:.1f}\n"
             )
             log.flush()

@@ -61,6 +61,9 @@ def test_run_finetune_end_to_end_keeps_encoder_frozen(setup, tmp_path):
     assert all(torch.equal(original[k], saved[k]) for k in original)
     losses = _losses(tmp_path / "run")
     assert len(losses) == 12 and all(map(lambda x: x == x, losses))
+    with open(tmp_path / "run" / "log.csv") as f:
+        lrs = [float(r["lr"]) for r in csv.DictReader(f)]
+    assert lrs[0] < lrs[1] and lrs[-1] < lrs[2]  # warmup, then cosine decay
     assert (tmp_path / "run" / "config.yaml").is_file() and (tmp_path / "run" / "eval.json").is_file()
     assert latest_checkpoint(tmp_path / "run" / "checkpoints").name == "step-0000012"
     model = EcgLlm.from_pretrained(out)
