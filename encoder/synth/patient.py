@@ -75,8 +75,8 @@ def sample_physiology(rng: np.random.Generator, age: float) -> Physiology:
     return Physiology(
         heart_rate=float(np.clip(rng.normal(70, 9), 61, 98)),
         pr=float(np.clip(rng.normal(0.158, 0.018), 0.125, 0.195)),
-        qrs=float(np.clip(rng.normal(0.092, 0.008), 0.078, 0.108)),
-        qtc=float(np.clip(rng.normal(0.412, 0.018), 0.37, 0.45)),
+        qrs=float(np.clip(rng.normal(0.098, 0.007), 0.084, 0.112)),
+        qtc=float(np.clip(rng.normal(0.425, 0.016), 0.385, 0.455)),
         p_amp=float(np.exp(rng.normal(0, 0.2))),
         qrs_amp=float(np.exp(rng.normal(0, 0.25)) * (1.1 if age < 40 else 1.0)),
         t_amp=float(np.exp(rng.normal(0, 0.25))),
@@ -99,10 +99,10 @@ def normal_template(ph: Physiology, rng: np.random.Generator) -> Template:
     p0 = -ph.pr
     tmpl: Template = {
         "P1": Component(
-            p0 + 0.035, 0.016, 0.016, ph.p_amp * (np.array([0.05, 0.08, -0.05]) + jit(0.015)), True
+            p0 + 0.035, 0.016, 0.016, ph.p_amp * (np.array([0.05, 0.08, 0.0]) + jit(0.015)), True
         ),
         "P2": Component(
-            p0 + 0.062, 0.017, 0.015, ph.p_amp * (np.array([0.10, 0.04, 0.04]) + jit(0.015)), True
+            p0 + 0.062, 0.017, 0.015, ph.p_amp * (np.array([0.08, 0.03, 0.06]) + jit(0.015)), True
         ),
         "Q": Component(0.012 * q, 0.005 * q, 0.005 * q, a * (np.array([-0.12, 0.04, -0.28]) + jit(0.04))),
         "R": Component(0.037 * q, 0.0088 * q, 0.0085 * q, a * (np.array([1.0, 0.42, 0.30]) + jit(0.12))),
@@ -116,8 +116,8 @@ def normal_template(ph: Physiology, rng: np.random.Generator) -> Template:
     rr = 60.0 / ph.heart_rate
     qt = ph.qtc * np.sqrt(rr)
     t_sr = 0.036 + rng.normal(0, 0.003)
-    t_sl = 0.060 + rng.normal(0, 0.006)
-    t_vec = ph.t_amp * (np.array([0.26, 0.05, -0.11]) + jit(0.05))
+    t_sl = 0.070 + rng.normal(0, 0.007)
+    t_vec = ph.t_amp * (np.array([0.27, 0.12, -0.14]) + jit(0.05))
     tmpl["T"] = Component(qt - 2.3 * t_sr, t_sl, t_sr, t_vec)
     return tmpl
 

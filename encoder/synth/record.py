@@ -49,7 +49,7 @@ def _pvc_waves(ph: Physiology, rng: np.random.Generator) -> Waves:
     return to_waves({"V1": qrs1, "V2": qrs2, "T": t})
 
 
-LOCAL_FRACTION = 0.2
+LOCAL_FRACTION = 0.12
 """Size of the non-dipolar, electrode-local part of each wave relative to its heart-vector magnitude."""
 
 
