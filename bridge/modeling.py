@@ -24,7 +24,7 @@ from bridge.processor import EcgChatProcessor
 from bridge.projector import build_projector
 from encoder.errors import CheckpointError, ConfigError, EcgInputError
 from encoder.modeling import EcgEncoder
-from llm_finetune.llm import find_lora_targets, hidden_size, load_llm
+from bridge.llm import find_lora_targets, hidden_size, load_llm
 
 
 class EcgTokenCountError(EcgInputError):

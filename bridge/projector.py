@@ -1,7 +1,7 @@
 """ECG token projectors: frozen-encoder tokens (B, N, C) -> LLM input embeddings (B, K, H).
 
 A name -> class registry (``PROJECTORS``); ``build_projector(cfg, in_dim, out_dim, ...)`` builds one. The output
-width ``out_dim`` is read from the LLM's config by the caller (``llm_finetune.llm.hidden_size``).
+width ``out_dim`` is read from the LLM's config by the caller (``bridge.llm.hidden_size``).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from bridge.configuration import EcgLlmConfig
 from bridge.modeling import EcgLlm, EcgTokenCountError
 from bridge.projector import ProjectorConfig
 from encoder.errors import ConfigError
-from llm_finetune.llm import find_lora_targets, load_llm
+from bridge.llm import find_lora_targets, load_llm
 from llm_finetune.testing import write_tiny_encoder
 
 TINY = "packaged:tiny-random-llama"

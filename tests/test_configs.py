@@ -91,7 +91,7 @@ def test_real_ptbxl_recipe_checks_its_data_path(path: Path) -> None:
     ids=lambda p: p.stem,
 )
 def test_medical_llm_recipes_name_a_hub_model_and_fail_clearly_offline(path: Path) -> None:
-    from llm_finetune.llm import resolve_llm
+    from bridge.llm import resolve_llm
 
     cfg = load_config(FinetuneConfig, path)
     name = cfg.model.llm

