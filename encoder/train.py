@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import os
+import pickle
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -451,7 +452,7 @@ def load_checkpoint(
         optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
         scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
         rng = load_file(str(path / "rng_state.safetensors"))
-    except (OSError, RuntimeError, KeyError, ValueError) as err:
+    except (OSError, RuntimeError, KeyError, ValueError, pickle.UnpicklingError) as err:
         raise CheckpointError(
             f"Checkpoint {path} cannot be loaded ({err}); delete it to resume from an older one."
         ) from None
