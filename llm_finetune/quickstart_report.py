@@ -53,6 +53,13 @@ def plot_training_curves(stage1_csv: Path, stage2_csv: Path, out_png: Path) -> P
     return out_png
 
 
+def _codes(scp_codes: object) -> dict:
+    """PTB-XL's scp_codes cell (a dict, or its string form) -> {code: likelihood}."""
+    import ast
+
+    return scp_codes if isinstance(scp_codes, dict) else ast.literal_eval(str(scp_codes) or "{}")
+
+
 def plot_example_answer(cohort: Path, model_dir: Path, out_png: Path) -> tuple[Path, str, str] | None:
     """Ask the trained model about one test-fold record and draw the record with its answer."""
     from encoder.datasets.ptbxl import PtbXl
@@ -69,7 +76,7 @@ def plot_example_answer(cohort: Path, model_dir: Path, out_png: Path) -> tuple[P
     chat = EcgChat.from_pretrained(model_dir)
     reply = chat.answer(ecg, EXAMPLE_QUESTION, max_new_tokens=16)
     top = ", ".join(f"{k} {v:.2f}" for k, v in list(reply.evidence[0].items())[:3])
-    truth = str(data.table.iloc[index].get("scp_codes", ""))
+    truth = ", ".join(sorted(_codes(data.table.iloc[index].get("scp_codes", {}))))
     answer = f"Q: {EXAMPLE_QUESTION}  A: {reply.text.strip()}  (aux head: {top}; true codes: {truth})"
     fig = plot_12lead(
         ecg, title=f"Synthetic test record ecg_id {int(data.table.iloc[index]['ecg_id'])}", answer=answer

@@ -326,6 +326,10 @@ def run_finetune(cfg: FinetuneConfig) -> Path:
     model.to(accelerator.device)
 
     train = _samples(cfg, cfg.train_split, cfg.max_train_samples)
+    # which ECGs training saw: read by the VQA leakage check
+    atomic_write_json(
+        out / "train_ecg_ids.json", {"stage": 2, "train": sorted({e for s in train for e in s.ecg_ids})}
+    )
     heldout = _samples(cfg, cfg.eval_split, cfg.max_eval_samples) if cfg.max_eval_samples != 0 else []
     ecfg = model.encoder.config
     read = ptbxl_reader(cfg.data_root, ecfg.sampling_rate, ecfg.input_samples)
