@@ -124,7 +124,7 @@ def _voltage(lo: float, hi: float, strain: float) -> Callable:
 
 def _lvolt(t: Template, ph: Physiology, codes: frozenset[str], rng: Rng) -> None:
     k = rng.uniform(0.28, 0.4)
-    for name in ("Q", "R", "R2", "S", "RP", "DELTA"):
+    for name in ("Q", "R", "R2", "S", "J", "RP", "DELTA"):
         if name in t:
             t[name].vector = t[name].vector * k
     t["T"].vector = t["T"].vector * 0.6

@@ -46,13 +46,13 @@ def electrode_noise(ph: Physiology, rng: np.random.Generator, fs: float, num_sam
     tone(
         rows,
         rng.uniform(0.05, 0.45, 2 * n),
-        rng.uniform(0.0, 0.05, 2 * n) * s,
+        rng.uniform(0.0, 0.03, 2 * n) * s,
         rng.uniform(0, 2 * np.pi, 2 * n),
     )
     tone(
         np.arange(n),
         np.full(n, ph.resp_rate),
-        rng.uniform(0.0, 0.06, n) * s,
+        rng.uniform(0.0, 0.04, n) * s,
         np.full(n, rng.uniform(0, 2 * np.pi)),
     )
     # Powerline 50 Hz (+ 3rd harmonic): mostly small.

@@ -74,9 +74,9 @@ def sample_physiology(rng: np.random.Generator, age: float) -> Physiology:
     """Normal-range physiology with per-patient variation."""
     return Physiology(
         heart_rate=float(np.clip(rng.normal(70, 9), 61, 98)),
-        pr=float(np.clip(rng.normal(0.158, 0.018), 0.125, 0.195)),
-        qrs=float(np.clip(rng.normal(0.098, 0.007), 0.084, 0.112)),
-        qtc=float(np.clip(rng.normal(0.425, 0.016), 0.385, 0.455)),
+        pr=float(np.clip(rng.normal(0.148, 0.018), 0.122, 0.19)),
+        qrs=float(np.clip(rng.normal(0.104, 0.007), 0.088, 0.116)),
+        qtc=float(np.clip(rng.normal(0.433, 0.016), 0.395, 0.458)),
         p_amp=float(np.exp(rng.normal(0, 0.2))),
         qrs_amp=float(np.exp(rng.normal(0, 0.25)) * (1.1 if age < 40 else 1.0)),
         t_amp=float(np.exp(rng.normal(0, 0.25))),
@@ -99,25 +99,27 @@ def normal_template(ph: Physiology, rng: np.random.Generator) -> Template:
     p0 = -ph.pr
     tmpl: Template = {
         "P1": Component(
-            p0 + 0.035, 0.016, 0.016, ph.p_amp * (np.array([0.05, 0.08, 0.0]) + jit(0.015)), True
+            p0 + 0.032, 0.014, 0.014, ph.p_amp * (np.array([0.05, 0.06, -0.01]) + jit(0.015)), True
         ),
         "P2": Component(
-            p0 + 0.062, 0.017, 0.015, ph.p_amp * (np.array([0.08, 0.03, 0.06]) + jit(0.015)), True
+            p0 + 0.057, 0.015, 0.013, ph.p_amp * (np.array([0.065, 0.02, 0.03]) + jit(0.015)), True
         ),
-        "Q": Component(0.012 * q, 0.005 * q, 0.005 * q, a * (np.array([-0.12, 0.04, -0.28]) + jit(0.04))),
+        "Q": Component(0.013 * q, 0.0065 * q, 0.006 * q, a * (np.array([-0.17, -0.04, -0.28]) + jit(0.04))),
         "R": Component(0.037 * q, 0.0088 * q, 0.0085 * q, a * (np.array([1.0, 0.42, 0.30]) + jit(0.12))),
-        "S": Component(0.060 * q, 0.008 * q, 0.009 * q, a * (np.array([-0.22, -0.08, 0.32]) + jit(0.06))),
+        "S": Component(0.060 * q, 0.008 * q, 0.009 * q, a * (np.array([-0.16, -0.05, 0.32]) + jit(0.06))),
         # Normal J-point / ST elevation in the anterior leads (V1-V3), larger in the young.
         "ST": Component(ph.qrs + 0.05, 0.03, 0.03, np.array([0.01, 0.01, -0.06]) * rng.uniform(0.2, 1.4)),
+        # Slow terminal QRS forces (rightward, superior) that fade into the early ST segment.
+        "J": Component(ph.qrs + 0.01, 0.025, 0.04, a * (np.array([-0.03, -0.025, -0.015]) + jit(0.01))),
     }
     # QRS micro-structure (slurs, small notches): a few narrow components, patient-specific.
     for i in range(3):
-        tmpl[f"F{i}"] = Component(rng.uniform(0.01, 0.07) * q, 0.0035, 0.0035, a * rng.normal(0.0, 0.09, 3))
+        tmpl[f"F{i}"] = Component(rng.uniform(0.01, 0.07) * q, 0.0035, 0.0035, a * rng.normal(0.0, 0.12, 3))
     rr = 60.0 / ph.heart_rate
     qt = ph.qtc * np.sqrt(rr)
     t_sr = 0.036 + rng.normal(0, 0.003)
     t_sl = 0.070 + rng.normal(0, 0.007)
-    t_vec = ph.t_amp * (np.array([0.27, 0.12, -0.14]) + jit(0.05))
+    t_vec = ph.t_amp * (np.array([0.27, 0.12, -0.15]) + jit(0.05))
     tmpl["T"] = Component(qt - 2.3 * t_sr, t_sl, t_sr, t_vec)
     return tmpl
 
