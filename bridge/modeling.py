@@ -20,11 +20,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from bridge.configuration import EcgLlmConfig
+from bridge.llm import find_lora_targets, hidden_size, load_llm
 from bridge.processor import EcgChatProcessor
 from bridge.projector import build_projector
 from encoder.errors import CheckpointError, ConfigError, EcgInputError
 from encoder.modeling import EcgEncoder
-from bridge.llm import find_lora_targets, hidden_size, load_llm
 
 
 class EcgTokenCountError(EcgInputError):

@@ -554,11 +554,14 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
     data = load_stage_data(cfg, crop_samples, cfg.random_crop, cfg.seed, eval_samples)
     if is_main:  # which ECGs training saw: read by the VQA leakage check
         ecg_ids = data.cache.table["ecg_id"].to_numpy()
-        atomic_write_json(out / "train_ecg_ids.json", {
-            "stage": 1,
-            "train": sorted(int(i) for i in ecg_ids[data.cache.split_indices("train")]),
-            "val": sorted(int(i) for i in ecg_ids[data.cache.split_indices("val")]),
-        })
+        atomic_write_json(
+            out / "train_ecg_ids.json",
+            {
+                "stage": 1,
+                "train": sorted(int(i) for i in ecg_ids[data.cache.split_indices("train")]),
+                "val": sorted(int(i) for i in ecg_ids[data.cache.split_indices("val")]),
+            },
+        )
     tower = TextTower(cfg.text)
     feature_table = TextFeatureTable(tower, data.texts) if tower.frozen else None
     log.info(

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from bridge.configuration import EcgLlmConfig
+from bridge.llm import find_lora_targets, load_llm
 from bridge.modeling import EcgLlm, EcgTokenCountError
 from bridge.projector import ProjectorConfig
 from encoder.errors import ConfigError
-from bridge.llm import find_lora_targets, load_llm
 from llm_finetune.testing import write_tiny_encoder
 
 TINY = "packaged:tiny-random-llama"

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from encoder.errors import ConfigError, ModelLoadError
 from bridge.llm import find_lora_targets, load_llm, resolve_llm
+from encoder.errors import ConfigError, ModelLoadError
 
 
 def test_tiny_packaged_model_resolves_once(tmp_path, monkeypatch):

@@ -3,8 +3,8 @@
 import pytest
 
 from bridge.processor import FALLBACK_CHAT_TEMPLATE, IGNORE_INDEX, EcgChatProcessor
-from encoder.errors import ConfigError
 from bridge.tiny import build_tiny_tokenizer
+from encoder.errors import ConfigError
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from bridge.llm import hidden_size
 from bridge.projector import PROJECTORS, ProjectorConfig, build_projector
 from encoder.errors import ConfigError
-from bridge.llm import hidden_size
 
 
 @pytest.mark.parametrize("name", sorted(PROJECTORS))
