@@ -117,9 +117,8 @@ def test_run_realism_end_to_end(tmp_path: Path) -> None:
     cfg = RealismConfig(
         real=str(SAMPLE),
         out_dir=str(tmp_path / "out"),
-        max_real=10,
-        num_synthetic=10,
-        folds=2,
+        num_synthetic=16,
+        folds=3,
         cnn=False,
         encoder=str(enc_dir),
     )
