@@ -81,7 +81,7 @@ def _run_step(
 
 
 def run_quickstart(cfg: QuickstartConfig) -> Path:
-    from encoder.datasets.synthetic import SyntheticConfig, generate_cohort
+    from encoder.datasets.synthetic import GENERATOR_VERSION, SyntheticConfig, generate_cohort
     from encoder.evaluate import EvaluateConfig, run_evaluate
     from encoder.train import PretrainConfig, run_pretrain
     from llm_finetune.train import FinetuneConfig, run_finetune
@@ -94,7 +94,7 @@ def run_quickstart(cfg: QuickstartConfig) -> Path:
     paths = {step: out / step for step in STEPS}
 
     synth = SyntheticConfig(out_dir=str(paths["cohort"]), num_records=cfg.num_records, seed=cfg.seed)
-    _run_step("cohort", paths["cohort"], synth, lambda: generate_cohort(synth), cfg, timings)
+    _run_step("cohort", paths["cohort"], [synth, GENERATOR_VERSION], lambda: generate_cohort(synth), cfg, timings)
 
     pretrain = load_config(
         PretrainConfig,
