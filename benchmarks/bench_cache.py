@@ -18,20 +18,11 @@ from pathlib import Path
 
 import torch
 import wfdb
+from timing import best_of
 
 from encoder.datasets.cache import CachedEcgDataset, batch_loader, build_cache
 from encoder.datasets.ptbxl import PtbXl
 from encoder.datasets.testing import write_tiny_ptbxl
-
-
-def best_of(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:

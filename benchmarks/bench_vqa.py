@@ -17,23 +17,13 @@ import ast
 import csv
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from timing import best_of
 
 SHARD = Path(__file__).resolve().parents[1] / "tests" / "data" / "ecgqa" / "ptbxl"
-
-
-def best_of(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def tiny_chat():
