@@ -15,8 +15,6 @@ import contextlib
 import fcntl
 import importlib.util
 import os
-import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from encoder.config_io import atomic_directory
 from encoder.errors import ConfigError, ModelLoadError
 
 
@@ -81,18 +80,13 @@ def _file_lock(path: Path):
 
 def _build_packaged(key: str, dest: Path) -> None:
     entry = PACKAGED_LLMS[key]
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
-    try:
+    with atomic_directory(dest) as tmp:
         if entry is None:
             from bridge.tiny import build_tiny_llm
 
             build_tiny_llm(tmp)
         else:
             _convert_gguf(entry, tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _convert_gguf(entry: PackagedGguf, tmp: Path) -> None:

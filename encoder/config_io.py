@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import tempfile
 import types
 import typing
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +102,20 @@ def load_config(cls: type, path: str | os.PathLike | None = None, **overrides: A
     except Exception as err:  # jsonargparse reports unknown keys / wrong types here
         raise ConfigError(f"Invalid config for {cls.__name__} ({path or 'defaults'}): {err}") from err
     return namespace_to_dataclass(cls, cfg)
+
+
+@contextlib.contextmanager
+def atomic_directory(dest: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temp folder next to ``dest``; on success rename it to ``dest``, on any error delete it.
+
+    Readers never see a half-written folder: ``dest`` appears complete or not at all.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
+    try:
+        yield tmp
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -18,9 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing as mp
-import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from importlib import resources
@@ -31,7 +29,7 @@ import pandas as pd
 from scipy.signal import resample_poly
 from tqdm import tqdm
 
-from encoder.config_io import atomic_write_json, save_resolved_config
+from encoder.config_io import atomic_directory, atomic_write_json, save_resolved_config
 from encoder.errors import ConfigError, DatasetError
 from encoder.synth.labels_prior import sample_scp_codes
 from encoder.synth.questions import QaRecord, make_questions
@@ -182,14 +180,8 @@ def generate_cohort(cfg: SyntheticConfig) -> Path:
     out = Path(cfg.out_dir).expanduser().resolve()
     if _check_out_dir(out, cfg):
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with atomic_directory(out) as tmp:
         _write_cohort(tmp, cfg)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
