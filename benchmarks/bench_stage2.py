@@ -43,6 +43,8 @@ def main() -> None:
     ap.add_argument("--quantization", default="none", choices=["none", "4bit", "8bit"])
     ap.add_argument("--findings_hint", action="store_true")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    ap.add_argument("--dtype", default="auto", help="LLM dtype: auto (bf16 on a GPU), float32, bfloat16")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -52,10 +54,12 @@ def main() -> None:
         llm=args.llm,
         projector=ProjectorConfig(num_tokens=4),
         quantization=args.quantization,
+        dtype=args.dtype,
         findings_hint=args.findings_hint,
     )
     t0 = time.perf_counter()
     model = EcgLlm.build(cfg, write_tiny_encoder(tmp / "encoder"))
+    model.to(args.device)
     load_s = time.perf_counter() - t0
     rng = np.random.default_rng(0)
     ecg = torch.from_numpy(rng.standard_normal((args.batch, 12, 1000)).astype(np.float32))
@@ -68,10 +72,15 @@ def main() -> None:
     times = []
     for _ in range(args.steps + 1):
         t = time.perf_counter()
-        loss = model(batch["input_ids"], batch["attention_mask"], features=feats, labels=batch["labels"]).loss
+        inputs = {k: batch[k].to(args.device) for k in ("input_ids", "attention_mask", "labels")}
+        loss = model(
+            inputs["input_ids"], inputs["attention_mask"], features=feats, labels=inputs["labels"]
+        ).loss
         loss.backward()
         opt.step()
         opt.zero_grad()
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - t)
     step_s = float(np.median(times[1:]))
     chat = EcgChat(model.eval())
@@ -90,7 +99,7 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|")
     print(
-        f"| {args.llm} ({args.quantization}) | {args.batch} | {batch['input_ids'].shape[1]} | {load_s:.1f} | {step_s:.2f} | "
+        f"| {args.llm} ({args.quantization}, {next(model.llm.parameters()).dtype}, {args.device}) | {args.batch} | {batch['input_ids'].shape[1]} | {load_s:.1f} | {step_s:.2f} | "
         f"{free_aps:.2f} | {constrained_aps:.2f} | {peak_rss_mib():.0f} |"
     )
     if torch.cuda.is_available():

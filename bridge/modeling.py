@@ -122,7 +122,9 @@ class EcgLlm(nn.Module):
             from peft import prepare_model_for_kbit_training
 
             llm = prepare_model_for_kbit_training(
-                llm, use_gradient_checkpointing=config.gradient_checkpointing
+                llm,
+                use_gradient_checkpointing=config.gradient_checkpointing,
+                gradient_checkpointing_kwargs={"use_reentrant": False},
             )
         elif config.gradient_checkpointing:
             llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
