@@ -81,6 +81,17 @@ def label_description(code: str) -> str:
     return statements.description(code).lower() if code in statements else code
 
 
+@torch.no_grad()
+def label_embeddings(llm: nn.Module, tokenizer, codes: list[str]) -> torch.Tensor:
+    """(L, H) float32: row k = mean input embedding of the tokens of label k's description."""
+    table = llm.get_input_embeddings().weight  # (V, H)
+    rows = []
+    for code in codes:
+        ids = tokenizer(" " + label_description(code), add_special_tokens=False)["input_ids"]
+        rows.append(table[torch.tensor(ids, device=table.device)].float().mean(dim=0))
+    return torch.stack(rows).cpu()
+
+
 class EcgLlm(nn.Module):
     """Frozen encoder + trainable projector + (LoRA-adapted) causal LLM."""
 
@@ -94,12 +105,19 @@ class EcgLlm(nn.Module):
         self.encoder_tokens = -(-ecfg.input_samples // 32)  # ceil(T / 32)
         self.summary_dim = ecfg.embed_dim + len(ecfg.label_names)
         self.projector = build_projector(
-            config.projector, ecfg.token_dim, hidden_size(llm), self.encoder_tokens, self.summary_dim
+            config.projector,
+            ecfg.token_dim,
+            hidden_size(llm),
+            self.encoder_tokens,
+            self.summary_dim,
+            num_labels=len(ecfg.label_names),
         )
         self.processor = EcgChatProcessor(
             tokenizer, self.projector.num_tokens, config.ecg_token, config.system_prompt
         )
         resize_for_tokenizer(llm, tokenizer)
+        if config.projector.label_embedding_init:
+            self.projector.init_label_embeddings(label_embeddings(llm, tokenizer, self.label_names))
         self.ecg_token_id = self.processor.ecg_token_id
         self.merged = False
 

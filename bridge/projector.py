@@ -24,6 +24,10 @@ class ProjectorConfig:
     resampler: number of learned queries K."""
     summary_token: bool = True
     """Add one extra token per ECG made from the stage-1 pooled embedding and aux-head probabilities."""
+    label_embedding_init: bool = False
+    """Start the summary token as ``probs @ E``: E[k] is the LLM's mean input embedding of aux label k's
+    description, so the aux head's findings reach the LLM in its own vocabulary from step 0 (the ECG-token path
+    learns faster). Needs ``summary_token``; the learned MLP part starts at zero and adds to it."""
     resampler_heads: int = 8
     """Attention heads of the resampler's cross-attention."""
     resampler_dim: int = 256
@@ -90,7 +94,13 @@ class EcgProjector(nn.Module):
     """
 
     def __init__(
-        self, cfg: ProjectorConfig, in_dim: int, out_dim: int, encoder_tokens: int, summary_dim: int = 0
+        self,
+        cfg: ProjectorConfig,
+        in_dim: int,
+        out_dim: int,
+        encoder_tokens: int,
+        summary_dim: int = 0,
+        num_labels: int = 0,
     ) -> None:
         super().__init__()
         if cfg.name not in PROJECTORS:
@@ -114,6 +124,27 @@ class EcgProjector(nn.Module):
                 nn.GELU(),
                 nn.Linear(out_dim, out_dim),
             )
+        self.label_tokens: nn.Linear | None = None
+        if cfg.label_embedding_init:
+            if self.summary is None or num_labels <= 0 or num_labels > summary_dim:
+                raise ConfigError(
+                    "label_embedding_init needs summary_token: true and an encoder with an aux head (labels)."
+                )
+            self.label_tokens = nn.Linear(num_labels, out_dim, bias=False)  # weight (H, L): column k = E[k]
+            nn.init.zeros_(self.summary[-1].weight)  # the MLP starts as a zero residual on probs @ E
+            nn.init.zeros_(self.summary[-1].bias)
+
+    @torch.no_grad()
+    def init_label_embeddings(self, label_embeddings: torch.Tensor) -> None:
+        """Set E (L, H): row k is the LLM's embedding of label k (see ``label_embedding_init``)."""
+        if self.label_tokens is None:
+            raise ConfigError("This projector was built without label_embedding_init.")
+        if tuple(label_embeddings.shape) != (self.label_tokens.in_features, self.label_tokens.out_features):
+            raise ConfigError(
+                f"label embeddings must be (num_labels, hidden) = "
+                f"{(self.label_tokens.in_features, self.label_tokens.out_features)}, got {tuple(label_embeddings.shape)}."
+            )
+        self.label_tokens.weight.copy_(label_embeddings.T)
 
     @property
     def num_tokens(self) -> int:
@@ -128,12 +159,24 @@ class EcgProjector(nn.Module):
         if self.summary is not None:
             if summary is None:
                 raise ConfigError("This projector has a summary token; pass the encoder summary (B, S).")
-            out = torch.cat([out, self.summary(summary).unsqueeze(1)], dim=1)  # (B, K + 1, H)
+            token = self.summary(summary)  # (B, H)
+            if self.label_tokens is not None:
+                probs = summary[
+                    :, -self.label_tokens.in_features :
+                ]  # (B, L): the aux probabilities come last
+                token = token + self.label_tokens(probs)  # + probs @ E
+            out = torch.cat([out, token.unsqueeze(1)], dim=1)  # (B, K + 1, H)
         return out
 
 
 def build_projector(
-    cfg: ProjectorConfig, in_dim: int, out_dim: int, encoder_tokens: int, summary_dim: int = 0
+    cfg: ProjectorConfig,
+    in_dim: int,
+    out_dim: int,
+    encoder_tokens: int,
+    summary_dim: int = 0,
+    num_labels: int = 0,
 ) -> EcgProjector:
-    """Projector from its config; ``out_dim`` comes from the LLM's config, ``in_dim`` from the encoder's."""
-    return EcgProjector(cfg, in_dim, out_dim, encoder_tokens, summary_dim)
+    """Projector from its config; ``out_dim`` comes from the LLM's config, ``in_dim`` from the encoder's.
+    ``summary_dim`` = encoder embedding + ``num_labels`` aux probabilities (last)."""
+    return EcgProjector(cfg, in_dim, out_dim, encoder_tokens, summary_dim, num_labels)

@@ -124,3 +124,32 @@ def test_qlora_4bit_on_cpu_trains_a_step(encoder_dir):
     assert any("lora" in n for n in changed) and any(n.startswith("projector") for n in changed)
     with pytest.raises(ConfigError, match="quantized"):
         model.merge_lora()
+
+
+def test_label_embedding_init_puts_findings_in_the_llm_vocabulary(encoder_dir):
+    from bridge.modeling import label_description
+
+    torch.manual_seed(0)
+    cfg = EcgLlmConfig(llm=TINY, projector=ProjectorConfig(num_tokens=2, label_embedding_init=True))
+    model = EcgLlm.build(cfg, encoder_dir)
+    names = model.label_names
+    table = model.llm.get_input_embeddings().weight
+    feats = model.encode_ecgs(torch.randn(len(names), 12, 1000))
+    feats.summary[:, -len(names) :] = torch.eye(len(names))  # ECG k: only label k present
+    summary_tokens = model.project(feats)[:, -1]  # (L, H): the summary token of each ECG
+    for k, code in enumerate(names):
+        ids = model.tokenizer(" " + label_description(code), add_special_tokens=False)["input_ids"]
+        assert torch.allclose(summary_tokens[k], table[ids].mean(0), atol=1e-5)
+    # the MLP part is a zero residual at the start but trains
+    batch = model.processor.pad([model.processor.encode_train("Q?", "yes", 1)])
+    model(
+        batch["input_ids"], batch["attention_mask"], features=feats.index([0]), labels=batch["labels"]
+    ).loss.backward()
+    assert model.projector.summary[-1].weight.grad.abs().sum() > 0
+    assert model.projector.label_tokens.weight.grad.abs().sum() > 0
+
+
+def test_label_embedding_init_needs_a_summary_token(encoder_dir):
+    cfg = EcgLlmConfig(llm=TINY, projector=ProjectorConfig(summary_token=False, label_embedding_init=True))
+    with pytest.raises(ConfigError, match="label_embedding_init"):
+        EcgLlm.build(cfg, encoder_dir)
