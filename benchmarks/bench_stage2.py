@@ -99,7 +99,7 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|")
     print(
-        f"| {args.llm} ({args.quantization}, {next(model.llm.parameters()).dtype}, {args.device}) | {args.batch} | {batch['input_ids'].shape[1]} | {load_s:.1f} | {step_s:.2f} | "
+        f"| {args.llm} ({args.quantization}, {args.dtype}, {args.device}) | {args.batch} | {batch['input_ids'].shape[1]} | {load_s:.1f} | {step_s:.2f} | "
         f"{free_aps:.2f} | {constrained_aps:.2f} | {peak_rss_mib():.0f} |"
     )
     if torch.cuda.is_available():
