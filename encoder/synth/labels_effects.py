@@ -69,7 +69,7 @@ def _wpw(t: Template, ph: Physiology, codes: frozenset[str], rng: Rng) -> None:
 
 
 def _clbbb_phys(ph: Physiology, rng: Rng) -> None:
-    ph.qrs = float(rng.uniform(0.135, 0.17))
+    ph.qrs = float(rng.uniform(0.15, 0.19))
 
 
 def _clbbb(t: Template, ph: Physiology, codes: frozenset[str], rng: Rng) -> None:

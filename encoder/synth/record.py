@@ -1,12 +1,13 @@
-"""One synthetic 12-lead record from a label set: physiology -> template -> beats -> heart vector -> leads + noise."""
+"""One synthetic 12-lead record from a label set: data-driven patient beat + label effect -> beats -> leads + noise."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from encoder.synth.beat_model import Waves, derive_12_leads, project_independent, render_vcg, rotation
+from encoder.synth.beat_model import Waves, derive_12_leads, project_independent, render_vcg
+from encoder.synth.beat_render import WINDOW_S, render_beats
 from encoder.synth.labels_effects import EFFECT_ORDER, EFFECTS
 from encoder.synth.measurements import numeric_features
 from encoder.synth.noise import electrode_noise, electrodes_to_independent_leads
@@ -18,7 +19,8 @@ from encoder.synth.patient import (
     sample_physiology,
 )
 from encoder.synth.patient import template_waves as to_waves
-from encoder.synth.rhythm import NO_P, PAC, PVC, beat_times, fibrillatory_waves, flutter_cycle, flutter_waves
+from encoder.synth.rhythm import PAC, PVC, SINUS, beat_times, fibrillatory_waves, flutter_cycle, flutter_waves
+from encoder.synth.shape_model import BeatShape, load_shape_model, shaped_noise
 
 
 @dataclass
@@ -49,16 +51,15 @@ def _pvc_waves(ph: Physiology, rng: np.random.Generator) -> Waves:
     return to_waves({"V1": qrs1, "V2": qrs2, "T": t})
 
 
-LOCAL_FRACTION = 0.12
-"""Size of the non-dipolar, electrode-local part of each wave relative to its heart-vector magnitude."""
+REPLACE_QRS = frozenset({"CLBBB", "WPW"})
+"""Codes whose QRS replaces the data-driven QRS (left bundle branch block and pre-excitation change the whole
+ventricular activation; right bundle branch block only adds late forces, so it goes on top)."""
 
+DATA_SCALED = frozenset({"LVOLT"})
+"""Codes applied by scaling the data-driven beat instead of a parametric difference."""
 
-def _with_local(w: Waves, rng: np.random.Generator) -> Waves:
-    """Append 9 electrode-local weights to each component's vector: a real torso is not a single dipole, and
-    electrode placement varies, so leads are not exact linear mixtures of three signals."""
-    mag = np.linalg.norm(w.vector, axis=1, keepdims=True)  # (K, 1)
-    local = rng.normal(0.0, LOCAL_FRACTION, (len(w), 9)) * mag
-    return Waves(w.center, w.sigma_left, w.sigma_right, np.concatenate([w.vector, local], axis=1), w.atrial)
+ELECTRODE_NOISE = 0.3
+"""Scale of the parametric electrode noise (baseline wander, motion, powerline, EMG) on top of the data-driven residual."""
 
 
 def build_template(codes: frozenset[str], rng: np.random.Generator, age: float) -> tuple[Physiology, dict]:
@@ -75,6 +76,60 @@ def build_template(codes: frozenset[str], rng: np.random.Generator, age: float) 
     return ph, tmpl
 
 
+def _label_templates(
+    codes: frozenset[str], rng: np.random.Generator, age: float, shape: BeatShape
+) -> tuple[Physiology, dict, dict]:
+    """Physiology (intervals from the data-driven beat, then the label effects) and two parametric templates with
+    the same jitter: the normal beat and the beat with the label morphology. Their difference is the label effect
+    that goes on top of the data-driven beat."""
+    ph = sample_physiology(rng, age)
+    ph.pr = float(np.clip(shape.pr, 0.11, 0.2))
+    ph.qtc = float(np.clip(shape.qt / np.sqrt(shape.rr), 0.38, 0.47))
+    qrs_normal = ph.qrs
+    for code in EFFECT_ORDER:
+        if code in codes and EFFECTS[code].physiology is not None:
+            EFFECTS[code].physiology(ph, rng)
+    seed = int(rng.integers(2**62))
+    tmpl = normal_template(ph, np.random.default_rng(seed))
+    for code in EFFECT_ORDER:
+        if code in codes and code not in DATA_SCALED and EFFECTS[code].morphology is not None:
+            EFFECTS[code].morphology(tmpl, ph, codes, rng)
+    normal = normal_template(replace(ph, qrs=qrs_normal), np.random.default_rng(seed))
+    rotate_ventricular(tmpl, ph)
+    rotate_ventricular(normal, ph)
+    return ph, normal, tmpl
+
+
+_TO_MODEL_ORDER = np.array([6, 7, 0, 1, 2, 3, 4, 5])  # Dower's V1..V6, I, II -> I, II, V1..V6
+_TO_DOWER_ORDER = np.array([2, 3, 4, 5, 6, 7, 0, 1])
+
+
+def _beat_leads(w: Waves, onset: float, fs: float) -> np.ndarray:
+    """One beat of ``w`` (QRS onset at ``onset`` s relative to the R peak) on the ``WINDOW_S`` grid -> (8, W) mV."""
+    shifted = Waves(w.center + onset - WINDOW_S[0], w.sigma_left, w.sigma_right, w.vector[:, :3], w.atrial)
+    n = int(WINDOW_S[1] * fs) - int(WINDOW_S[0] * fs)
+    return project_independent(render_vcg(shifted, fs, n))[_TO_MODEL_ORDER]
+
+
+def _region_gain(
+    data: np.ndarray, param: np.ndarray, t: np.ndarray, shape: BeatShape, qt: float
+) -> np.ndarray:
+    """(W,) gain that gives the parametric waves the data beat's size: P, QRS and ST-T regions separately."""
+    q_on = -shape.r_off
+    edges = [(q_on - shape.pr, q_on - 0.02), (q_on, q_on + 0.1), (q_on + 0.15, q_on + qt)]
+    gains = []
+    for lo, hi in edges:
+        sel = (t >= lo) & (t < hi)
+        g = (
+            np.sqrt(np.mean(data[:, sel] ** 2) / max(np.mean(param[:, sel] ** 2), 1e-12))
+            if sel.any()
+            else 1.0
+        )
+        gains.append(float(np.clip(g, 0.3, 3.0)))
+    xs = [q_on - 0.02, q_on, q_on + 0.1, q_on + 0.15]
+    return np.interp(t, xs, [gains[0], gains[1], gains[1], gains[2]])
+
+
 def synthesize_record(
     codes: frozenset[str],
     rng: np.random.Generator,
@@ -84,54 +139,65 @@ def synthesize_record(
     seconds: float = 10.0,
     noise_scale: float = 1.0,
 ) -> SyntheticRecord:
-    """Generate one record (12, fs * seconds) in mV whose morphology and rhythm carry ``codes``."""
+    """Generate one record (12, fs * seconds) in mV whose morphology and rhythm carry ``codes``.
+
+    The beat is a real-data-driven patient (``shape_model``) plus the label effect (parametric label beat minus
+    parametric normal beat, sized like the data beat); rhythm, AFIB f-waves, PVCs and electrode noise come from
+    the parametric model, the residual noise from the data-driven patient."""
     num_samples = int(round(fs * seconds))
-    ph, tmpl = build_template(codes, rng, age)
-    ph.noise_scale *= noise_scale
+    shape = load_shape_model().sample(
+        rng, amplitude=float(np.exp(rng.normal(0, 0.2))) * (1.1 if age < 40 else 1.0)
+    )
+    ph, normal, tmpl = _label_templates(codes, rng, age, shape)
+    if "LVOLT" in codes:  # low voltage: the whole data-driven beat is small (the noise is not)
+        shape.template = shape.template * rng.uniform(0.3, 0.42)
     cycle = flutter_cycle(ph, rng) if ph.rhythm == "aflt" else None
     beats = beat_times(ph, rng, seconds, cycle)
-    base = _with_local(to_waves(tmpl), rng)  # vectors (K, 3 + 9): heart vector + electrode-local part
-    atrial = base.atrial
-    pac_p = base.vector[atrial].copy()
-    pac_p[:, :3] = pac_p[:, :3] * np.array([0.6, -0.7, 1.0]) + rng.normal(0, 0.02, (int(atrial.sum()), 3))
-    pvc = _with_local(_pvc_waves(ph, rng), rng)
+    # Label effect on the beat grid, sized like the data beat region by region.
+    t = np.arange(int(WINDOW_S[0] * fs), int(WINDOW_S[1] * fs)) / fs
+    p_normal, p_label = (
+        _beat_leads(to_waves(normal), -shape.r_off, fs),
+        _beat_leads(to_waves(tmpl), -shape.r_off, fs),
+    )
     rr_mean = 60.0 / ph.heart_rate
-    is_t = np.array([name == "T" for name in tmpl])
-    parts: list[Waves] = []
-    resp_phase = rng.uniform(0, 2 * np.pi)
-    for onset, kind, rr_prev in zip(beats.onset, beats.kind, beats.rr_prev, strict=True):
-        resp = np.sin(2 * np.pi * ph.resp_rate * onset + resp_phase)
-        if kind == PVC:
-            w = pvc
-            keep = np.ones(len(w), dtype=bool)
-        else:
-            w = base
-            keep = ~atrial if kind == NO_P else np.ones(len(w), dtype=bool)
-        centre = w.center + rng.normal(0, 0.0015, len(w))
-        vec = w.vector.copy()
-        if kind == PAC:
-            vec[atrial] = pac_p
-            centre = np.where(atrial, centre + 0.02, centre)
-        if kind != PVC:  # QT follows the preceding RR (Bazett)
-            centre = centre + is_t * ph.qtc * (np.sqrt(np.clip(rr_prev, 0.3, 2.0)) - np.sqrt(rr_mean))
-        amp = 1.0 + ph.resp_amp * resp + rng.normal(0, 0.025)
-        rot = rotation(2.5 * resp, 2.0 * resp)
-        vent = ~w.atrial
-        vec[vent, :3] = vec[vent, :3] @ rot.T
-        vec[vent] *= amp
-        vec[~vent] *= 1.0 + rng.normal(0, 0.05)
-        parts.append(
-            Waves(centre[keep] + onset, w.sigma_left[keep], w.sigma_right[keep], vec[keep], w.atrial[keep])
+    qt_mean = ph.qtc * np.sqrt(rr_mean)
+    data_mean = render_beats(
+        shape, np.array([-WINDOW_S[0]]), ph.pr, np.array([qt_mean]), np.array([True]), np.ones(1), fs, t.size
+    )
+    gain = _region_gain(data_mean, p_normal, t, shape, qt_mean)
+    delta = (p_label - p_normal) * gain[None, :]  # (8, W)
+    if codes & REPLACE_QRS:  # a different activation sequence: the label's QRS replaces the data QRS
+        q_on = -shape.r_off
+        m = np.clip((t - (q_on - 0.012)) / 0.008, 0, 1) * np.clip(
+            (q_on + max(shape.qrs, ph.qrs) + 0.02 - t) / 0.015, 0, 1
         )
-    sources = render_vcg(Waves.concat(parts), fs, num_samples)  # (12, T): heart vector (3) + local (9)
-    vcg = sources[:3]
+        delta += (p_label * gain[None, :] - data_mean - delta) * m[None, :]
+    resp_phase = rng.uniform(0, 2 * np.pi)
+    amp = 1.0 + ph.resp_amp * np.sin(2 * np.pi * ph.resp_rate * beats.onset + resp_phase)
+    amp = amp + rng.normal(0, 0.025, amp.shape)
+    vent = beats.kind != PVC
+    r_times = beats.onset + shape.r_off
+    qt = ph.qtc * np.sqrt(np.clip(beats.rr_prev, 0.3, 2.0))
+    has_p = (beats.kind == SINUS) | (beats.kind == PAC)
+    indep = render_beats(shape, r_times[vent], ph.pr, qt[vent], has_p[vent], amp[vent], fs, num_samples)
+    w = t.size
+    pvc = _pvc_waves(ph, rng)
+    pvc_beat = _beat_leads(pvc, -shape.r_off, fs) * float(gain[np.searchsorted(t, 0.0)])
+    for r, a, is_vent in zip(r_times, amp, vent, strict=True):
+        s0 = int(round(r * fs)) + int(WINDOW_S[0] * fs)
+        lo, hi = max(s0, 0), min(s0 + w, num_samples)
+        if hi > lo:
+            indep[:, lo:hi] += (delta if is_vent else pvc_beat)[:, lo - s0 : hi - s0] * (
+                a if is_vent else 1.0
+            )
     if ph.rhythm == "afib":
-        vcg += fibrillatory_waves(rng, fs, num_samples)
+        indep += project_independent(fibrillatory_waves(rng, fs, num_samples))[_TO_MODEL_ORDER]
     elif ph.rhythm == "aflt":
-        vcg += flutter_waves(rng, fs, num_samples, cycle or 0.2)
-    indep = project_independent(vcg)  # (8, T)
-    electrodes = sources[3:] + electrode_noise(ph, rng, fs, num_samples)  # (9, T)
-    indep += electrodes_to_independent_leads(electrodes)
+        indep += project_independent(flutter_waves(rng, fs, num_samples, cycle or 0.2))[_TO_MODEL_ORDER]
+    indep += noise_scale * shaped_noise(shape, rng, fs, num_samples)
+    ph.noise_scale *= noise_scale * ELECTRODE_NOISE
+    indep += electrodes_to_independent_leads(electrode_noise(ph, rng, fs, num_samples))[_TO_MODEL_ORDER]
     inside = (beats.onset >= 0) & (beats.onset < seconds)
     feats = numeric_features(ph, tmpl)
-    return SyntheticRecord(derive_12_leads(indep), fs, ph, beats.onset[inside], beats.kind[inside], feats)
+    signal = derive_12_leads(indep[_TO_DOWER_ORDER])
+    return SyntheticRecord(signal, fs, ph, beats.onset[inside], beats.kind[inside], feats)

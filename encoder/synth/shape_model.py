@@ -1,0 +1,105 @@
+"""Data-driven beat shape model: median beats of real PTB-XL records (PCA), their noise, new patients from them.
+
+The model (``encoder/resources/synth/shape_model.npz``, fitted by ``benchmarks/fit_shape_model.py`` on a fixed half
+of the shared real records, see ``shape_fit``) holds, per fitted record: PCA coefficients of the median beat of the
+eight independent leads (I, II, V1-V6; z-units of the real record), intervals (RR, PR, QRS, QT, R-peak offset), the
+limb-lead scale ratio sigma_II / sigma_I, and the residual noise (per-lead spectrum, 8 x 8 correlation). A new
+patient is a fitted record's coefficients plus Gaussian jitter (a smoothed bootstrap in PCA space), put in mV with
+per-lead scales (``lead_scale_mv``: typical std of each lead in mV, from the parametric VCG model) and the measured
+limb ratio, so Einthoven and Goldberger hold once the other four leads are derived.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+JITTER = 0.35
+"""Std of the Gaussian jitter of the PCA coefficients, as a fraction of each coefficient's population std."""
+
+
+@dataclass
+class BeatShape:
+    """One sampled patient: median beat (8, L) in mV (I, II, V1..V6) around the R peak, and what goes with it."""
+
+    template: np.ndarray
+    pre_s: float
+    """Seconds of the template before the R peak."""
+    fs: float
+    rr: float
+    pr: float
+    qrs: float
+    qt: float
+    r_off: float
+    """R peak minus QRS onset, seconds."""
+    scale_mv: np.ndarray
+    """(8,) mV per z-unit of each lead."""
+    noise_psd: np.ndarray
+    """(8, F) residual noise spectrum, z-units^2 / Hz, at ``noise_freqs``."""
+    noise_freqs: np.ndarray
+    noise_corr: np.ndarray
+    """(8, 8) correlation of the residual noise between the independent leads."""
+
+
+@dataclass
+class ShapeModel:
+    """Arrays of a fitted model (see ``shape_fit.fit_shape_model``)."""
+
+    arrays: dict[str, np.ndarray]
+
+    @property
+    def size(self) -> int:
+        return int(self.arrays["coeffs"].shape[0])
+
+    def sample(self, rng: np.random.Generator, amplitude: float = 1.0) -> BeatShape:
+        """A new patient near a random fitted record; ``amplitude`` multiplies the overall mV scale."""
+        a = self.arrays
+        j = int(rng.integers(self.size))
+        coeffs = a["coeffs"]
+        c = coeffs[j] + rng.normal(0.0, JITTER, coeffs.shape[1]) * coeffs.std(axis=0)
+        flat = a["mean"].astype(np.float64) + c @ a["components"].astype(np.float64)
+        tmpl = flat.reshape(tuple(int(v) for v in a["template_shape"]))
+        lead = a["lead_scale_mv"].astype(np.float64)
+        sigma_ii = lead[1] * amplitude
+        scale = lead / lead[1] * sigma_ii * np.exp(rng.normal(0.0, 0.12, 8))
+        scale[1] = sigma_ii
+        scale[0] = sigma_ii / float(a["limb_ratio"][j])
+        return BeatShape(
+            template=tmpl * scale[:, None],
+            pre_s=float(a["pre_s"]),
+            fs=float(a["fs"]),
+            rr=float(a["rr"][j]),
+            pr=float(a["pr"][j]),
+            qrs=float(a["qrs"][j]),
+            qt=float(a["qt"][j]),
+            r_off=float(a["r_off"][j]),
+            scale_mv=scale,
+            noise_psd=np.exp(a["noise_psd"][j].astype(np.float64)),
+            noise_freqs=a["noise_freqs"].astype(np.float64),
+            noise_corr=a["noise_corr"][j].astype(np.float64),
+        )
+
+
+def default_path() -> Path:
+    return Path(str(resources.files("encoder") / "resources" / "synth" / "shape_model.npz"))
+
+
+@lru_cache(maxsize=4)
+def load_shape_model(path: str | None = None) -> ShapeModel:
+    """The shipped model (or the one at ``path``)."""
+    with np.load(Path(path) if path else default_path(), allow_pickle=False) as z:
+        return ShapeModel({k: z[k] for k in z.files})
+
+
+def shaped_noise(shape: BeatShape, rng: np.random.Generator, fs: float, num_samples: int) -> np.ndarray:
+    """Noise of the eight independent leads (8, T) in mV with the patient's residual spectrum and correlation."""
+    white = rng.standard_normal((8, num_samples))
+    chol = np.linalg.cholesky(shape.noise_corr + 1e-3 * np.eye(8))
+    freqs = np.fft.rfftfreq(num_samples, 1.0 / fs)
+    psd = np.stack([np.interp(freqs, shape.noise_freqs, p, right=p[-1]) for p in shape.noise_psd])  # (8, F)
+    spec = np.fft.rfft(chol @ white, axis=1) * np.sqrt(psd * fs / 2.0)
+    return np.fft.irfft(spec, n=num_samples, axis=1) * shape.scale_mv[:, None]

@@ -1,0 +1,101 @@
+"""Data-driven beat shape model: fitting pieces, the shipped model, and how beats are placed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from encoder.preprocess import bandpass
+from encoder.realism import load_real
+from encoder.synth.beat_render import render_beats
+from encoder.synth.record import synthesize_record
+from encoder.synth.shape_fit import fit_shape_model, limb_ratio, qrs_core_width, undo_bandpass
+from encoder.synth.shape_model import default_path, load_shape_model, shaped_noise
+
+SAMPLE = Path(__file__).parent / "data" / "ptbxl_real_sample.npz"  # 16 real PTB-XL records
+
+
+def test_shipped_model_is_small_and_fitted_on_the_even_half_only() -> None:
+    assert default_path().is_file() and default_path().stat().st_size < 400 * 1024
+    m = load_shape_model()
+    idx = m.arrays["fitted_indices"]
+    assert len(idx) > 0 and np.all(idx % 2 == 0)
+    assert m.size >= 20 and np.isfinite(m.arrays["mean"]).all()
+
+
+def test_sampling_is_deterministic_and_in_mv() -> None:
+    m = load_shape_model()
+    a, b = m.sample(np.random.default_rng(7)), m.sample(np.random.default_rng(7))
+    assert np.array_equal(a.template, b.template)
+    peak_to_peak = np.ptp(a.template, axis=1)  # (8,) mV
+    assert np.all(peak_to_peak > 0.05) and np.all(peak_to_peak < 8.0)
+    noise = shaped_noise(a, np.random.default_rng(0), 500.0, 5000)
+    assert noise.shape == (8, 5000) and 0.0 < noise.std() < 0.5
+
+
+def test_undo_bandpass_restores_the_high_frequencies() -> None:
+    t = np.arange(5000) / 500.0
+    x = np.stack([np.sin(2 * np.pi * 3.0 * t) + 0.5 * np.sin(2 * np.pi * 36.0 * t + 1.0)])
+    filtered = bandpass(x, 500.0, 0.5, 40.0, order=4).astype(np.float64)
+    restored = undo_bandpass(filtered)
+    inner = slice(1500, 3500)
+    assert np.abs(restored[0, inner] - x[0, inner]).max() < 0.05
+    assert np.abs(filtered[0, inner] - x[0, inner]).max() > 0.05  # the filter did change it
+
+
+def test_limb_ratio_recovers_the_mv_ratio_of_z_scored_leads() -> None:
+    rec = synthesize_record(frozenset({"NORM", "SR"}), np.random.default_rng(3))
+    x = bandpass(rec.signal, 500.0, 0.5, 40.0, order=4).astype(np.float64)
+    true = x[1].std() / x[0].std()
+    z = (x - x.mean(axis=1, keepdims=True)) / x.std(axis=1, keepdims=True)
+    assert limb_ratio(z) == pytest.approx(true, rel=0.05)
+
+
+def test_qrs_core_width_tells_wide_from_narrow() -> None:
+    t = (np.arange(550) - 175) / 500.0
+    narrow = np.exp(-0.5 * (t / 0.008) ** 2)[None, :].repeat(3, 0)
+    wide = (
+        narrow + np.exp(-0.5 * ((t - 0.06) / 0.015) ** 2)[None, :] + np.exp(-0.5 * ((t + 0.04) / 0.015) ** 2)
+    )
+    assert qrs_core_width(narrow, 175) < 0.06 < 0.1 < qrs_core_width(wide, 175)
+
+
+def test_longer_pr_moves_the_p_wave_earlier() -> None:
+    shape = load_shape_model().sample(np.random.default_rng(1))
+    r_at = 1.0
+
+    def p_peak(pr: float) -> float:
+        x = render_beats(
+            shape, np.array([r_at]), pr, np.array([shape.qt]), np.array([True]), np.ones(1), 500.0, 1000
+        )
+        lead = np.abs(x[1])
+        window = np.arange(int((r_at - 0.6) * 500), int((r_at - shape.r_off - 0.03) * 500))
+        return float(window[np.argmax(lead[window])] / 500.0)
+
+    assert p_peak(shape.pr + 0.1) == pytest.approx(p_peak(shape.pr) - 0.1, abs=0.006)
+
+
+def test_afib_beats_have_no_p_wave() -> None:
+    shape = load_shape_model().sample(np.random.default_rng(2))
+    args = (shape, np.array([1.0]), shape.pr, np.array([shape.qt]))
+    with_p = render_beats(*args, np.array([True]), np.ones(1), 500.0, 1000)
+    no_p = render_beats(*args, np.array([False]), np.ones(1), 500.0, 1000)
+    p_region = slice(int((1.0 - shape.r_off - shape.pr) * 500), int((1.0 - shape.r_off - 0.04) * 500))
+    assert np.abs(no_p[:, p_region]).max() < 0.2 * np.abs(with_p[:, p_region]).max()
+
+
+@pytest.mark.slow
+def test_fit_on_real_sample_records() -> None:
+    real = load_real(SAMPLE)  # (16, 12, 5000) z-scored
+    arrays = fit_shape_model(real, np.full(8, 0.15), components=5)
+    n = arrays["coeffs"].shape[0]
+    assert 4 <= n <= 16 and arrays["components"].shape == (
+        min(5, n - 1),
+        8 * int(arrays["template_shape"][1]),
+    )
+    assert np.all((arrays["pr"] >= 0.1) & (arrays["pr"] <= 0.24))
+    assert np.all(np.isfinite(arrays["noise_psd"].astype(np.float64)))
+    recon = arrays["mean"] + arrays["coeffs"] @ arrays["components"].astype(np.float32)
+    assert np.abs(recon).max() > 1.0  # z-units: real beats, not zeros
