@@ -167,6 +167,16 @@ def test_aux_head_answerer(options):
         is None
     )
     assert aux.answer(_q("comparison_irrelevant-verify", None), options[2], probs) is None
+    # "... in inferior leads" names a whole-ECG statement, not a lead: answered; a named lead still abstains
+    imi = ["myocardial infarction in inferior leads"]
+    whole = _q(
+        "single-verify",
+        imi,
+        question="Does this ECG show symptoms of myocardial infarction in inferior leads?",
+    )
+    assert aux.answer(whole, options[1], probs) == ["yes"]
+    in_lead = _q("single-verify", imi, question="Does lead III show myocardial infarction in inferior leads?")
+    assert aux.answer(in_lead, options[1], probs) is None
     # labels named by description work as well as SCP codes
     by_desc = AuxHeadAnswerer(["inferior myocardial infarction", "digitalis-effect"])
     assert by_desc.label_index("myocardial infarction in inferior leads") == [0]

@@ -25,6 +25,14 @@ from llm_finetune.vqa.scoring import answer_set
 _LEAD_MENTION = re.compile(r"\b(lead|leads)\b", re.IGNORECASE)
 
 
+def _mentions_leads(question: str, attributes: Sequence[str]) -> bool:
+    """Whether the question asks about particular leads; attribute names such as "myocardial infarction in
+    inferior leads" do not count (they are whole-ECG statements)."""
+    for attribute in attributes:
+        question = re.sub(re.escape(attribute), " ", question, flags=re.IGNORECASE)
+    return bool(_LEAD_MENTION.search(question))
+
+
 def fit_majority(records: Iterable[dict]) -> dict:
     """Most frequent answer set per template (ties: the lexicographically smallest set).
 
@@ -121,11 +129,11 @@ class AuxHeadAnswerer:
     def answer(self, record: dict, options: Sequence[str], probs: np.ndarray) -> list[str] | None:
         """Answer set for ``record`` from ``probs`` ((L,) of its single ECG), or ``None`` to abstain."""
         qtype = str(record.get("question_type", ""))
-        if not qtype.startswith("single-") or _LEAD_MENTION.search(str(record.get("question", ""))):
-            return None  # comparisons need two ECGs' semantics; lead-specific questions a lead-wise model
         attrs = record.get("attribute") or []
         if isinstance(attrs, str):
             attrs = [attrs]
+        if not qtype.startswith("single-") or _mentions_leads(str(record.get("question", "")), attrs):
+            return None  # comparisons need two ECGs' semantics; lead-specific questions a lead-wise model
         has_none = any(canon(o) == "none" for o in options)
         if qtype == "single-verify":
             if len(attrs) != 1 or (idx := self.label_index(attrs[0])) is None:
