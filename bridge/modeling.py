@@ -7,7 +7,6 @@ adapter (``adapter_config.json`` + ``adapter_model.safetensors``), or ``llm/`` w
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import tempfile
@@ -63,22 +62,12 @@ def resize_for_tokenizer(llm: nn.Module, tokenizer) -> None:
             emb.weight[old:] = emb.weight[:old].float().mean(0).to(emb.weight.dtype)
 
 
-@functools.lru_cache(maxsize=1)
-def _statements():
-    from encoder.labels import ScpStatements
-
-    return ScpStatements.load()
-
-
 def label_description(code: str) -> str:
-    """Readable lower-case text for a label code: superclass names, else the PTB-XL SCP description
-    (ECG-QA's attribute strings are these descriptions, lower-cased)."""
-    from encoder.labels import SUPERCLASS_DESCRIPTIONS
+    """Readable lower-case text for a label code, spelled as ECG-QA spells it (``"IMI"`` -> "myocardial
+    infarction in inferior leads"), so hints and label embeddings use the questions' own words."""
+    from encoder.labels import ecgqa_name
 
-    if code in SUPERCLASS_DESCRIPTIONS:
-        return SUPERCLASS_DESCRIPTIONS[code].lower()
-    statements = _statements()
-    return statements.description(code).lower() if code in statements else code
+    return ecgqa_name(code).lower()
 
 
 @torch.no_grad()

@@ -18,8 +18,10 @@ almost every record. Pass ``min_likelihood`` > 0 to keep only diagnostic codes a
 
 from __future__ import annotations
 
+import csv
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -249,3 +251,57 @@ def label_text(labels: list[str], statements: ScpStatements, style: str = "knowl
                 desc = f"{desc} (diagnostic class: {cls_desc})"
         sentences.append(desc[:1].upper() + desc[1:])
     return ". ".join(sentences) + ("." if sentences else "")
+
+
+# PTB-XL SCP codes whose ECG-QA answer text differs from the statement's description.
+SCP_CODE_TO_ECGQA: dict[str, str] = {
+    "DIG": "digitalis effect",
+    "LOWT": "low amplitude t-wave",
+    "BIGU": "bigeminal pattern (unknown origin, supraventricular, or ventricular)",
+    # superclasses (PTB-XL diagnostic_class) as ECG-QA spells them
+    "CD": "conduction disturbance",
+    "HYP": "hypertrophy",
+    "MI": "myocardial infarction",
+    "STTC": "st/t change",
+    # "<site> myocardial infarction" -> "myocardial infarction in <site> leads"
+    **{
+        code: f"myocardial infarction in {site} leads"
+        for code, site in {
+            "AMI": "anterior",
+            "ALMI": "anterolateral",
+            "ASMI": "anteroseptal",
+            "IMI": "inferior",
+            "ILMI": "inferolateral",
+            "IPMI": "inferoposterior",
+            "IPLMI": "inferoposterolateral",
+            "LMI": "lateral",
+            "PMI": "posterior",
+        }.items()
+    },
+}
+
+
+@lru_cache(maxsize=1)
+def scp_code_aliases() -> dict[str, str]:
+    """Alias -> ECG-QA answer text for every PTB-XL SCP statement (from the shipped statements csv).
+
+    Both the code (``"AFIB"``) and the PTB-XL description (``"inferior myocardial infarction"``) map to
+    the ECG-QA spelling (``"atrial fibrillation"``, ``"myocardial infarction in inferior leads"``).
+    """
+    path = resources.files("encoder") / "resources" / "ptbxl" / "scp_statements.csv"
+    with path.open() as f:
+        rows = [r for r in list(csv.reader(f))[1:] if len(r) > 1 and r[0]]
+    aliases: dict[str, str] = {}
+    for code, description in ((r[0], r[1]) for r in rows):
+        target = SCP_CODE_TO_ECGQA.get(code, description.lower())
+        aliases[code] = target
+        aliases[description.lower()] = target
+    for code, target in SCP_CODE_TO_ECGQA.items():
+        aliases.setdefault(code, target)
+    return aliases
+
+
+def ecgqa_name(code: str) -> str:
+    """How ECG-QA spells a label (SCP code or superclass): ``"IMI"`` -> ``"myocardial infarction in inferior leads"``;
+    unknown names are returned unchanged."""
+    return scp_code_aliases().get(code, code)

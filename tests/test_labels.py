@@ -81,3 +81,13 @@ def test_bad_names_raise_typed_errors(st, tmp_path):
     (tmp_path / "bad.csv").write_text("code,description\nSR,sinus rhythm\n")
     with pytest.raises(DatasetError, match="missing column"):
         ScpStatements.load(tmp_path / "bad.csv")
+
+
+def test_ecgqa_name_spells_labels_as_the_questions_do():
+    from encoder.labels import ecgqa_name
+
+    assert ecgqa_name("IMI") == "myocardial infarction in inferior leads"
+    assert ecgqa_name("LOWT") == "low amplitude t-wave"
+    assert ecgqa_name("AFIB") == "atrial fibrillation"
+    assert ecgqa_name("STTC") == "st/t change"
+    assert ecgqa_name("not-a-code") == "not-a-code"

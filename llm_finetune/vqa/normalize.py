@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from encoder.labels import SCP_CODE_TO_ECGQA, scp_code_aliases  # noqa: F401  (public here too)
+
 # Synonyms of the closed-class answers, keyed by the ECG-QA answer they stand for.
 ANSWER_SYNONYMS: dict[str, tuple[str, ...]] = {
     "yes": ("yes", "y", "true", "correct", "present", "affirmative", "positive"),
@@ -70,32 +72,6 @@ EXTRA_ALIASES: dict[str, tuple[str, ...]] = {
     "first degree av block": ("1st degree av block", "first degree atrioventricular block"),
     "sinus rhythm": ("normal sinus rhythm", "nsr"),
     "normal heart axis": ("normal axis",),
-}
-# PTB-XL SCP codes whose ECG-QA answer text differs from the statement's description.
-SCP_CODE_TO_ECGQA: dict[str, str] = {
-    "DIG": "digitalis effect",
-    "LOWT": "low amplitude t-wave",
-    "BIGU": "bigeminal pattern (unknown origin, supraventricular, or ventricular)",
-    # superclasses (PTB-XL diagnostic_class) as ECG-QA spells them
-    "CD": "conduction disturbance",
-    "HYP": "hypertrophy",
-    "MI": "myocardial infarction",
-    "STTC": "st/t change",
-    # "<site> myocardial infarction" -> "myocardial infarction in <site> leads"
-    **{
-        code: f"myocardial infarction in {site} leads"
-        for code, site in {
-            "AMI": "anterior",
-            "ALMI": "anterolateral",
-            "ASMI": "anteroseptal",
-            "IMI": "inferior",
-            "ILMI": "inferolateral",
-            "IPMI": "inferoposterior",
-            "IPLMI": "inferoposterolateral",
-            "LMI": "lateral",
-            "PMI": "posterior",
-        }.items()
-    },
 }
 _LEAD_SHORT = (
     "II",
@@ -193,29 +169,6 @@ class AnswerNormalizer:
             if best:
                 return NormalizedAnswer((self._by_canon[best[0]],), "fuzzy", text)
         return NormalizedAnswer((), "oov", text)
-
-
-@lru_cache(maxsize=1)
-def scp_code_aliases() -> dict[str, str]:
-    """Alias -> ECG-QA answer text for every PTB-XL SCP statement (from the shipped statements csv).
-
-    Both the code (``"AFIB"``) and the PTB-XL description (``"inferior myocardial infarction"``) map to
-    the ECG-QA spelling (``"atrial fibrillation"``, ``"myocardial infarction in inferior leads"``).
-    """
-    import csv
-    from importlib import resources
-
-    path = resources.files("encoder") / "resources" / "ptbxl" / "scp_statements.csv"
-    with path.open() as f:
-        rows = [r for r in list(csv.reader(f))[1:] if len(r) > 1 and r[0]]
-    aliases: dict[str, str] = {}
-    for code, description in ((r[0], r[1]) for r in rows):
-        target = SCP_CODE_TO_ECGQA.get(code, description.lower())
-        aliases[code] = target
-        aliases[description.lower()] = target
-    for code, target in SCP_CODE_TO_ECGQA.items():
-        aliases.setdefault(code, target)
-    return aliases
 
 
 def normalize_answer(text: str, options: Sequence[str], *, use_scp_codes: bool = True) -> NormalizedAnswer:
