@@ -132,7 +132,7 @@ def _lvolt(t: Template, ph: Physiology, codes: frozenset[str], rng: Rng) -> None
 
 def _imi(t: Template, ph: Physiology, codes: frozenset[str], rng: Rng) -> None:
     a = ph.qrs_amp
-    t["Q"] = Component(0.02, 0.010, 0.013, a * np.array([0.05, -0.42, -0.12]) * rng.uniform(0.8, 1.3))
+    t["Q"] = Component(0.02, 0.010, 0.013, a * np.array([0.05, -0.26, -0.08]) * rng.uniform(0.8, 1.3))
     t["R"].vector = t["R"].vector * np.array([1.0, 0.55, 1.0])
     if rng.random() < 0.6:
         t["T"].vector = t["T"].vector * np.array([1.0, -0.6, 1.0])
@@ -141,7 +141,7 @@ def _imi(t: Template, ph: Physiology, codes: frozenset[str], rng: Rng) -> None:
 def _asmi(lateral: bool) -> Callable:
     def fn(t: Template, ph: Physiology, codes: frozenset[str], rng: Rng) -> None:
         a = ph.qrs_amp
-        t["Q"] = Component(0.02, 0.010, 0.012, a * np.array([0.02, 0.05, 0.38]) * rng.uniform(0.8, 1.3))
+        t["Q"] = Component(0.02, 0.010, 0.012, a * np.array([0.02, 0.05, 0.24]) * rng.uniform(0.8, 1.3))
         t["R"].vector = t["R"].vector + a * np.array([0.0, 0.0, 0.3])
         if lateral:
             t["R"].vector = t["R"].vector * np.array([0.6, 1.0, 1.0])

@@ -83,9 +83,9 @@ def sample_physiology(rng: np.random.Generator, age: float) -> Physiology:
         frontal_rot=float(np.clip(rng.normal(0, 16), -40, 40)),
         horizontal_rot=float(np.clip(rng.normal(0, 14), -30, 30)),
         resp_rate=float(rng.uniform(0.18, 0.33)),
-        rsa=float(rng.uniform(0.005, 0.035)),
-        lf_hrv=float(rng.uniform(0.0, 0.02)),
-        rr_jitter=float(rng.uniform(0.003, 0.012)),
+        rsa=float(rng.uniform(0.01, 0.05)),
+        lf_hrv=float(rng.uniform(0.0, 0.035)),
+        rr_jitter=float(rng.uniform(0.005, 0.018)),
         resp_amp=float(rng.uniform(0.02, 0.10)),
         noise_scale=float(np.exp(rng.normal(-0.2, 0.4))),
     )

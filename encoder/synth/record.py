@@ -55,10 +55,20 @@ REPLACE_QRS = frozenset({"CLBBB", "WPW"})
 """Codes whose QRS replaces the data-driven QRS (left bundle branch block and pre-excitation change the whole
 ventricular activation; right bundle branch block only adds late forces, so it goes on top)."""
 
+FORM_SCALE = 0.7
+"""Size of the infarction, axis and ST-T label effects relative to the parametric model's (whose sizes were tuned
+on its own beats; on real-data beats they stood out)."""
+FULL_SIZE = frozenset({"LVH", "VCLVH", "CLBBB", "CRBBB", "WPW"})
+"""Codes whose effect keeps the parametric size (voltage criteria, bundle branch block widths)."""
+
 DATA_SCALED = frozenset({"LVOLT"})
 """Codes applied by scaling the data-driven beat instead of a parametric difference."""
 
-ELECTRODE_NOISE = 0.3
+DATA_NOISE = 1.0
+"""Scale of the data-driven residual noise: the residual of a real record also holds beat-to-beat variation of
+the P and T waves, which the per-beat amplitude modulation already produces."""
+
+ELECTRODE_NOISE = 0.1
 """Scale of the parametric electrode noise (baseline wander, motion, powerline, EMG) on top of the data-driven residual."""
 
 
@@ -165,7 +175,7 @@ def synthesize_record(
         shape, np.array([-WINDOW_S[0]]), ph.pr, np.array([qt_mean]), np.array([True]), np.ones(1), fs, t.size
     )
     gain = _region_gain(data_mean, p_normal, t, shape, qt_mean)
-    delta = (p_label - p_normal) * gain[None, :]  # (8, W)
+    delta = (p_label - p_normal) * gain[None, :] * (1.0 if codes & FULL_SIZE else FORM_SCALE)  # (8, W)
     if codes & REPLACE_QRS:  # a different activation sequence: the label's QRS replaces the data QRS
         q_on = -shape.r_off
         m = np.clip((t - (q_on - 0.012)) / 0.008, 0, 1) * np.clip(
@@ -194,7 +204,7 @@ def synthesize_record(
         indep += project_independent(fibrillatory_waves(rng, fs, num_samples))[_TO_MODEL_ORDER]
     elif ph.rhythm == "aflt":
         indep += project_independent(flutter_waves(rng, fs, num_samples, cycle or 0.2))[_TO_MODEL_ORDER]
-    indep += noise_scale * shaped_noise(shape, rng, fs, num_samples)
+    indep += noise_scale * DATA_NOISE * shaped_noise(shape, rng, fs, num_samples)
     ph.noise_scale *= noise_scale * ELECTRODE_NOISE
     indep += electrodes_to_independent_leads(electrode_noise(ph, rng, fs, num_samples))[_TO_MODEL_ORDER]
     inside = (beats.onset >= 0) & (beats.onset < seconds)
