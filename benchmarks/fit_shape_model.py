@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument(
         "--half", choices=("even", "odd", "all"), default="even", help="which records to fit on"
     )
-    parser.add_argument("--components", type=int, default=30)
+    parser.add_argument("--components", type=int, default=50)
     parser.add_argument("--out", default="encoder/resources/synth/shape_model.npz")
     args = parser.parse_args()
     real = load_real(args.real)

@@ -115,9 +115,13 @@ def _voltage(lo: float, hi: float, strain: float) -> Callable:
         t["R"].vector = t["R"].vector * np.array([k, 0.8 * k, 0.9 * k])
         t["S"].vector = t["S"].vector * k * 1.15
         ph.frontal_rot = float(np.clip(ph.frontal_rot, -30, 20))
-        if rng.random() < strain:
-            t["T"].vector = -0.6 * t["T"].vector
-            t["ST"].vector = t["ST"].vector + np.array([-0.06, -0.02, 0.05])
+        if (
+            rng.random() < strain
+        ):  # strain: ST-T opposite to the left-posterior QRS (down in I, aVL, V5-V6, up in V1-V3)
+            t["T"].vector = t["T"].vector * np.array([-0.6, -0.3, 1.2]) + ph.t_amp * np.array(
+                [0.0, 0.0, -0.08]
+            )
+            t["ST"].vector = t["ST"].vector + np.array([-0.06, -0.02, -0.04])
 
     return fn
 

@@ -58,13 +58,13 @@ ventricular activation; right bundle branch block only adds late forces, so it g
 FORM_SCALE = 0.7
 """Size of the infarction, axis and ST-T label effects relative to the parametric model's (whose sizes were tuned
 on its own beats; on real-data beats they stood out)."""
-FULL_SIZE = frozenset({"LVH", "VCLVH", "CLBBB", "CRBBB", "WPW"})
+FULL_SIZE = frozenset({"LVH", "VCLVH", "CLBBB", "WPW"})
 """Codes whose effect keeps the parametric size (voltage criteria, bundle branch block widths)."""
 
 DATA_SCALED = frozenset({"LVOLT"})
 """Codes applied by scaling the data-driven beat instead of a parametric difference."""
 
-DATA_NOISE = 1.0
+DATA_NOISE = 0.6
 """Scale of the data-driven residual noise: the residual of a real record also holds beat-to-beat variation of
 the P and T waves, which the per-beat amplitude modulation already produces."""
 
@@ -93,6 +93,9 @@ def _label_templates(
     the same jitter: the normal beat and the beat with the label morphology. Their difference is the label effect
     that goes on top of the data-driven beat."""
     ph = sample_physiology(rng, age)
+    ph.heart_rate = float(
+        np.clip(60.0 / shape.rr * np.exp(rng.normal(0.0, 0.04)), 61.0, 99.0)
+    )  # rate codes override
     ph.pr = float(np.clip(shape.pr, 0.11, 0.2))
     ph.qtc = float(np.clip(shape.qt / np.sqrt(shape.rr), 0.38, 0.47))
     qrs_normal = ph.qrs

@@ -167,7 +167,7 @@ def fit_record(x: np.ndarray) -> dict | None:
 
 
 def fit_shape_model(
-    records: np.ndarray, lead_scale_mv: np.ndarray, components: int = 30
+    records: np.ndarray, lead_scale_mv: np.ndarray, components: int = 50
 ) -> dict[str, np.ndarray]:
     """Fit the model on z-scored records (N, 12, 5000); ``lead_scale_mv`` (8,) = typical mV std of I, II, V1..V6.
 
@@ -175,7 +175,9 @@ def fit_shape_model(
     fits = [f for f in (fit_record(np.asarray(r, dtype=np.float32)) for r in records) if f is not None]
     if len(fits) < 4:
         raise ValueError(f"only {len(fits)} usable records; need at least 4")
-    tmpl = np.stack([f["template"].ravel() for f in fits]).astype(np.float64)  # (M, 8 * L)
+    # Stored at FS / 2 (the beats hold nothing above 45 Hz), so more components fit in a small file.
+    half = [sps.resample_poly(f["template"].astype(np.float64), 1, 2, axis=1) for f in fits]
+    tmpl = np.stack([h.ravel() for h in half])  # (M, 8 * L / 2)
     mean = tmpl.mean(axis=0)
     _, sv, vt = np.linalg.svd(tmpl - mean, full_matrices=False)
     k = min(components, len(fits) - 1)
@@ -185,9 +187,9 @@ def fit_shape_model(
         "mean": mean.astype(np.float32),
         "components": vt[:k].astype(np.float16),
         "coeffs": coeffs.astype(np.float32),
-        "template_shape": np.array([8, fits[0]["template"].shape[1]]),
+        "template_shape": np.array([8, half[0].shape[1]]),
         "pre_s": np.array(PRE_S),
-        "fs": np.array(float(FS)),
+        "fs": np.array(FS / 2.0),
         "limb_ratio": scalar("limb_ratio"),
         "rr": scalar("rr"),
         "pr": scalar("pr"),

@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+from scipy.signal import resample_poly
 
 JITTER = 0.35
 """Std of the Gaussian jitter of the PCA coefficients, as a fraction of each coefficient's population std."""
@@ -63,6 +64,7 @@ class ShapeModel:
         c = coeffs[j] + rng.normal(0.0, JITTER, coeffs.shape[1]) * coeffs.std(axis=0)
         flat = a["mean"].astype(np.float64) + c @ a["components"].astype(np.float64)
         tmpl = flat.reshape(tuple(int(v) for v in a["template_shape"]))
+        tmpl = resample_poly(tmpl, 2, 1, axis=1)  # stored at half the rate
         lead = a["lead_scale_mv"].astype(np.float64)
         sigma_ii = lead[1] * amplitude
         scale = lead / lead[1] * sigma_ii * np.exp(rng.normal(0.0, 0.12, 8))
@@ -71,7 +73,7 @@ class ShapeModel:
         return BeatShape(
             template=tmpl * scale[:, None],
             pre_s=float(a["pre_s"]),
-            fs=float(a["fs"]),
+            fs=2.0 * float(a["fs"]),
             rr=float(a["rr"][j]),
             pr=float(a["pr"][j]),
             qrs=float(a["qrs"][j]),
