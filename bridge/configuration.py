@@ -26,6 +26,8 @@ class EcgLlmConfig:
     """Add the aux head's top findings as text to the prompt."""
     findings_top_k: int = 3
     """At most this many findings per ECG in the hint."""
+    findings_superclass: bool = True
+    """Also name the findings' PTB-XL diagnostic superclasses in the hint (ECG-QA asks about those too)."""
     findings_threshold: float = 0.5
     """Findings with calibrated probability above this (or the encoder's per-label thresholds) enter the hint."""
     lora_r: int = 16

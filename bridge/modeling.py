@@ -7,6 +7,7 @@ adapter (``adapter_config.json`` + ``adapter_model.safetensors``), or ``llm/`` w
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -68,6 +69,26 @@ def label_description(code: str) -> str:
     from encoder.labels import ecgqa_name
 
     return ecgqa_name(code).lower()
+
+
+@functools.lru_cache(maxsize=1)
+def _statements():
+    from encoder.labels import ScpStatements
+
+    return ScpStatements.load()
+
+
+def superclasses(codes: str | list[str]) -> list[str] | None:
+    """ECG-QA names of the PTB-XL diagnostic superclasses of ``codes`` (sorted, NORM left out); for one code,
+    None when it has no superclass (rhythm/form codes, superclasses themselves)."""
+    from encoder.labels import ecgqa_name
+
+    statements = _statements()
+    if isinstance(codes, str):
+        sup = statements.diagnostic_class_of(codes)
+        return None if sup in (None, codes) else [ecgqa_name(sup).lower()]
+    found = {statements.diagnostic_class_of(c) for c in codes} - {None, "NORM"}
+    return sorted(ecgqa_name(s).lower() for s in found)
 
 
 @torch.no_grad()
@@ -203,6 +224,11 @@ class EcgLlm(nn.Module):
         if not self.config.findings_hint:
             return None
         texts = [", ".join(label_description(c) for c in f) or "none" for f in findings]
+        if self.config.findings_superclass and any(superclasses(c) is not None for c in self.label_names):
+            texts = [
+                f"{t}; superclass: {', '.join(superclasses(f)) or 'none'}"
+                for t, f in zip(texts, findings, strict=True)
+            ]
         if len(texts) == 1:
             return [f"Findings: {texts[0]}."]
         return [f"Findings ECG {i + 1}: {t}." for i, t in enumerate(texts)]

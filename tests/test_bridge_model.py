@@ -153,3 +153,16 @@ def test_label_embedding_init_needs_a_summary_token(encoder_dir):
     cfg = EcgLlmConfig(llm=TINY, projector=ProjectorConfig(summary_token=False, label_embedding_init=True))
     with pytest.raises(ConfigError, match="label_embedding_init"):
         EcgLlm.build(cfg, encoder_dir)
+
+
+def test_findings_hint_names_superclasses_for_scp_code_labels(encoder_dir):
+    model = _model(encoder_dir, findings_hint=True)
+    # superclass labels already are superclasses: no extra part
+    assert model.hint_lines([["MI", "CD"]]) == ["Findings: myocardial infarction, conduction disturbance."]
+    model.encoder.config.label_names = ["SR", "IMI", "CLBBB", "NDT"]
+    assert model.hint_lines([["SR", "IMI"], ["SR"]]) == [
+        "Findings ECG 1: sinus rhythm, myocardial infarction in inferior leads; superclass: myocardial infarction.",
+        "Findings ECG 2: sinus rhythm; superclass: none.",
+    ]
+    model.config.findings_superclass = False
+    assert model.hint_lines([["CLBBB"]]) == ["Findings: complete left bundle branch block."]
