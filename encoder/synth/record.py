@@ -72,20 +72,6 @@ ELECTRODE_NOISE = 0.1
 """Scale of the parametric electrode noise (baseline wander, motion, powerline, EMG) on top of the data-driven residual."""
 
 
-def build_template(codes: frozenset[str], rng: np.random.Generator, age: float) -> tuple[Physiology, dict]:
-    """Physiology and named beat template for a label set (normal, then each effect in ``EFFECT_ORDER``)."""
-    ph = sample_physiology(rng, age)
-    for code in EFFECT_ORDER:
-        if code in codes and EFFECTS[code].physiology is not None:
-            EFFECTS[code].physiology(ph, rng)
-    tmpl = normal_template(ph, rng)
-    for code in EFFECT_ORDER:
-        if code in codes and EFFECTS[code].morphology is not None:
-            EFFECTS[code].morphology(tmpl, ph, codes, rng)
-    rotate_ventricular(tmpl, ph)
-    return ph, tmpl
-
-
 def _label_templates(
     codes: frozenset[str], rng: np.random.Generator, age: float, shape: BeatShape
 ) -> tuple[Physiology, dict, dict]:
