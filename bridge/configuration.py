@@ -67,5 +67,6 @@ class EcgLlmConfig:
         data = json.loads(path.read_text())
         if data.pop("model_type", None) != "ecg_llm":
             raise CheckpointError(f"{path} is not an ecg_llm config (model_type != 'ecg_llm').")
+        data.setdefault("findings_superclass", False)  # models saved before this option keep their prompts
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})

@@ -78,17 +78,17 @@ def _statements():
     return ScpStatements.load()
 
 
-def superclasses(codes: str | list[str]) -> list[str] | None:
-    """ECG-QA names of the PTB-XL diagnostic superclasses of ``codes`` (sorted, NORM left out); for one code,
-    None when it has no superclass (rhythm/form codes, superclasses themselves)."""
+def superclass_of(code: str) -> str | None:
+    """ECG-QA name of a label's PTB-XL diagnostic superclass; None for rhythm/form codes and superclasses."""
     from encoder.labels import ecgqa_name
 
-    statements = _statements()
-    if isinstance(codes, str):
-        sup = statements.diagnostic_class_of(codes)
-        return None if sup in (None, codes) else [ecgqa_name(sup).lower()]
-    found = {statements.diagnostic_class_of(c) for c in codes} - {None, "NORM"}
-    return sorted(ecgqa_name(s).lower() for s in found)
+    sup = _statements().diagnostic_class_of(code)
+    return None if sup in (None, code) else ecgqa_name(sup).lower()
+
+
+def superclasses(codes: list[str]) -> list[str]:
+    """Sorted ECG-QA names of the diagnostic superclasses of ``codes`` (NORM has none)."""
+    return sorted({s for s in map(superclass_of, codes) if s is not None})
 
 
 @torch.no_grad()
@@ -224,7 +224,7 @@ class EcgLlm(nn.Module):
         if not self.config.findings_hint:
             return None
         texts = [", ".join(label_description(c) for c in f) or "none" for f in findings]
-        if self.config.findings_superclass and any(superclasses(c) is not None for c in self.label_names):
+        if self.config.findings_superclass and any(superclass_of(c) for c in self.label_names):
             texts = [
                 f"{t}; superclass: {', '.join(superclasses(f)) or 'none'}"
                 for t, f in zip(texts, findings, strict=True)

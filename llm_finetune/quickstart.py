@@ -94,7 +94,9 @@ def run_quickstart(cfg: QuickstartConfig) -> Path:
     paths = {step: out / step for step in STEPS}
 
     synth = SyntheticConfig(out_dir=str(paths["cohort"]), num_records=cfg.num_records, seed=cfg.seed)
-    _run_step("cohort", paths["cohort"], [synth, GENERATOR_VERSION], lambda: generate_cohort(synth), cfg, timings)
+    _run_step(
+        "cohort", paths["cohort"], [synth, GENERATOR_VERSION], lambda: generate_cohort(synth), cfg, timings
+    )
 
     pretrain = load_config(
         PretrainConfig,

@@ -166,3 +166,15 @@ def test_findings_hint_names_superclasses_for_scp_code_labels(encoder_dir):
     ]
     model.config.findings_superclass = False
     assert model.hint_lines([["CLBBB"]]) == ["Findings: complete left bundle branch block."]
+
+
+def test_models_saved_before_the_superclass_hint_keep_their_prompts(tmp_path):
+    import json
+
+    path = tmp_path / "config.json"
+    EcgLlmConfig(findings_hint=True).save(path)
+    assert EcgLlmConfig.load(path).findings_superclass  # saved with the option: kept
+    data = json.loads(path.read_text())
+    del data["findings_superclass"]
+    path.write_text(json.dumps(data))
+    assert not EcgLlmConfig.load(path).findings_superclass  # older folders: the hint they were trained with

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from llm_finetune.vqa.normalize import canon, scp_code_aliases
+from encoder.labels import scp_code_aliases
+from llm_finetune.vqa.normalize import canon
 from llm_finetune.vqa.scoring import answer_set
 
 _LEAD_MENTION = re.compile(r"\b(lead|leads)\b", re.IGNORECASE)

@@ -25,8 +25,9 @@ from tqdm.auto import tqdm
 
 from encoder.config_io import save_resolved_config
 from encoder.errors import ConfigError, DatasetError
+from encoder.labels import scp_code_aliases
 from llm_finetune.vqa.baselines import AuxHeadAnswerer, agreement, fit_majority, majority_answer
-from llm_finetune.vqa.normalize import AnswerNormalizer, scp_code_aliases
+from llm_finetune.vqa.normalize import AnswerNormalizer
 from llm_finetune.vqa.scoring import score_item, summarize
 
 log = logging.getLogger(__name__)

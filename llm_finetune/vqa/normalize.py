@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from encoder.labels import SCP_CODE_TO_ECGQA, scp_code_aliases  # noqa: F401  (public here too)
+from encoder.labels import scp_code_aliases
 
 # Synonyms of the closed-class answers, keyed by the ECG-QA answer they stand for.
 ANSWER_SYNONYMS: dict[str, tuple[str, ...]] = {
