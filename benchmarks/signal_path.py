@@ -2,7 +2,7 @@
 and the aux head's findings as a text hint — held-out exact match (constrained answers) after N steps.
 
     python benchmarks/signal_path.py --data_root runs/quickstart/cohort \
-        --encoder runs/quickstart/stage1/encoder --steps 100 300 --out_dir runs/signal_path
+        --encoder runs/quickstart/stage1/encoder --steps 100 300 --eval_samples 200 --out_dir runs/signal_path
 
 Starts from configs/quickstart/finetune.yaml (SmolLM2-135M-Instruct, batch 8). On 2 CPU cores each 100 steps take
 ~5 min; on a GPU seconds. Prints one table (majority and aux-head answerer beside each run).
@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from encoder.config_io import load_config
+from encoder.errors import DatasetError
 from llm_finetune.train import FinetuneConfig, run_finetune
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "quickstart" / "finetune.yaml"
@@ -57,9 +58,19 @@ def main() -> None:
             cfg.model.dtype = args.dtype
             if args.llm:
                 cfg.model.llm = args.llm
-            if not (out / "eval.json").is_file():
-                run_finetune(cfg)
-            report = json.loads((out / "eval.json").read_text())
+            settings = {"llm": cfg.model.llm, "dtype": args.dtype, "eval_samples": args.eval_samples,
+                        "encoder": args.encoder, "data_root": args.data_root}  # fmt: skip
+            done = out / "eval.json"
+            saved = out / "signal_path_settings.json"
+            if not done.is_file() or not saved.is_file() or json.loads(saved.read_text()) != settings:
+                run_finetune(cfg)  # (re)train: no result yet, or one made with other settings
+                saved.write_text(json.dumps(settings))
+            if not done.is_file():
+                raise DatasetError(
+                    f"No held-out {'/'.join(TYPES)} questions were scored in {out}: check that {args.data_root} "
+                    "has ECG-QA test questions (ecgqa/ptbxl/template/test)."
+                )
+            report = json.loads(done.read_text())
             rows.append((name, steps, report))
             print(f"[signal_path] {name} {steps} steps: model {report['model']:.3f}", flush=True)
     header = " | ".join(f"{t} model / aux / majority" for t in TYPES)
