@@ -99,3 +99,15 @@ def test_fit_on_real_sample_records() -> None:
     assert np.all(np.isfinite(arrays["noise_psd"].astype(np.float64)))
     recon = arrays["mean"] + arrays["coeffs"] @ arrays["components"].astype(np.float32)
     assert np.abs(recon).max() > 1.0  # z-units: real beats, not zeros
+
+
+def test_ground_truth_qrs_is_the_data_beats_qrs() -> None:
+    # The signal carries the data beat's QRS, so the numeric ground truth must be that QRS (clipped), not the
+    # parametric model's; a label that widens the QRS (CRBBB) widens it on top.
+    fitted = np.clip(load_shape_model().arrays["qrs"].astype(np.float64), 0.07, 0.11) * 1000.0
+    rng = np.random.default_rng(11)
+    for _ in range(6):
+        qrs = synthesize_record(frozenset({"NORM", "SR"}), rng).features["qrs duration"]
+        assert np.abs(fitted - qrs).min() < 0.1
+    crbbb = [synthesize_record(frozenset({"CRBBB", "SR"}), rng).features["qrs duration"] for _ in range(4)]
+    assert min(crbbb) >= 120.0

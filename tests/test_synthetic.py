@@ -220,11 +220,11 @@ def test_clbbb_has_wide_qrs_by_delineator() -> None:
     assert lbbb >= 120 and lbbb > norm + 20
 
 
-def _p_onset_to_r_peak(codes: set[str], n: int, seed: int) -> float:
-    """Median P onset -> R peak (ms) by the delineator over leads II, V1, V5, V6 and ``n`` records.
+def _p_onset_to(codes: set[str], n: int, seed: int, qrs_onset: bool = False) -> float:
+    """Median P onset -> R peak (or -> QRS onset) in ms by the delineator over leads II, V1, V5, V6 and ``n`` records.
 
-    P onset -> R peak rather than the delineator's PR: its QRS-onset finder often stops on the P wave's
-    down-slope when the QRS has no initial q wave (real PTB-XL records too), which hides a long PR."""
+    P onset -> R peak rather than the delineator's PR for a long PR: its QRS-onset finder often stops on the P
+    wave's down-slope when the QRS has no initial q wave (real PTB-XL records too), which hides a long PR."""
     vals = []
     for r in _records(codes, n, seed):
         x = preprocess(r.signal, FS)
@@ -232,16 +232,25 @@ def _p_onset_to_r_peak(codes: set[str], n: int, seed: int) -> float:
         for lead in (1, 6, 10, 11):
             peaks, waves = delineate(x[lead])
             p_on = waves.get("ECG_P_Onsets")
-            if p_on is not None and len(p_on) == len(peaks):
-                per_lead.append(np.nanmedian((peaks - p_on) / FS * 1000.0))
+            end = np.asarray(waves.get("ECG_R_Onsets", []), dtype=float) if qrs_onset else peaks
+            if p_on is not None and len(p_on) == len(peaks) == len(end):
+                per_lead.append(np.nanmedian((end - p_on) / FS * 1000.0))
         vals.append(np.nanmedian(per_lead) if per_lead else np.nan)
     return float(np.nanmedian(vals))
 
 
 @pytest.mark.slow
 def test_first_degree_av_block_prolongs_pr() -> None:
-    avb, norm = _p_onset_to_r_peak({"1AVB", "SR"}, 6, 2), _p_onset_to_r_peak({"NORM", "SR"}, 6, 2)
+    avb, norm = _p_onset_to({"1AVB", "SR"}, 6, 2), _p_onset_to({"NORM", "SR"}, 6, 2)
     assert avb > 240 and avb > norm + 60
+
+
+@pytest.mark.slow
+def test_wpw_has_short_pr() -> None:
+    # Ground truth PR 85-110 ms; the delineator puts the QRS onset a little late on the slurred delta wave.
+    wpw = _p_onset_to({"WPW", "SR"}, 6, 3, qrs_onset=True)
+    norm = _p_onset_to({"NORM", "SR"}, 6, 3, qrs_onset=True)
+    assert wpw < 135 and wpw < norm - 10
 
 
 def _qrs_window(r, lo_ms: float, hi_ms: float) -> np.ndarray:

@@ -20,6 +20,23 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3.0 - 2.0 * x)
 
 
+def _pre_qrs_time_map(t: np.ndarray, q_on: float, p_cut: float, pr_tmpl: float, pr: float) -> np.ndarray:
+    """Template time read at each output time ``t`` so that P onset -> QRS onset becomes ``pr`` (s)."""
+    p_on = q_on - pr_tmpl  # template P onset
+    if pr >= pr_tmpl:  # P wave (and everything before it) earlier by the difference, gap at the p_cut level
+        dp = pr - pr_tmpl
+        xs, ys = [p_on - dp, p_cut - dp, p_cut, q_on], [p_on, p_cut, p_cut, q_on]
+    else:
+        seg = q_on - p_cut
+        from_seg = min(pr_tmpl - pr, max(seg - 0.01, 0.0))  # shorten the PR segment first
+        seg_new = seg - from_seg
+        p_len_new = max(pr - seg_new, 0.04)  # then compress the P wave
+        xs = [q_on - seg_new - p_len_new, q_on - seg_new, q_on]
+        ys = [p_on, p_cut, q_on]
+    before = t < xs[0]
+    return np.where(before, t + (ys[0] - xs[0]), np.where(t >= q_on, t, np.interp(t, xs, ys)))
+
+
 def render_beats(
     shape: BeatShape,
     r_times: np.ndarray,
@@ -39,16 +56,17 @@ def render_beats(
     length = tmpl.shape[1]
     t = np.arange(int(WINDOW_S[0] * fs), int(WINDOW_S[1] * fs)) / fs  # (W,) output time around R
     q_on = -shape.r_off
-    j_pt = q_on + float(np.clip(shape.qrs, 0.07, 0.11))
-    # P wave: moves by the PR change. The gap is filled with the PR-segment level at the quietest point between
-    # the P wave and the QRS (``p_cut``), so the QRS upstroke is never stretched.
+    j_pt = q_on + float(np.clip(shape.qrs, 0.07, 0.11))  # as record.QRS_RANGE
+    # P wave: moves by the PR change. A longer PR (1AVB) moves the P wave earlier and fills the gap with the
+    # PR-segment level at the quietest point between the P wave and the QRS (``p_cut``), so the QRS upstroke is
+    # never stretched. A shorter PR (WPW) first shortens the PR segment (down to 10 ms), then compresses the P
+    # wave: the realised P onset -> QRS onset is ``pr`` (for ``pr`` >= 50 ms).
     tt = np.arange(length) / shape.fs - shape.pre_s
     search = (tt > q_on - 0.09) & (tt < q_on - 0.015)
     p_cut = float(
         tt[search][np.argmin(np.sum(np.abs(np.diff(tmpl, axis=1, prepend=0.0)[:, search]), axis=0))]
     )
-    dp = max(pr - shape.pr, -0.03)  # > 0: the P wave comes earlier
-    src = np.where(t < p_cut - max(dp, 0.0), t + dp, np.where(t < p_cut, p_cut, t))[None, :]  # (1, W)
+    src = _pre_qrs_time_map(t, q_on, p_cut, shape.pr, pr)[None, :]  # (1, W)
     stretch = (qt - (j_pt - q_on)) / max(shape.qt - (j_pt - q_on), 0.05)  # (B,) ST-T stretch per beat
     late = t > j_pt
     src = np.where(

@@ -61,6 +61,9 @@ on its own beats; on real-data beats they stood out)."""
 FULL_SIZE = frozenset({"LVH", "VCLVH", "CLBBB", "WPW"})
 """Codes whose effect keeps the parametric size (voltage criteria, bundle branch block widths)."""
 
+QRS_RANGE = (0.07, 0.11)
+"""Range (s) of the data beat's QRS duration used as ground truth (as ``beat_render`` uses it)."""
+
 DATA_SCALED = frozenset({"LVOLT"})
 """Codes applied by scaling the data-driven beat instead of a parametric difference."""
 
@@ -96,6 +99,11 @@ def _label_templates(
     normal = normal_template(replace(ph, qrs=qrs_normal), np.random.default_rng(seed))
     rotate_ventricular(tmpl, ph)
     rotate_ventricular(normal, ph)
+    if not codes & REPLACE_QRS:
+        # The signal carries the data QRS; a widening effect (RBBB) adds late forces at a fixed time after the
+        # QRS onset, so the QRS then ends at the later of the two ends.
+        data_qrs = float(np.clip(shape.qrs, QRS_RANGE[0], QRS_RANGE[1]))
+        ph.qrs = max(data_qrs, ph.qrs) if ph.qrs > qrs_normal else data_qrs
     return ph, normal, tmpl
 
 
