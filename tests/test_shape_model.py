@@ -10,7 +10,7 @@ import pytest
 from encoder.preprocess import bandpass
 from encoder.realism import load_real
 from encoder.synth.beat_render import render_beats
-from encoder.synth.record import synthesize_record
+from encoder.synth.record import FULL_SIZE, _label_templates, synthesize_record
 from encoder.synth.shape_fit import fit_shape_model, limb_ratio, qrs_core_width, undo_bandpass
 from encoder.synth.shape_model import default_path, load_shape_model, shaped_noise
 
@@ -111,3 +111,17 @@ def test_ground_truth_qrs_is_the_data_beats_qrs() -> None:
         assert np.abs(fitted - qrs).min() < 0.1
     crbbb = [synthesize_record(frozenset({"CRBBB", "SR"}), rng).features["qrs duration"] for _ in range(4)]
     assert min(crbbb) >= 120.0
+
+
+def test_full_size_codes_are_scaled_apart_from_the_form_codes() -> None:
+    # LVH + IMI: LVH's voltage goes on at full size, IMI's Q waves at FORM_SCALE (per code, not all-or-nothing).
+    shape = load_shape_model().sample(np.random.default_rng(4))
+    _, _, tmpl, pair = _label_templates(frozenset({"LVH", "IMI"}), np.random.default_rng(4), 60.0, shape)
+    assert pair is not None
+    normal_full, label_full = pair
+    assert not np.allclose(label_full["R"].vector, normal_full["R"].vector)  # LVH in the full-size pair
+    imi_changed = [
+        k for k in tmpl if k not in label_full or not np.allclose(tmpl[k].vector, label_full[k].vector)
+    ]
+    assert "IMI" not in FULL_SIZE and imi_changed  # IMI only in the label beat
+    assert _label_templates(frozenset({"IMI"}), np.random.default_rng(4), 60.0, shape)[3] is None

@@ -77,10 +77,11 @@ ELECTRODE_NOISE = 0.1
 
 def _label_templates(
     codes: frozenset[str], rng: np.random.Generator, age: float, shape: BeatShape
-) -> tuple[Physiology, dict, dict]:
-    """Physiology (intervals from the data-driven beat, then the label effects) and two parametric templates with
-    the same jitter: the normal beat and the beat with the label morphology. Their difference is the label effect
-    that goes on top of the data-driven beat."""
+) -> tuple[Physiology, dict, dict, tuple[dict, dict] | None]:
+    """Physiology (intervals from the data-driven beat, then the label effects) and parametric templates with the
+    same jitter: the normal beat and the beat with all codes' morphology, and (if ``codes`` hold full-size codes)
+    a normal / label pair with the ``FULL_SIZE`` codes' morphology only. The differences are the label effects
+    that go on top of the data-driven beat."""
     ph = sample_physiology(rng, age)
     ph.heart_rate = float(
         np.clip(60.0 / shape.rr * np.exp(rng.normal(0.0, 0.04)), 61.0, 99.0)
@@ -92,19 +93,32 @@ def _label_templates(
         if code in codes and EFFECTS[code].physiology is not None:
             EFFECTS[code].physiology(ph, rng)
     seed = int(rng.integers(2**62))
+    morph = [
+        c for c in EFFECT_ORDER if c in codes and c not in DATA_SCALED and EFFECTS[c].morphology is not None
+    ]
+    code_seed = {c: (seed, i) for i, c in enumerate(morph)}  # same draws for a code in both label templates
+    ph_full = replace(ph)
+    full = normal_template(ph_full, np.random.default_rng(seed))
     tmpl = normal_template(ph, np.random.default_rng(seed))
-    for code in EFFECT_ORDER:
-        if code in codes and code not in DATA_SCALED and EFFECTS[code].morphology is not None:
-            EFFECTS[code].morphology(tmpl, ph, codes, rng)
+    for code in morph:
+        EFFECTS[code].morphology(tmpl, ph, codes, np.random.default_rng(code_seed[code]))
+        if code in FULL_SIZE:
+            EFFECTS[code].morphology(full, ph_full, codes, np.random.default_rng(code_seed[code]))
     normal = normal_template(replace(ph, qrs=qrs_normal), np.random.default_rng(seed))
     rotate_ventricular(tmpl, ph)
     rotate_ventricular(normal, ph)
+    full_pair = None
+    if codes & FULL_SIZE:
+        normal_full = normal_template(replace(ph_full, qrs=qrs_normal), np.random.default_rng(seed))
+        rotate_ventricular(full, ph_full)
+        rotate_ventricular(normal_full, ph_full)
+        full_pair = (normal_full, full)
     if not codes & REPLACE_QRS:
         # The signal carries the data QRS; a widening effect (RBBB) adds late forces at a fixed time after the
         # QRS onset, so the QRS then ends at the later of the two ends.
         data_qrs = float(np.clip(shape.qrs, QRS_RANGE[0], QRS_RANGE[1]))
         ph.qrs = max(data_qrs, ph.qrs) if ph.qrs > qrs_normal else data_qrs
-    return ph, normal, tmpl
+    return ph, normal, tmpl, full_pair
 
 
 _TO_MODEL_ORDER = np.array([6, 7, 0, 1, 2, 3, 4, 5])  # Dower's V1..V6, I, II -> I, II, V1..V6
@@ -155,24 +169,29 @@ def synthesize_record(
     shape = load_shape_model().sample(
         rng, amplitude=float(np.exp(rng.normal(0, 0.2))) * (1.1 if age < 40 else 1.0)
     )
-    ph, normal, tmpl = _label_templates(codes, rng, age, shape)
+    ph, normal, tmpl, full_pair = _label_templates(codes, rng, age, shape)
     if "LVOLT" in codes:  # low voltage: the whole data-driven beat is small (the noise is not)
         shape.template = shape.template * rng.uniform(0.3, 0.42)
     cycle = flutter_cycle(ph, rng) if ph.rhythm == "aflt" else None
     beats = beat_times(ph, rng, seconds, cycle)
     # Label effect on the beat grid, sized like the data beat region by region.
     t = np.arange(int(WINDOW_S[0] * fs), int(WINDOW_S[1] * fs)) / fs
-    p_normal, p_label = (
-        _beat_leads(to_waves(normal), -shape.r_off, fs),
-        _beat_leads(to_waves(tmpl), -shape.r_off, fs),
-    )
+    p_normal = _beat_leads(to_waves(normal), -shape.r_off, fs)
+    p_label = _beat_leads(to_waves(tmpl), -shape.r_off, fs)
+    full_delta = 0.0
+    if full_pair is not None:
+        full_delta = _beat_leads(to_waves(full_pair[1]), -shape.r_off, fs) - _beat_leads(
+            to_waves(full_pair[0]), -shape.r_off, fs
+        )
     rr_mean = 60.0 / ph.heart_rate
     qt_mean = ph.qtc * np.sqrt(rr_mean)
     data_mean = render_beats(
         shape, np.array([-WINDOW_S[0]]), ph.pr, np.array([qt_mean]), np.array([True]), np.ones(1), fs, t.size
     )
     gain = _region_gain(data_mean, p_normal, t, shape, qt_mean)
-    delta = (p_label - p_normal) * gain[None, :] * (1.0 if codes & FULL_SIZE else FORM_SCALE)  # (8, W)
+    # The full-size codes' effect at full size, the rest at FORM_SCALE.
+    label_delta = p_label - p_normal
+    delta = (FORM_SCALE * label_delta + (1.0 - FORM_SCALE) * full_delta) * gain[None, :]  # (8, W)
     if codes & REPLACE_QRS:  # a different activation sequence: the label's QRS replaces the data QRS
         q_on = -shape.r_off
         m = np.clip((t - (q_on - 0.012)) / 0.008, 0, 1) * np.clip(
