@@ -287,3 +287,23 @@ def test_inferior_mi_has_q_waves_in_inferior_leads() -> None:
 def test_pvc_records_contain_premature_beats() -> None:
     for r in _records({"PVC", "SR"}, 4, 6):
         assert (r.beat_kinds == 3).sum() >= 1
+
+
+def test_pac_beats_have_an_ectopic_p_wave() -> None:
+    # Low atrial focus: the P axis turns superior, so the P wave in aVF is lower in the premature beat than in the
+    # sinus beats of the same record (the previous T wave, which a premature P wave overlaps, is mostly positive).
+    diffs = []
+    rng = np.random.default_rng(8)
+    for _ in range(8):
+        r = synthesize_record(frozenset({"PAC", "SR"}), rng, noise_scale=0.0)
+        pr = r.features["pr interval"] / 1000.0
+        offsets = np.arange(int((pr - 0.015) * r.fs))
+
+        def p_avf(onset: float, r=r, pr=pr, offsets=offsets) -> float:
+            return float(r.signal[5, int(round((onset - pr) * r.fs)) + offsets].mean())
+
+        pac = np.flatnonzero(r.beat_kinds == 2)
+        sinus = np.flatnonzero((r.beat_kinds == 0) & (r.beat_onsets > 0.5))
+        if len(pac):
+            diffs.append(p_avf(r.beat_onsets[pac[0]]) - np.mean([p_avf(r.beat_onsets[i]) for i in sinus]))
+    assert len(diffs) >= 5 and np.median(diffs) < -0.01

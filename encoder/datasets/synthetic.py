@@ -35,7 +35,7 @@ from encoder.synth.labels_prior import sample_scp_codes
 from encoder.synth.questions import QaRecord, make_questions
 from encoder.synth.record import synthesize_record
 
-GENERATOR_VERSION = "ssm-1"
+GENERATOR_VERSION = "ssm-2"
 MARKER = "synthetic_cohort.json"
 # PTB-XL's lead names in its WFDB headers.
 PTBXL_LEAD_NAMES = ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"]

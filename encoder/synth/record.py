@@ -51,6 +51,17 @@ def _pvc_waves(ph: Physiology, rng: np.random.Generator) -> Waves:
     return to_waves({"V1": qrs1, "V2": qrs2, "T": t})
 
 
+def _pac_p_delta(
+    normal: dict, rng: np.random.Generator, fs: float, r_off: float, p_normal: np.ndarray
+) -> np.ndarray:
+    """(8, W) change of the P wave of a premature atrial beat: an ectopic focus low in the atrium (P axis superior,
+    smaller leftward part), as parametric P wave minus the normal parametric beat."""
+    ecto = {k: replace(c) for k, c in normal.items()}
+    for name in ("P1", "P2"):
+        ecto[name].vector = ecto[name].vector * np.array([0.6, -0.7, 1.0]) + rng.normal(0.0, 0.01, 3)
+    return _beat_leads(to_waves(ecto), -r_off, fs) - p_normal
+
+
 REPLACE_QRS = frozenset({"CLBBB", "WPW"})
 """Codes whose QRS replaces the data-driven QRS (left bundle branch block and pre-excitation change the whole
 ventricular activation; right bundle branch block only adds late forces, so it goes on top)."""
@@ -198,6 +209,9 @@ def synthesize_record(
             (q_on + max(shape.qrs, ph.qrs) + 0.02 - t) / 0.015, 0, 1
         )
         delta += (p_label * gain[None, :] - data_mean - delta) * m[None, :]
+    pac_delta = 0.0
+    if (beats.kind == PAC).any():
+        pac_delta = _pac_p_delta(normal, rng, fs, shape.r_off, p_normal) * gain[None, :]
     resp_phase = rng.uniform(0, 2 * np.pi)
     amp = 1.0 + ph.resp_amp * np.sin(2 * np.pi * ph.resp_rate * beats.onset + resp_phase)
     amp = amp + rng.normal(0, 0.025, amp.shape)
@@ -209,13 +223,15 @@ def synthesize_record(
     w = t.size
     pvc = _pvc_waves(ph, rng)
     pvc_beat = _beat_leads(pvc, -shape.r_off, fs) * float(gain[np.searchsorted(t, 0.0)])
-    for r, a, is_vent in zip(r_times, amp, vent, strict=True):
+    for r, a, is_vent, kind in zip(r_times, amp, vent, beats.kind, strict=True):
         s0 = int(round(r * fs)) + int(WINDOW_S[0] * fs)
         lo, hi = max(s0, 0), min(s0 + w, num_samples)
         if hi > lo:
             indep[:, lo:hi] += (delta if is_vent else pvc_beat)[:, lo - s0 : hi - s0] * (
                 a if is_vent else 1.0
             )
+            if kind == PAC:  # ectopic atrial focus: a different P wave
+                indep[:, lo:hi] += pac_delta[:, lo - s0 : hi - s0] * a
     if ph.rhythm == "afib":
         indep += project_independent(fibrillatory_waves(rng, fs, num_samples))[_TO_MODEL_ORDER]
     elif ph.rhythm == "aflt":
