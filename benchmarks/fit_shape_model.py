@@ -38,7 +38,7 @@ def main() -> None:
     if args.half != "all":
         idx = idx[idx % 2 == (0 if args.half == "even" else 1)]
     arrays = fit_shape_model(real[idx], np.array(LEAD_SCALE_MV), args.components)
-    arrays["fitted_indices"] = idx.astype(np.int16)
+    arrays["fitted_indices"] = idx[arrays.pop("kept")].astype(np.int16)  # the records actually fitted
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, **arrays)

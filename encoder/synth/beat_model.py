@@ -50,23 +50,6 @@ class Waves:
     vector: np.ndarray
     atrial: np.ndarray
 
-    @staticmethod
-    def empty() -> Waves:
-        z = np.zeros(0)
-        return Waves(z, z, z, np.zeros((0, 3)), np.zeros(0, dtype=bool))
-
-    @staticmethod
-    def concat(parts: list[Waves]) -> Waves:
-        if not parts:
-            return Waves.empty()
-        return Waves(
-            np.concatenate([p.center for p in parts]),
-            np.concatenate([p.sigma_left for p in parts]),
-            np.concatenate([p.sigma_right for p in parts]),
-            np.concatenate([p.vector for p in parts], axis=0),
-            np.concatenate([p.atrial for p in parts]),
-        )
-
     def __len__(self) -> int:
         return int(self.center.shape[0])
 

@@ -53,7 +53,6 @@ def _avb1(ph: Physiology, rng: Rng) -> None:
 
 def _wpw_phys(ph: Physiology, rng: Rng) -> None:
     ph.pr = float(rng.uniform(0.085, 0.11))
-    ph.delta_wave = True
 
 
 def _wpw(t: Template, ph: Physiology, codes: frozenset[str], rng: Rng) -> None:
@@ -115,9 +114,8 @@ def _voltage(lo: float, hi: float, strain: float) -> Callable:
         t["R"].vector = t["R"].vector * np.array([k, 0.8 * k, 0.9 * k])
         t["S"].vector = t["S"].vector * k * 1.15
         ph.frontal_rot = float(np.clip(ph.frontal_rot, -30, 20))
-        if (
-            rng.random() < strain
-        ):  # strain: ST-T opposite to the left-posterior QRS (down in I, aVL, V5-V6, up in V1-V3)
+        # Strain: ST-T opposite to the left-posterior QRS (down in I, aVL, V5-V6, up in V1-V3).
+        if rng.random() < strain:
             t["T"].vector = t["T"].vector * np.array([-0.6, -0.3, 1.2]) + ph.t_amp * np.array(
                 [0.0, 0.0, -0.08]
             )

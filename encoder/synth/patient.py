@@ -66,8 +66,6 @@ class Physiology:
     """Respiratory modulation of QRS amplitude (fraction)."""
     noise_scale: float = 1.0
     """Overall noise level factor."""
-    delta_wave: bool = False
-    """Pre-excitation (WPW) present."""
 
 
 def sample_physiology(rng: np.random.Generator, age: float) -> Physiology:

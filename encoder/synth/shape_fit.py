@@ -137,21 +137,22 @@ def fit_record(x: np.ndarray) -> dict | None:
         return None  # a wide QRS (bundle branch block, ventricular rhythm): only the labels make those
     # Residual noise: record minus the median beat placed at every R peak.
     model = np.zeros_like(raw)
-    for p in peaks:
-        lo, hi = max(p - pre, 0), min(p + post, raw.shape[1])
-        model[:, lo:hi] += tmpl[:, lo - p + pre : hi - p + pre]
+    for pk_i in peaks:
+        lo, hi = max(pk_i - pre, 0), min(pk_i + post, raw.shape[1])
+        model[:, lo:hi] += tmpl[:, lo - pk_i + pre : hi - pk_i + pre]
     resid = raw - model
     resid = resid - resid.mean(axis=1, keepdims=True)
     # Background noise only: leave out the QRS complexes, where the residual is mostly beat-to-beat variation of
     # the QRS (timing jitter, respiration) rather than recording noise.
     quiet = np.ones(raw.shape[1])
-    for p in peaks:
-        quiet[max(p - int(0.06 * FS), 0) : p + int(0.08 * FS)] = 0.0
-    quiet = np.convolve(quiet, np.hanning(int(0.04 * FS)) / np.hanning(int(0.04 * FS)).sum(), mode="same")
+    for pk_i in peaks:
+        quiet[max(pk_i - int(0.06 * FS), 0) : pk_i + int(0.08 * FS)] = 0.0
+    hann = np.hanning(int(0.04 * FS))
+    quiet = np.convolve(quiet, hann / hann.sum(), mode="same")
     ind = resid[list(INDEPENDENT)] * quiet[None, :]
-    f, p = sps.welch(ind, fs=FS, nperseg=500, axis=-1)
-    p = p / max(float(np.mean(quiet**2)), 1e-3)
-    psd = np.stack([np.interp(NOISE_FREQS, f, pl) for pl in p])  # (8, F) z-units^2 / Hz
+    f, welch_psd = sps.welch(ind, fs=FS, nperseg=500, axis=-1)
+    welch_psd = welch_psd / max(float(np.mean(quiet**2)), 1e-3)
+    psd = np.stack([np.interp(NOISE_FREQS, f, pl) for pl in welch_psd])  # (8, F) z-units^2 / Hz
     corr = np.corrcoef(sps.sosfiltfilt(sps.butter(2, [0.5, 40], btype="bandpass", fs=FS, output="sos"), ind))
     return {
         "template": tmpl[list(INDEPENDENT)].astype(np.float32),
@@ -171,18 +172,24 @@ def fit_shape_model(
 ) -> dict[str, np.ndarray]:
     """Fit the model on z-scored records (N, 12, 5000); ``lead_scale_mv`` (8,) = typical mV std of I, II, V1..V6.
 
-    Returns the arrays of ``shape_model.ShapeModel`` (saved with ``np.savez_compressed``)."""
-    fits = [f for f in (fit_record(np.asarray(r, dtype=np.float32)) for r in records) if f is not None]
+    Returns the arrays of ``shape_model.ShapeModel`` (saved with ``np.savez_compressed``); ``kept`` holds the
+    positions in ``records`` of the usable records that were fitted."""
+    all_fits = [fit_record(np.asarray(r, dtype=np.float32)) for r in records]
+    kept = [i for i, f in enumerate(all_fits) if f is not None]
+    fits = [all_fits[i] for i in kept]
     if len(fits) < 4:
         raise ValueError(f"only {len(fits)} usable records; need at least 4")
     # Stored at FS / 2 (the beats hold nothing above 45 Hz), so more components fit in a small file.
     half = [sps.resample_poly(f["template"].astype(np.float64), 1, 2, axis=1) for f in fits]
     tmpl = np.stack([h.ravel() for h in half])  # (M, 8 * L / 2)
     mean = tmpl.mean(axis=0)
-    _, sv, vt = np.linalg.svd(tmpl - mean, full_matrices=False)
+    _, _, vt = np.linalg.svd(tmpl - mean, full_matrices=False)
     k = min(components, len(fits) - 1)
     coeffs = (tmpl - mean) @ vt[:k].T  # (M, k)
-    scalar = lambda key: np.array([f[key] for f in fits], dtype=np.float32)  # noqa: E731
+
+    def scalar(key: str) -> np.ndarray:
+        return np.array([f[key] for f in fits], dtype=np.float32)
+
     return {
         "mean": mean.astype(np.float32),
         "components": vt[:k].astype(np.float16),
@@ -200,4 +207,5 @@ def fit_shape_model(
         "noise_corr": np.stack([f["noise_corr"] for f in fits]).astype(np.float16),
         "noise_freqs": NOISE_FREQS.astype(np.float32),
         "lead_scale_mv": np.asarray(lead_scale_mv, dtype=np.float32),
+        "kept": np.array(kept, dtype=np.int16),
     }

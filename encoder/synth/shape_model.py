@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import resample_poly
 
+from encoder.errors import DatasetError
+
 JITTER = 0.35
 """Std of the Gaussian jitter of the PCA coefficients, as a fraction of each coefficient's population std."""
 
@@ -90,11 +92,27 @@ def default_path() -> Path:
     return Path(str(resources.files("encoder") / "resources" / "synth" / "shape_model.npz"))
 
 
+REQUIRED_KEYS = (
+    "mean", "components", "coeffs", "template_shape", "pre_s", "fs", "limb_ratio", "rr", "pr", "qrs", "qt",
+    "r_off", "noise_psd", "noise_corr", "noise_freqs", "lead_scale_mv", "fitted_indices",
+)  # fmt: skip
+
+
 @lru_cache(maxsize=4)
 def load_shape_model(path: str | None = None) -> ShapeModel:
-    """The shipped model (or the one at ``path``)."""
-    with np.load(Path(path) if path else default_path(), allow_pickle=False) as z:
-        return ShapeModel({k: z[k] for k in z.files})
+    """The shipped model (or the one at ``path``); a missing or incomplete file raises ``DatasetError``."""
+    file = Path(path) if path else default_path()
+    try:
+        with np.load(file, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise DatasetError(f"cannot read the synthetic shape model {file}: {e}") from e
+    missing = [k for k in REQUIRED_KEYS if k not in arrays]
+    if missing:
+        raise DatasetError(
+            f"synthetic shape model {file} lacks {', '.join(missing)}; refit it with benchmarks/fit_shape_model.py"
+        )
+    return ShapeModel(arrays)
 
 
 def shaped_noise(shape: BeatShape, rng: np.random.Generator, fs: float, num_samples: int) -> np.ndarray:
@@ -102,6 +120,6 @@ def shaped_noise(shape: BeatShape, rng: np.random.Generator, fs: float, num_samp
     white = rng.standard_normal((8, num_samples))
     chol = np.linalg.cholesky(shape.noise_corr + 1e-3 * np.eye(8))
     freqs = np.fft.rfftfreq(num_samples, 1.0 / fs)
-    psd = np.stack([np.interp(freqs, shape.noise_freqs, p, right=p[-1]) for p in shape.noise_psd])  # (8, F)
+    psd = np.stack([np.interp(freqs, shape.noise_freqs, p) for p in shape.noise_psd])  # (8, F)
     spec = np.fft.rfft(chol @ white, axis=1) * np.sqrt(psd * fs / 2.0)
     return np.fft.irfft(spec, n=num_samples, axis=1) * shape.scale_mv[:, None]
