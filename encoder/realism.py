@@ -440,20 +440,29 @@ def _cached_features(records: np.ndarray, path: Path) -> np.ndarray:
     return feats
 
 
+REAL_HALVES = ("all", "even", "odd")
+
+
+def select_real_half(real: np.ndarray, half: str) -> np.ndarray:
+    """The real records at even (0, 2, ...) or odd (1, 3, ...) positions, or all; the shape model of the
+    synthetic generator was fitted on the even half, so 'odd' is the held-out comparison."""
+    if half not in REAL_HALVES:
+        raise ConfigError(f"real_half must be 'all', 'even' or 'odd', got {half!r}.")
+    return real if half == "all" else real[(0 if half == "even" else 1) :: 2]
+
+
 def run_realism(cfg: RealismConfig) -> dict:
     """Run the benchmark; write realism.json / realism.md / PNGs into ``cfg.out_dir`` and return the results."""
     if cfg.folds < 2:
         raise ConfigError(f"folds must be >= 2, got {cfg.folds}.")
     if cfg.real_preprocessed not in ("auto", "yes", "no"):
         raise ConfigError(f"real_preprocessed must be 'auto', 'yes' or 'no', got {cfg.real_preprocessed!r}.")
+    if cfg.real_half not in REAL_HALVES:
+        raise ConfigError(f"real_half must be 'all', 'even' or 'odd', got {cfg.real_half!r}.")
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_resolved_config(cfg, out)
-    if cfg.real_half not in ("all", "even", "odd"):
-        raise ConfigError(f"real_half must be 'all', 'even' or 'odd', got {cfg.real_half!r}.")
-    real = load_real(cfg.real, cfg.max_real, cfg.real_preprocessed)  # (N, 12, 5000)
-    if cfg.real_half != "all":
-        real = real[(0 if cfg.real_half == "even" else 1) :: 2]
+    real = select_real_half(load_real(cfg.real, cfg.max_real, cfg.real_preprocessed), cfg.real_half)
     n_syn = cfg.num_synthetic or len(real)
     cohort = Path(cfg.synthetic) if cfg.synthetic else None
     if cohort is None:

@@ -17,6 +17,7 @@ from encoder.realism import (
     frechet_vs_floor,
     load_real,
     run_realism,
+    select_real_half,
     signal_labels,
     sim_to_real,
 )
@@ -132,3 +133,15 @@ def test_run_realism_end_to_end(tmp_path: Path) -> None:
     assert saved["feature_frechet"]["real_vs_real"] > 0
     assert "embedding_frechet" in res["encoder"] and "sim_to_real" in res["encoder"]
     assert "feature C2ST" in (out / "realism.md").read_text()
+
+
+def test_real_half_picks_even_or_odd_positions_and_is_checked_first(real: np.ndarray, tmp_path: Path) -> None:
+    assert np.array_equal(select_real_half(real, "odd"), real[[1, 3, 5, 7, 9, 11, 13, 15]])
+    assert np.array_equal(select_real_half(real, "even"), real[[0, 2, 4, 6, 8, 10, 12, 14]])
+    assert select_real_half(real, "all") is real
+    with pytest.raises(ConfigError, match="real_half"):
+        select_real_half(real, "first")
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match="real_half"):
+        run_realism(RealismConfig(real=str(SAMPLE), out_dir=str(out), real_half="Odd"))
+    assert not out.exists()  # checked before anything is written
