@@ -60,15 +60,19 @@ def _run_step(
     fn: Callable[[], Any],
     cfg: QuickstartConfig,
     timings: dict[str, float],
-) -> None:
-    """Run ``fn`` unless ``step_dir`` holds a marker for the same settings."""
+    upstream: str = "",
+) -> str:
+    """Run ``fn`` unless ``step_dir`` holds a marker for the same settings and the same upstream steps.
+
+    Returns this step's key; pass it as ``upstream`` to the steps that read this one's output, so that a redone
+    step (e.g. a cohort from a new generator version) redoes everything built on it."""
     marker = step_dir / MARKER
-    key = _hash(settings)
+    key = _hash([settings, upstream])
     redo = name in cfg.force or "all" in cfg.force
     if not redo and marker.is_file() and json.loads(marker.read_text()).get("hash") == key:
         print(f"[quickstart] {name}: done earlier, reusing {step_dir}")
         timings[name] = json.loads(marker.read_text()).get("seconds", 0.0)
-        return
+        return key
     if marker.is_file():
         # Our own finished step whose settings changed (or that is forced): redo it from scratch.
         shutil.rmtree(step_dir)
@@ -78,6 +82,7 @@ def _run_step(
     timings[name] = round(time.perf_counter() - t0, 1)
     atomic_write_json(marker, {"hash": key, "seconds": timings[name]})
     print(f"[quickstart] {name}: finished in {timings[name]:.0f} s")
+    return key
 
 
 def run_quickstart(cfg: QuickstartConfig) -> Path:
@@ -94,7 +99,7 @@ def run_quickstart(cfg: QuickstartConfig) -> Path:
     paths = {step: out / step for step in STEPS}
 
     synth = SyntheticConfig(out_dir=str(paths["cohort"]), num_records=cfg.num_records, seed=cfg.seed)
-    _run_step(
+    cohort_key = _run_step(
         "cohort", paths["cohort"], [synth, GENERATOR_VERSION], lambda: generate_cohort(synth), cfg, timings
     )
 
@@ -106,16 +111,19 @@ def run_quickstart(cfg: QuickstartConfig) -> Path:
         seed=cfg.seed,
         resume=True,
     )
-    _run_step("stage1", paths["stage1"], pretrain, lambda: run_pretrain(pretrain), cfg, timings)
+    stage1_key = _run_step(
+        "stage1", paths["stage1"], pretrain, lambda: run_pretrain(pretrain), cfg, timings, upstream=cohort_key
+    )
 
     evaluate = EvaluateConfig(run_dir=str(paths["stage1"]), out_dir=str(paths["stage1_eval"]), seed=cfg.seed)
     _run_step(
         "stage1_eval",
         paths["stage1_eval"],
-        [evaluate, timings.get("stage1")],
+        evaluate,
         lambda: run_evaluate(evaluate),
         cfg,
         timings,
+        upstream=stage1_key,
     )
 
     finetune = load_config(
@@ -126,13 +134,14 @@ def run_quickstart(cfg: QuickstartConfig) -> Path:
         output_dir=str(paths["stage2"]),
         seed=cfg.seed,
     )
-    _run_step(
+    stage2_key = _run_step(
         "stage2",
         paths["stage2"],
-        [finetune, timings.get("stage1")],
+        finetune,
         lambda: run_finetune(finetune),
         cfg,
         timings,
+        upstream=stage1_key,
     )
 
     vqa = EvalVqaConfig(
@@ -143,7 +152,7 @@ def run_quickstart(cfg: QuickstartConfig) -> Path:
         seed=cfg.seed,
         leakage_run_dirs=[paths["stage1"]],
     )
-    _run_step("vqa", paths["vqa"], [vqa, timings.get("stage2")], lambda: run_eval_vqa(vqa), cfg, timings)
+    _run_step("vqa", paths["vqa"], vqa, lambda: run_eval_vqa(vqa), cfg, timings, upstream=stage2_key)
 
     from llm_finetune.quickstart_report import write_report
 

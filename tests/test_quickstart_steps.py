@@ -1,0 +1,27 @@
+"""Quickstart step reuse: a step is redone when its settings or any step it builds on changed."""
+
+from llm_finetune.quickstart import QuickstartConfig, _run_step
+
+
+def test_a_redone_upstream_step_redoes_the_steps_built_on_it(tmp_path):
+    cfg = QuickstartConfig(out_dir=str(tmp_path))
+    calls: list[str] = []
+
+    def step(name: str, settings, upstream: str = "") -> str:
+        def fn() -> None:
+            (tmp_path / name).mkdir(exist_ok=True)
+            calls.append(name)
+
+        return _run_step(name, tmp_path / name, settings, fn, cfg, {}, upstream=upstream)
+
+    cohort = step("cohort", ["gen-1"])
+    step("stage1", {"epochs": 40}, upstream=cohort)
+    assert calls == ["cohort", "stage1"]
+    cohort = step("cohort", ["gen-1"])  # same settings: both reused
+    step("stage1", {"epochs": 40}, upstream=cohort)
+    assert calls == ["cohort", "stage1"]
+    cohort = step("cohort", ["gen-2"])  # a new generator version: the cohort and stage 1 are redone
+    step("stage1", {"epochs": 40}, upstream=cohort)
+    assert calls == ["cohort", "stage1", "cohort", "stage1"]
+    step("stage1", {"epochs": 60}, upstream=cohort)  # own settings changed
+    assert calls[-1] == "stage1" and len(calls) == 5
