@@ -78,6 +78,7 @@ def _statements():
     return ScpStatements.load()
 
 
+@functools.cache
 def superclass_of(code: str) -> str | None:
     """ECG-QA name of a label's PTB-XL diagnostic superclass; None for rhythm/form codes and superclasses."""
     from encoder.labels import ecgqa_name

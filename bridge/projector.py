@@ -161,22 +161,14 @@ class EcgProjector(nn.Module):
                 raise ConfigError("This projector has a summary token; pass the encoder summary (B, S).")
             token = self.summary(summary)  # (B, H)
             if self.label_tokens is not None:
-                probs = summary[
-                    :, -self.label_tokens.in_features :
-                ]  # (B, L): the aux probabilities come last
+                # the aux probabilities are the last L columns of the summary
+                probs = summary[:, -self.label_tokens.in_features :]  # (B, L)
                 token = token + self.label_tokens(probs)  # + probs @ E
             out = torch.cat([out, token.unsqueeze(1)], dim=1)  # (B, K + 1, H)
         return out
 
 
-def build_projector(
-    cfg: ProjectorConfig,
-    in_dim: int,
-    out_dim: int,
-    encoder_tokens: int,
-    summary_dim: int = 0,
-    num_labels: int = 0,
-) -> EcgProjector:
-    """Projector from its config; ``out_dim`` comes from the LLM's config, ``in_dim`` from the encoder's.
-    ``summary_dim`` = encoder embedding + ``num_labels`` aux probabilities (last)."""
-    return EcgProjector(cfg, in_dim, out_dim, encoder_tokens, summary_dim, num_labels)
+build_projector = EcgProjector
+"""Projector from its config: ``build_projector(cfg, in_dim, out_dim, encoder_tokens, summary_dim, num_labels)``;
+``out_dim`` comes from the LLM's config, ``in_dim`` from the encoder's, ``summary_dim`` = encoder embedding +
+``num_labels`` aux probabilities (last)."""
