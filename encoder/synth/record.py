@@ -94,9 +94,8 @@ def _label_templates(
     a normal / label pair with the ``FULL_SIZE`` codes' morphology only. The differences are the label effects
     that go on top of the data-driven beat."""
     ph = sample_physiology(rng, age)
-    ph.heart_rate = float(
-        np.clip(60.0 / shape.rr * np.exp(rng.normal(0.0, 0.04)), 61.0, 99.0)
-    )  # rate codes override
+    # the data beat's rate, kept sinus-normal; rate codes override it below
+    ph.heart_rate = float(np.clip(60.0 / shape.rr * np.exp(rng.normal(0.0, 0.04)), 61.0, 99.0))
     ph.pr = float(np.clip(shape.pr, 0.11, 0.2))
     ph.qtc = float(np.clip(shape.qt / np.sqrt(shape.rr), 0.38, 0.47))
     qrs_normal = ph.qrs
@@ -108,8 +107,9 @@ def _label_templates(
         c for c in EFFECT_ORDER if c in codes and c not in DATA_SCALED and EFFECTS[c].morphology is not None
     ]
     code_seed = {c: (seed, i) for i, c in enumerate(morph)}  # same draws for a code in both label templates
+    has_full = bool(codes & FULL_SIZE)
     ph_full = replace(ph)
-    full = normal_template(ph_full, np.random.default_rng(seed))
+    full = normal_template(ph_full, np.random.default_rng(seed)) if has_full else None
     tmpl = normal_template(ph, np.random.default_rng(seed))
     for code in morph:
         EFFECTS[code].morphology(tmpl, ph, codes, np.random.default_rng(code_seed[code]))
@@ -119,7 +119,7 @@ def _label_templates(
     rotate_ventricular(tmpl, ph)
     rotate_ventricular(normal, ph)
     full_pair = None
-    if codes & FULL_SIZE:
+    if has_full:
         normal_full = normal_template(replace(ph_full, qrs=qrs_normal), np.random.default_rng(seed))
         rotate_ventricular(full, ph_full)
         rotate_ventricular(normal_full, ph_full)
