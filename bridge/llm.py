@@ -177,6 +177,23 @@ def quantization_config(quantization: str, compute_dtype: torch.dtype):
     )
 
 
+def check_device(device: str | torch.device) -> torch.device:
+    """Parse a torch device and check this machine has it (a clear ConfigError instead of a deep CUDA trace)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ConfigError(f"Unknown device {device!r}; use cpu, cuda or cuda:N.") from e
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"device={str(device)!r}, but this machine/torch build has no CUDA GPU; use cpu.")
+        if dev.index is not None and dev.index >= count:
+            raise ConfigError(f"device={str(device)!r}, but only {count} CUDA GPU(s) are visible.")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device={str(device)!r}, but MPS is not available here; use cpu.")
+    return dev
+
+
 def default_dtype() -> torch.dtype:
     """bf16 on a GPU that supports it, else fp32."""
     if torch.cuda.is_available() and torch.cuda.is_bf16_supported():

@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from bridge.configuration import EcgLlmConfig
-from bridge.llm import find_lora_targets, hidden_size, load_llm
+from bridge.llm import check_device, find_lora_targets, hidden_size, load_llm
 from bridge.processor import EcgChatProcessor
 from bridge.projector import build_projector
 from encoder.errors import CheckpointError, ConfigError, EcgInputError
@@ -85,6 +85,13 @@ def superclass_of(code: str) -> str | None:
 
     sup = _statements().diagnostic_class_of(code)
     return None if sup in (None, code) else ecgqa_name(sup).lower()
+
+
+def is_superclass(name: str) -> bool:
+    """A PTB-XL diagnostic superclass label other than NORM (which is an SCP code too)."""
+    from encoder.labels import SUPERCLASS_DESCRIPTIONS
+
+    return name in SUPERCLASS_DESCRIPTIONS and name != "NORM"
 
 
 def superclasses(codes: list[str]) -> list[str]:
@@ -211,25 +218,53 @@ class EcgLlm(nn.Module):
         return list(self.encoder.config.label_names)
 
     def findings(self, probs: torch.Tensor) -> list[list[str]]:
-        """Top findings per ECG: labels above threshold (encoder's tuned thresholds when set), high first."""
+        """Findings per ECG: labels above threshold (encoder's tuned thresholds when set), high first.
+
+        At most ``findings_top_k`` SCP codes; superclass labels of an ``all+superdiagnostic`` head follow them
+        (all that are above threshold, at most four).
+        """
         names = self.label_names
         thr = self.encoder.config.label_thresholds or [self.config.findings_threshold] * len(names)
+        k = self.config.findings_top_k
         result = []
         for row in probs.tolist():
             order = sorted(range(len(names)), key=lambda j: -row[j])
-            result.append([names[j] for j in order if row[j] >= thr[j]][: self.config.findings_top_k])
+            above = [names[j] for j in order if row[j] >= thr[j]]
+            if self._mixed_labels:
+                result.append(
+                    [c for c in above if not is_superclass(c)][:k] + [c for c in above if is_superclass(c)]
+                )
+            else:
+                result.append(above[:k])
         return result
 
+    @property
+    def _mixed_labels(self) -> bool:
+        """SCP codes with a diagnostic superclass among the labels (the hint then names superclasses apart)."""
+        return any(superclass_of(c) for c in self.label_names)
+
     def hint_lines(self, findings: list[list[str]]) -> list[str] | None:
-        """Prompt hint lines from per-ECG findings (None when the hint is switched off)."""
+        """Prompt hint lines from per-ECG findings (None when the hint is switched off).
+
+        With SCP-code labels the superclasses are named apart: the head's own superclass labels when it has
+        them (``all+superdiagnostic``), else the superclasses of the listed codes.
+        """
         if not self.config.findings_hint:
             return None
-        texts = [", ".join(label_description(c) for c in f) or "none" for f in findings]
-        if self.config.findings_superclass and any(superclass_of(c) for c in self.label_names):
-            texts = [
-                f"{t}; superclass: {', '.join(superclasses(f)) or 'none'}"
-                for t, f in zip(texts, findings, strict=True)
-            ]
+        if not (self.config.findings_superclass and self._mixed_labels):
+            texts = [", ".join(label_description(c) for c in f) or "none" for f in findings]
+        else:
+            direct = any(is_superclass(c) for c in self.label_names)
+            texts = []
+            for f in findings:
+                codes = [c for c in f if not is_superclass(c)]
+                sup = (
+                    sorted(label_description(c) for c in f if is_superclass(c))
+                    if direct
+                    else superclasses(codes)
+                )
+                codes_text = ", ".join(label_description(c) for c in codes) or "none"
+                texts.append(f"{codes_text}; superclass: {', '.join(sup) or 'none'}")
         if len(texts) == 1:
             return [f"Findings: {texts[0]}."]
         return [f"Findings ECG {i + 1}: {t}." for i, t in enumerate(texts)]
@@ -340,6 +375,8 @@ class EcgLlm(nn.Module):
         from transformers import AutoTokenizer
 
         model_dir = Path(model_dir)
+        if device is not None:
+            device = check_device(device)  # before minutes of loading
         config = EcgLlmConfig.load(model_dir / "config.json")
         for name in ("projector.safetensors", "encoder", "tokenizer"):
             if not (model_dir / name).exists():

@@ -7,7 +7,9 @@ from PTB-XL"): a record's ``scp_codes`` dict is mapped to
 - ``diagnostic``: codes flagged diagnostic (44),
 - ``subdiagnostic``: the ``diagnostic_subclass`` of each diagnostic code (23),
 - ``superdiagnostic``: the ``diagnostic_class`` of each diagnostic code (5: NORM, MI, STTC, CD, HYP),
-- ``form``: codes flagged form (19), ``rhythm``: codes flagged rhythm (12).
+- ``form``: codes flagged form (19), ``rhythm``: codes flagged rhythm (12),
+- ``all+superdiagnostic``: every SCP code plus the superclasses of the diagnostic ones (75; ``NORM`` is both),
+  so a classifier answers ECG-QA's superclass questions with a head of its own instead of an OR of members.
 
 Likelihoods: like the benchmark code, every code listed in ``scp_codes`` counts, whatever its likelihood
 (``min_likelihood=0``). PTB-XL only assigns likelihoods to diagnostic statements; rhythm and form codes
@@ -29,7 +31,15 @@ import pandas as pd
 
 from encoder.errors import ConfigError, DatasetError
 
-LABEL_TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
+LABEL_TASKS = (
+    "all",
+    "diagnostic",
+    "subdiagnostic",
+    "superdiagnostic",
+    "form",
+    "rhythm",
+    "all+superdiagnostic",
+)
 TEXT_STYLES = ("knowledge", "codes")
 
 SUPERCLASS_DESCRIPTIONS = {
@@ -141,6 +151,10 @@ class ScpStatements:
         s = self.statements.values()
         if task == "all":
             names = {x.code for x in s}
+        elif task == "all+superdiagnostic":
+            names = {x.code for x in s} | {
+                x.diagnostic_class for x in s if x.diagnostic and x.diagnostic_class
+            }
         elif task == "diagnostic":
             names = {x.code for x in s if x.diagnostic}
         elif task == "subdiagnostic":
@@ -208,6 +222,10 @@ def labels_for_record(
             continue
         if task == "all":
             out.add(code)
+        elif task == "all+superdiagnostic":
+            out.add(code)
+            if st.diagnostic and st.diagnostic_class:
+                out.add(st.diagnostic_class)
         elif task == "diagnostic":
             if st.diagnostic:
                 out.add(code)

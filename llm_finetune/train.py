@@ -60,6 +60,9 @@ class FinetuneConfig:
     """ECG-QA split to score after training (held-out questions)."""
     question_types: list[str] | None = None
     """Keep only these ECG-QA question types (e.g. [single-verify, single-choose]); None = all."""
+    question_type_weights: dict[str, float] | None = None
+    """Training-set weight per question type (e.g. {single-choose: 2.0} sees each choose question twice per
+    epoch; 0.5 keeps a seeded half); types not named keep weight 1."""
     max_train_samples: int | None = None
     """Random subset of training questions (seeded); None = all."""
     max_eval_samples: int | None = 200
@@ -307,6 +310,30 @@ def _samples(cfg: FinetuneConfig, split: str, limit: int | None) -> list[QaSampl
     return load_qa_samples(root, split, question_types=cfg.question_types, limit=limit, seed=cfg.seed)
 
 
+def weight_by_question_type(
+    samples: list[QaSample], weights: dict[str, float] | None, seed: int
+) -> list[QaSample]:
+    """Repeat (weight > 1) or thin out (weight < 1) each question type; the fractional part is drawn seeded."""
+    if not weights:
+        return samples
+    types = sorted({s.question_type for s in samples})
+    for name, w in weights.items():
+        if name not in types:
+            raise ConfigError(
+                f"question_type_weights names {name!r}, but the training questions have types {types}."
+            )
+        if not isinstance(w, int | float) or w < 0:
+            raise ConfigError(f"question_type_weights[{name!r}] = {w!r}; use a number >= 0.")
+    rng = np.random.default_rng([seed, 11])
+    out = []
+    for s in samples:
+        w = float(weights.get(s.question_type, 1.0))
+        out.extend([s] * (int(w) + int(rng.random() < w - int(w))))
+    if not out:
+        raise ConfigError("question_type_weights removed every training question; use weights > 0.")
+    return out
+
+
 def run_finetune(cfg: FinetuneConfig) -> Path:
     """Train projector + LoRA; returns ``<output_dir>/model`` (reload with ``EcgChat.from_pretrained``)."""
     from accelerate import Accelerator
@@ -340,7 +367,7 @@ def run_finetune(cfg: FinetuneConfig) -> Path:
         batch_size=cfg.feature_batch_size,
         cache_path=out / "features.safetensors",
     )
-    dataset = QaDataset(train, model, store)
+    dataset = QaDataset(weight_by_question_type(train, cfg.question_type_weights, cfg.seed), model, store)
     features = store.features.to(accelerator.device)
 
     groups = [

@@ -168,6 +168,20 @@ def test_findings_hint_names_superclasses_for_scp_code_labels(encoder_dir):
     assert model.hint_lines([["CLBBB"]]) == ["Findings: complete left bundle branch block."]
 
 
+def test_findings_hint_uses_the_heads_own_superclass_labels(encoder_dir):
+    model = _model(encoder_dir, findings_hint=True, findings_top_k=2)
+    model.encoder.config.label_names = ["SR", "IMI", "NDT", "MI", "STTC"]  # an all+superdiagnostic head
+    model.encoder.config.label_thresholds = [0.5] * 5
+    probs = torch.tensor([[0.9, 0.4, 0.8, 0.7, 0.6], [0.9, 0.1, 0.1, 0.2, 0.1]])
+    findings = model.findings(probs)
+    assert findings == [["SR", "NDT", "MI", "STTC"], ["SR"]]  # top-2 codes, then every superclass above 0.5
+    # IMI is below its threshold but the MI head is not: the hint trusts the superclass head
+    assert model.hint_lines(findings) == [
+        "Findings ECG 1: sinus rhythm, non-diagnostic t abnormalities; superclass: myocardial infarction, st/t change.",
+        "Findings ECG 2: sinus rhythm; superclass: none.",
+    ]
+
+
 def test_models_saved_before_the_superclass_hint_keep_their_prompts(tmp_path):
     import json
 

@@ -151,3 +151,30 @@ def test_nan_policy_stop_raises_clear_error(setup, tmp_path, monkeypatch):
     )
     with pytest.raises(TrainingError, match="NaN/inf"):
         run_finetune(_cfg(setup, tmp_path / "stop", nan_policy="stop"))
+
+
+def test_question_type_weights_repeat_and_thin_out_types():
+    from encoder.errors import ConfigError
+    from llm_finetune.data import QaSample
+    from llm_finetune.train import weight_by_question_type
+
+    samples = [QaSample([i], "q", ["yes"], "single-verify") for i in range(200)]
+    samples += [QaSample([i], "q", ["none"], "single-choose") for i in range(100)]
+    out = weight_by_question_type(samples, {"single-choose": 2.0, "single-verify": 0.5}, seed=0)
+    n_choose = sum(s.question_type == "single-choose" for s in out)
+    n_verify = sum(s.question_type == "single-verify" for s in out)
+    assert n_choose == 200  # every choose question twice
+    assert (
+        70 < n_verify < 130
+        and len({s.ecg_ids[0] for s in out if s.question_type == "single-verify"}) == n_verify
+    )
+    assert (
+        weight_by_question_type(samples, {"single-choose": 2.0, "single-verify": 0.5}, seed=0) == out
+    )  # seeded
+    assert weight_by_question_type(samples, None, seed=0) is samples
+    with pytest.raises(ConfigError, match="single-query"):
+        weight_by_question_type(samples, {"single-query": 2.0}, seed=0)
+    with pytest.raises(ConfigError, match="number >= 0"):
+        weight_by_question_type(samples, {"single-choose": -1}, seed=0)
+    with pytest.raises(ConfigError, match="removed every"):
+        weight_by_question_type(samples, {"single-choose": 0, "single-verify": 0}, seed=0)

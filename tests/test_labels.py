@@ -20,6 +20,7 @@ def st() -> ScpStatements:
         ("superdiagnostic", 5),
         ("form", 19),
         ("rhythm", 12),
+        ("all+superdiagnostic", 75),  # 71 codes + MI, STTC, CD, HYP (NORM is a code already)
     ],
 )
 def test_task_vocabulary_sizes_match_the_benchmark(st, task, size):
@@ -40,6 +41,16 @@ def test_aggregation_as_in_strodthoff(st):
     assert labels_for_record(codes, "superdiagnostic", st) == ["MI", "STTC"]
     assert labels_for_record(codes, "form", st) == ["ABQRS", "NDT"]  # NDT is diagnostic and form
     assert labels_for_record(codes, "rhythm", st) == ["SR"]
+    assert labels_for_record(codes, "all+superdiagnostic", st) == [
+        "ABQRS",
+        "ILMI",
+        "IMI",
+        "MI",
+        "NDT",
+        "SR",
+        "STTC",
+    ]
+    assert labels_for_record({"NORM": 100.0, "SR": 0.0}, "all+superdiagnostic", st) == ["NORM", "SR"]
 
 
 def test_likelihood_zero_codes_are_kept_by_default(st):

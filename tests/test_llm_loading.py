@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from bridge.llm import find_lora_targets, load_llm, resolve_llm
+from bridge.llm import check_device, find_lora_targets, load_llm, resolve_llm
 from encoder.errors import ConfigError, ModelLoadError
 
 
@@ -40,6 +40,20 @@ def test_unknown_names_raise_clear_errors(tmp_path):
         load_llm("packaged:tiny-random-llama", quantization="3bit")
     with pytest.raises(ConfigError, match="dtype"):
         load_llm("packaged:tiny-random-llama", dtype="float8")
+
+
+def test_devices_this_machine_lacks_are_refused_clearly(monkeypatch):
+    assert check_device("cpu") == torch.device("cpu")
+    with pytest.raises(ConfigError, match="Unknown device"):
+        check_device("gpu0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="no CUDA GPU; use cpu"):
+        check_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert check_device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(ConfigError, match="only 1 CUDA"):
+        check_device("cuda:3")
 
 
 def test_4bit_loads_with_bitsandbytes_on_cpu():
