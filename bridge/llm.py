@@ -186,7 +186,9 @@ def check_device(device: str | torch.device) -> torch.device:
     if dev.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
-            raise ConfigError(f"device={str(device)!r}, but this machine/torch build has no CUDA GPU; use cpu.")
+            raise ConfigError(
+                f"device={str(device)!r}, but this machine/torch build has no CUDA GPU; use cpu."
+            )
         if dev.index is not None and dev.index >= count:
             raise ConfigError(f"device={str(device)!r}, but only {count} CUDA GPU(s) are visible.")
     elif dev.type == "mps" and not torch.backends.mps.is_available():
