@@ -28,6 +28,9 @@ class EcgLlmConfig:
     """At most this many findings per ECG in the hint."""
     findings_superclass: bool = True
     """Also name the findings' PTB-XL diagnostic superclasses in the hint (ECG-QA asks about those too)."""
+    findings_for_question: bool = False
+    """Also give the aux head's yes/no on each label the question names (``asked: atrial fibrillation yes``),
+    also when it is not among the top findings."""
     findings_threshold: float = 0.5
     """Findings with calibrated probability above this (or the encoder's per-label thresholds) enter the hint."""
     lora_r: int = 16
@@ -67,6 +70,8 @@ class EcgLlmConfig:
         data = json.loads(path.read_text())
         if data.pop("model_type", None) != "ecg_llm":
             raise CheckpointError(f"{path} is not an ecg_llm config (model_type != 'ecg_llm').")
-        data.setdefault("findings_superclass", False)  # models saved before this option keep their prompts
+        # models saved before these options keep the prompts they were trained with
+        data.setdefault("findings_superclass", False)
+        data.setdefault("findings_for_question", False)
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -97,6 +98,22 @@ def is_superclass(name: str) -> bool:
 def superclasses(codes: list[str]) -> list[str]:
     """Sorted ECG-QA names of the diagnostic superclasses of ``codes`` (NORM has none)."""
     return sorted({s for s in map(superclass_of, codes) if s is not None})
+
+
+def labels_in_question(question: str, label_names: list[str]) -> list[int]:
+    """Indices of the labels a question names (ECG-QA spelling), in question order; longest names win, so
+    "myocardial infarction in inferior leads" is IMI, not also MI."""
+    text = question.lower()
+    names = sorted(((label_description(c), j) for j, c in enumerate(label_names)), key=lambda x: -len(x[0]))
+    taken = [False] * len(text)
+    found = []
+    for name, j in names:
+        for m in re.finditer(rf"(?<![\w/]){re.escape(name)}(?![\w/])", text):
+            if not any(taken[m.start() : m.end()]):
+                taken[m.start() : m.end()] = [True] * (m.end() - m.start())
+                found.append((m.start(), j))
+                break
+    return [j for _, j in sorted(found)]
 
 
 @torch.no_grad()
@@ -224,7 +241,7 @@ class EcgLlm(nn.Module):
         (all that are above threshold, at most four).
         """
         names = self.label_names
-        thr = self.encoder.config.label_thresholds or [self.config.findings_threshold] * len(names)
+        thr = self.thresholds
         k = self.config.findings_top_k
         result = []
         for row in probs.tolist():
@@ -239,15 +256,26 @@ class EcgLlm(nn.Module):
         return result
 
     @property
+    def thresholds(self) -> list[float]:
+        """Per-label decision thresholds: the encoder's tuned ones, else ``findings_threshold``."""
+        return self.encoder.config.label_thresholds or [self.config.findings_threshold] * len(
+            self.label_names
+        )
+
+    @property
     def _mixed_labels(self) -> bool:
         """SCP codes with a diagnostic superclass among the labels (the hint then names superclasses apart)."""
         return any(superclass_of(c) for c in self.label_names)
 
-    def hint_lines(self, findings: list[list[str]]) -> list[str] | None:
+    def hint_lines(
+        self, findings: list[list[str]], question: str | None = None, probs: torch.Tensor | None = None
+    ) -> list[str] | None:
         """Prompt hint lines from per-ECG findings (None when the hint is switched off).
 
         With SCP-code labels the superclasses are named apart: the head's own superclass labels when it has
-        them (``all+superdiagnostic``), else the superclasses of the listed codes.
+        them (``all+superdiagnostic``), else the superclasses of the listed codes. With
+        ``findings_for_question``, ``question`` and the ECGs' ``probs`` ((n, L)), the head's yes/no on each
+        label the question names follows.
         """
         if not self.config.findings_hint:
             return None
@@ -265,6 +293,19 @@ class EcgLlm(nn.Module):
                 )
                 codes_text = ", ".join(label_description(c) for c in codes) or "none"
                 texts.append(f"{codes_text}; superclass: {', '.join(sup) or 'none'}")
+        if self.config.findings_for_question and question is not None and probs is not None:
+            asked = labels_in_question(question, self.label_names)
+            if asked:
+                thr = self.thresholds
+                texts = [
+                    t
+                    + "; asked: "
+                    + ", ".join(
+                        f"{label_description(self.label_names[j])} {'yes' if row[j] >= thr[j] else 'no'}"
+                        for j in asked
+                    )
+                    for t, row in zip(texts, probs.tolist(), strict=True)
+                ]
         if len(texts) == 1:
             return [f"Findings: {texts[0]}."]
         return [f"Findings ECG {i + 1}: {t}." for i, t in enumerate(texts)]

@@ -159,7 +159,11 @@ class QaDataset(torch.utils.data.Dataset):
         findings = model.findings(store.features.probs) if model.config.findings_hint else None
         self.items: list[Encoded] = []
         for s, r in zip(self.samples, self.rows, strict=True):
-            hints = model.hint_lines([findings[i] for i in r]) if findings is not None else None
+            hints = (
+                model.hint_lines([findings[i] for i in r], s.question, store.features.probs[r])
+                if findings is not None
+                else None
+            )
             self.items.append(
                 self.processor.encode_train(s.question, answer_text(s.answer), len(r), hints=hints)
             )

@@ -118,7 +118,10 @@ class EcgChat:
         findings = self.model.findings(feats.probs)
         evidence = self._evidence(feats.probs)
         enc = self.model.processor.encode_prompt(
-            question.strip(), len(feats), history=history, hints=self.model.hint_lines(findings)
+            question.strip(),
+            len(feats),
+            history=history,
+            hints=self.model.hint_lines(findings, question, feats.probs),
         )
         batch = self.model.processor.pad([enc], side="left")
         if not stream:
@@ -197,7 +200,11 @@ def _prompts(
     findings = model.findings(feats.probs) if feats is not None and model.config.findings_hint else None
     out, row = [], 0
     for q, n in zip(questions, counts, strict=True):
-        hints = model.hint_lines(findings[row : row + n]) if findings is not None and n else None
+        hints = (
+            model.hint_lines(findings[row : row + n], q, feats.probs[row : row + n])
+            if findings is not None and n
+            else None
+        )
         out.append(model.processor.encode_prompt(q, n, hints=hints))
         row += n
     return out
@@ -248,7 +255,11 @@ def choose_answers(
         if not options[i]:
             raise ConfigError(f"Question {i} has an empty list of allowed answers.")
         rows = list(range(row, row + n))
-        hints = model.hint_lines([findings[r] for r in rows]) if findings is not None and n else None
+        hints = (
+            model.hint_lines([findings[r] for r in rows], q, feats.probs[rows])
+            if findings is not None and n
+            else None
+        )
         for opt in options[i]:
             pairs.append((i, opt, model.processor.encode_train(q, opt, n, hints=hints), rows))
         row += n

@@ -191,4 +191,46 @@ def test_models_saved_before_the_superclass_hint_keep_their_prompts(tmp_path):
     data = json.loads(path.read_text())
     del data["findings_superclass"]
     path.write_text(json.dumps(data))
-    assert not EcgLlmConfig.load(path).findings_superclass  # older folders: the hint they were trained with
+    del data["findings_for_question"]
+    path.write_text(json.dumps(data))
+    old = EcgLlmConfig.load(path)
+    assert not old.findings_superclass and not old.findings_for_question  # older folders: their old hint
+
+
+def test_labels_in_question_takes_the_longest_name():
+    from bridge.modeling import labels_in_question
+
+    names = ["SR", "IMI", "MI", "CLBBB", "STACH", "SARRH", "LVH", "VCLVH", "STTC"]
+    pick = lambda q: [names[j] for j in labels_in_question(q, names)]  # noqa: E731
+    assert pick("Which symptom does this ECG show, myocardial infarction in inferior leads or complete left "
+                "bundle branch block?") == ["IMI", "CLBBB"]  # fmt: skip
+    assert pick("Which rhythm does this ECG show, sinus tachycardia or sinus arrhythmia?") == [
+        "STACH",
+        "SARRH",
+    ]
+    assert pick("Which diagnostic superclass does this ECG show, st/t change or myocardial infarction?") == [
+        "STTC",
+        "MI",
+    ]
+    assert pick("Does it show voltage criteria (qrs) for left ventricular hypertrophy?") == ["VCLVH"]
+    assert pick("What rhythm does this ECG show?") == []
+
+
+def test_findings_hint_answers_the_labels_the_question_names(encoder_dir):
+    model = _model(encoder_dir, findings_hint=True, findings_top_k=1, findings_for_question=True)
+    model.encoder.config.label_names = ["SR", "AFIB", "STACH"]
+    model.encoder.config.label_thresholds = [0.5, 0.3, 0.5]
+    probs = torch.tensor([[0.9, 0.35, 0.1]])  # AFIB is above its threshold but not in the top-1 findings
+    findings = model.findings(probs)
+    q = "Which rhythm does this ECG show, sinus tachycardia or atrial fibrillation?"
+    assert model.hint_lines(findings, q, probs) == [
+        "Findings: sinus rhythm; asked: sinus tachycardia no, atrial fibrillation yes."
+    ]
+    assert model.hint_lines(findings, "What rhythm does this ECG show?", probs) == ["Findings: sinus rhythm."]
+    two = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.9, 0.1]])
+    assert model.hint_lines(model.findings(two), "Do both ECGs show atrial fibrillation?", two) == [
+        "Findings ECG 1: sinus rhythm; asked: atrial fibrillation no.",
+        "Findings ECG 2: atrial fibrillation; asked: atrial fibrillation yes.",
+    ]
+    model.config.findings_for_question = False
+    assert model.hint_lines(findings, q, probs) == ["Findings: sinus rhythm."]
