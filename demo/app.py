@@ -227,7 +227,9 @@ class DemoHandlers:
 
         enc = self.chat.encoder_config
         num_samples = int(round(enc.sampling_rate * enc.input_seconds))
-        x = model_input(ecg, int(enc.sampling_rate), num_samples)[None]  # (1, 12, T)
+        x = model_input(ecg, int(enc.sampling_rate), num_samples, normalization=enc.input_normalization)[
+            None
+        ]  # (1, 12, T)
         probs = np.asarray(self.chat.aux_probabilities(x))[0]  # (L,)
         pairs = sorted(zip(self.chat.label_names, probs.tolist(), strict=True), key=lambda kv: -kv[1])
         return dict(pairs)

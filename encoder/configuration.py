@@ -23,6 +23,7 @@ class EcgEncoderConfig(PretrainedConfig):
         in_leads: number of input leads (12).
         sampling_rate: Hz the encoder expects (100 or 500); inputs must be resampled to it.
         input_seconds: crop length in seconds used for training / inference windows.
+        input_normalization: per-lead input normalisation, ``zscore`` or ``center`` (``encoder.preprocess``).
         embed_dim: width of the shared ECG-text embedding (default 256).
         label_names: names of the classifier outputs (e.g. SCP codes), in order.
         label_task: which PTB-XL label task produced ``label_names``.
@@ -42,6 +43,7 @@ class EcgEncoderConfig(PretrainedConfig):
         in_leads: int = 12,
         sampling_rate: int = 100,
         input_seconds: float = 10.0,
+        input_normalization: str = "zscore",
         embed_dim: int = 256,
         label_names: list[str] | None = None,
         label_task: str = "superdiagnostic",
@@ -61,6 +63,7 @@ class EcgEncoderConfig(PretrainedConfig):
         self.in_leads = in_leads
         self.sampling_rate = sampling_rate
         self.input_seconds = input_seconds
+        self.input_normalization = input_normalization
         self.embed_dim = embed_dim
         self.label_names = list(label_names or [])
         self.label_task = label_task

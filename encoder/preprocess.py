@@ -1,7 +1,10 @@
 """Signal preprocessing: resampling, band-pass / baseline removal, per-lead normalisation, model input.
 
 ``model_input`` is the one function every inference path uses (stage-1 eval, stage 2, demo); training crops
-from the cache are normalised with ``normalize_per_lead`` on the crop, so train and inference match.
+from the cache are normalised with ``normalize_leads`` on the crop, so train and inference match. Two
+normalisations (the encoder config's ``input_normalization``): ``zscore`` (per lead and record: shape only) and
+``center`` (per-lead mean removed, amplitudes kept in units of ``CENTER_UNIT_MV``: voltage criteria, low QRS/T
+voltage stay visible).
 """
 
 from __future__ import annotations
@@ -113,6 +116,42 @@ def normalize_per_lead(
     return out
 
 
+CENTER_UNIT_MV = 0.3
+"""``center`` normalisation divides by this many mV (about a lead's typical standard deviation)."""
+
+
+def center_per_lead(signal: np.ndarray, lead_mask: np.ndarray | None = None, eps: float = 1e-6) -> np.ndarray:
+    """Remove each lead's mean and express it in units of ``CENTER_UNIT_MV``: (..., C, T) mV -> float32.
+
+    Unlike ``normalize_per_lead`` the amplitude is kept. Masked and constant leads are set to 0.
+    """
+    x = np.asarray(signal, dtype=np.float32)
+    std = x.std(axis=-1, keepdims=True)  # (..., C, 1)
+    scale = np.where(std > eps, np.float32(1.0 / CENTER_UNIT_MV), np.float32(0.0)).astype(np.float32)
+    if lead_mask is not None:
+        scale = scale * np.asarray(lead_mask, dtype=np.float32)[..., None]
+    out = x - x.mean(axis=-1, keepdims=True)
+    out *= scale
+    return out
+
+
+NORMALIZATIONS = {"zscore": normalize_per_lead, "center": center_per_lead}
+"""Per-lead input normalisations by name (``EcgEncoderConfig.input_normalization``)."""
+
+
+def check_normalization(name: str) -> str:
+    if name not in NORMALIZATIONS:
+        raise ConfigError(f"Unknown input_normalization {name!r}; choose one of {sorted(NORMALIZATIONS)}.")
+    return name
+
+
+def normalize_leads(
+    signal: np.ndarray, lead_mask: np.ndarray | None = None, mode: str = "zscore", eps: float = 1e-6
+) -> np.ndarray:
+    """Apply the ``mode`` normalisation (``zscore`` or ``center``) to mV signals (..., C, T)."""
+    return NORMALIZATIONS[check_normalization(mode)](signal, lead_mask, eps=eps)
+
+
 def crop_or_pad(
     signal: np.ndarray, num_samples: int, crop: Literal["center", "start"] = "center"
 ) -> np.ndarray:
@@ -129,16 +168,22 @@ def crop_or_pad(
 
 
 def model_input(
-    ecg: Ecg, sampling_rate: int, num_samples: int, crop: Literal["center", "start"] = "center"
+    ecg: Ecg,
+    sampling_rate: int,
+    num_samples: int,
+    crop: Literal["center", "start"] = "center",
+    normalization: str = "zscore",
 ) -> np.ndarray:
     """The model-ready array (12, num_samples) float32 for one ``Ecg``.
 
-    Resample to ``sampling_rate`` -> crop (centre or start) to ``num_samples`` -> per-lead z-score.
+    Resample to ``sampling_rate`` -> crop (centre or start) to ``num_samples`` -> per-lead ``normalization``
+    (``zscore`` or ``center``; pass the encoder config's ``input_normalization``).
     A record shorter than ``num_samples`` is normalised on its real samples and then zero-padded at the
     end. Absent leads (``lead_mask`` False) and flat leads (``meta["flat_leads"]``) are all zeros.
     """
     if num_samples <= 0:
         raise ConfigError(f"num_samples must be positive, got {num_samples}.")
+    check_normalization(normalization)
     x = resample(ecg.signal, ecg.fs, sampling_rate)  # (12, T')
     t = min(x.shape[-1], num_samples)
     x = crop_or_pad(x, t, crop)  # (12, t)
@@ -146,5 +191,5 @@ def model_input(
     for lead in ecg.meta.get("flat_leads", []) or []:
         if lead in CANONICAL_LEADS:
             mask[CANONICAL_LEADS.index(lead)] = False
-    x = normalize_per_lead(x, mask)
+    x = normalize_leads(x, mask, normalization)
     return crop_or_pad(x, num_samples, "start")  # (12, num_samples)

@@ -353,7 +353,12 @@ def _encoder_inputs(model, records: np.ndarray) -> np.ndarray:
     ones = np.ones(12, dtype=bool)
     return np.stack(
         [
-            model_input(Ecg(r.astype(np.float32), float(FS), ones), model.config.sampling_rate, n)
+            model_input(
+                Ecg(r.astype(np.float32), float(FS), ones),
+                model.config.sampling_rate,
+                n,
+                normalization=model.config.input_normalization,
+            )
             for r in records
         ]
     )

@@ -42,6 +42,7 @@ from encoder.heads import classifier_loss, fit_temperature
 from encoder.loss import CONTRASTIVE_LOSSES, NORMALISATIONS, SIGMOID_FORMS, contrastive_loss
 from encoder.metrics import macro_auroc, tune_thresholds
 from encoder.modeling import EcgEncoder
+from encoder.preprocess import check_normalization
 from encoder.text import TextFeatureTable, TextTower, TextTowerConfig
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,9 @@ class PretrainConfig:
     """Random-crop augmentation of the training windows (off = centre crop)."""
     crop_seconds: float = 5.0
     """Training window length in seconds (random or centre crop of each cached record)."""
+    input_normalization: str = "zscore"
+    """Per-lead input normalisation: ``zscore`` (shape only) or ``center`` (mean removed, amplitude kept in units
+    of 0.3 mV); saved in the encoder config, so every inference path normalises the same way."""
     eval_seconds: float | None = None
     """Centre window for validation / test, saved as the encoder's ``input_seconds`` (what ``model_input`` and
     stage 2 feed it); None = ``crop_seconds``. The encoder is fully convolutional, so e.g. 10 s works after 2.5 s
@@ -187,7 +191,14 @@ def load_stage_data(
             raise ConfigError(
                 f"The {name} fold of {cfg.data_dir} is empty; stage 1 needs folds 1-8, 9 and 10."
             )
-        return CachedEcgDataset(cache, idx, crop_samples=crop_samples, random_crop=rand, seed=seed)
+        return CachedEcgDataset(
+            cache,
+            idx,
+            crop_samples=crop_samples,
+            random_crop=rand,
+            seed=seed,
+            normalization=cfg.input_normalization,
+        )
 
     return StageData(
         cache,
@@ -226,6 +237,7 @@ def build_model(
         widths=cfg.widths,
         sampling_rate=cfg.sampling_rate,
         input_seconds=cfg.eval_seconds or cfg.crop_seconds,
+        input_normalization=cfg.input_normalization,
         embed_dim=cfg.embed_dim,
         label_names=label_names,
         label_task=cfg.task,
@@ -523,6 +535,7 @@ def _check(cfg: PretrainConfig) -> None:
         raise ConfigError(f"Unknown loss_form {cfg.loss_form!r}; choose one of {sorted(SIGMOID_FORMS)}.")
     if cfg.loss_norm not in NORMALISATIONS:
         raise ConfigError(f"Unknown loss_norm {cfg.loss_norm!r}; choose one of {sorted(NORMALISATIONS)}.")
+    check_normalization(cfg.input_normalization)
     if cfg.batch_size < 2:
         raise ConfigError("batch_size must be >= 2 (contrastive learning needs negatives).")
     if cfg.crop_seconds <= 0:

@@ -72,16 +72,19 @@ def load_qa_samples(
 
 
 def ptbxl_reader(
-    ptbxl_root: str | os.PathLike, sampling_rate: int, num_samples: int
+    ptbxl_root: str | os.PathLike, sampling_rate: int, num_samples: int, normalization: str = "zscore"
 ) -> Callable[[int], np.ndarray]:
-    """ecg_id -> model-ready (12, num_samples) array, read from a PTB-XL-format folder with ``model_input``."""
+    """ecg_id -> model-ready (12, num_samples) array, read from a PTB-XL-format folder with ``model_input``
+    (``normalization``: the encoder config's ``input_normalization``)."""
     from encoder.datasets.ptbxl import PtbXl
     from encoder.preprocess import model_input
 
     dataset = PtbXl(ptbxl_root, sampling_rate=sampling_rate, min_label_count=0, drop_unlabeled=False)
 
     def read(ecg_id: int) -> np.ndarray:
-        return model_input(dataset.read_ecg_id(int(ecg_id)), sampling_rate, num_samples)
+        return model_input(
+            dataset.read_ecg_id(int(ecg_id)), sampling_rate, num_samples, normalization=normalization
+        )
 
     return read
 

@@ -76,7 +76,9 @@ class EcgChat:
 
                 item = read_ecg(item)
             if isinstance(item, Ecg):
-                item = model_input(item, cfg.sampling_rate, cfg.input_samples)
+                item = model_input(
+                    item, cfg.sampling_rate, cfg.input_samples, normalization=cfg.input_normalization
+                )
             arr = np.asarray(item, dtype=np.float32)
             if arr.shape != (12, cfg.input_samples):
                 raise EcgInputError(

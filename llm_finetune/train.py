@@ -359,7 +359,7 @@ def run_finetune(cfg: FinetuneConfig) -> Path:
     )
     heldout = _samples(cfg, cfg.eval_split, cfg.max_eval_samples) if cfg.max_eval_samples != 0 else []
     ecfg = model.encoder.config
-    read = ptbxl_reader(cfg.data_root, ecfg.sampling_rate, ecfg.input_samples)
+    read = ptbxl_reader(cfg.data_root, ecfg.sampling_rate, ecfg.input_samples, ecfg.input_normalization)
     store = compute_features(
         model,
         [e for s in train + heldout for e in s.ecg_ids],

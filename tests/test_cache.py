@@ -19,7 +19,7 @@ from encoder.datasets.cache import (
 from encoder.datasets.ptbxl import PtbXl
 from encoder.datasets.testing import write_tiny_ptbxl
 from encoder.errors import ConfigError, DatasetError
-from encoder.preprocess import normalize_per_lead
+from encoder.preprocess import center_per_lead, normalize_per_lead
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +120,10 @@ def test_cached_dataset_crops_match_inference_normalisation(root, tmp_path):
     assert batch["ecg"].shape == (4, 12, 250) and batch["labels"].shape == (4, len(cache.label_names))
     with pytest.raises(ConfigError):
         CachedEcgDataset(cache, crop_samples=5000)
+    amplitude = CachedEcgDataset(cache, crop_samples=250, normalization="center")[1]["ecg"].numpy()
+    np.testing.assert_allclose(amplitude, center_per_lead(cache.signal_mv(1)[:, 375:625]), atol=1e-5)
+    with pytest.raises(ConfigError, match="input_normalization"):
+        CachedEcgDataset(cache, normalization="minmax")
 
 
 def test_batch_loader_equals_per_item_access(root, tmp_path):

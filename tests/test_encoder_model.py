@@ -110,3 +110,16 @@ def test_temperature_fit_recovers_scale() -> None:
     y = (rng.random((4000, 1)) < 1 / (1 + np.exp(-true_logit))).astype(float)
     temps = fit_temperature(true_logit * 3.0, y)  # over-confident logits -> T about 3
     assert 2.3 < temps[0] < 3.8
+
+
+def test_encoders_saved_before_input_normalization_load_as_zscore(tmp_path):
+    import json
+
+    EcgEncoderConfig(widths=[8, 8, 8, 8], label_names=["SR"], input_normalization="center").save_pretrained(
+        tmp_path
+    )
+    assert EcgEncoderConfig.from_pretrained(tmp_path).input_normalization == "center"
+    data = json.loads((tmp_path / "config.json").read_text())
+    del data["input_normalization"]
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    assert EcgEncoderConfig.from_pretrained(tmp_path).input_normalization == "zscore"

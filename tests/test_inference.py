@@ -92,6 +92,15 @@ def test_answer_accepts_a_record_file(chat):
     path = resources.files("encoder") / "resources" / "wfdb" / "s0010_re.hea"
     out = chat.answer(str(path), "Is this ECG normal?", max_new_tokens=3)
     assert isinstance(out.text, str) and len(out.evidence) == 1
+    # the encoder's own input normalisation is applied to records
+    from encoder.io import read_ecg
+    from encoder.preprocess import model_input
+
+    cfg = chat.encoder_config
+    for mode in ("center", "zscore"):
+        cfg.input_normalization = mode
+        want = model_input(read_ecg(str(path)), cfg.sampling_rate, cfg.input_samples, normalization=mode)
+        np.testing.assert_array_equal(chat.prepare([str(path)])[0], want)
 
 
 def test_run_chat_terminal_session(chat, tmp_path):

@@ -7,7 +7,9 @@ import pytest
 
 from encoder import errors
 from encoder.preprocess import (
+    CENTER_UNIT_MV,
     bandpass,
+    center_per_lead,
     crop_or_pad,
     model_input,
     normalize_per_lead,
@@ -79,6 +81,34 @@ def test_normalize_per_lead():
     assert np.all(y[2] == 0) and np.all(y[4] == 0)
     batched = normalize_per_lead(np.stack([x, x]), np.stack([mask, mask]))  # (B, 12, T)
     np.testing.assert_array_equal(batched[0], y)
+
+
+def test_center_per_lead_keeps_amplitude():
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((12, 1000)) * 0.2 + 1.0).astype(np.float32)  # mV, DC offset 1 mV
+    x[1] = x[0] * 3  # the same shape, 3x the voltage
+    x[4] = 7.0  # flat
+    mask = np.ones(12, dtype=bool)
+    mask[2] = False
+    y = center_per_lead(x, mask)
+    good = [i for i in range(12) if i not in (2, 4)]
+    np.testing.assert_allclose(y[good].mean(axis=1), 0, atol=1e-5)
+    np.testing.assert_allclose(y[0], (x[0] - x[0].mean()) / CENTER_UNIT_MV, atol=1e-5)
+    np.testing.assert_allclose(y[1], 3 * y[0], rtol=1e-4, atol=1e-5)  # voltage kept (z-scores would be equal)
+    z = normalize_per_lead(x, mask)
+    np.testing.assert_allclose(z[1], z[0], atol=1e-4)
+    assert np.all(y[2] == 0) and np.all(y[4] == 0)
+
+
+def test_model_input_normalizations():
+    ecg = _ecg(10.0)
+    mask = ecg.lead_mask.copy()
+    mask[8] = False  # flagged flat
+    cached = resample(ecg.signal, ecg.fs, 100)[:, :1000]
+    got = model_input(ecg, 100, 1000, crop="start", normalization="center")
+    np.testing.assert_allclose(got, center_per_lead(cached, mask), atol=1e-5)
+    with pytest.raises(errors.ConfigError, match="input_normalization"):
+        model_input(ecg, 100, 1000, normalization="minmax")
 
 
 def test_crop_or_pad():

@@ -69,8 +69,11 @@ def _train_losses(run: Path) -> dict[int, float]:
 
 
 def test_smoke_run_writes_encoder_clip_model_and_logs(tiny_data: Path, tmp_path: Path) -> None:
-    run = run_pretrain(tiny_config(tiny_data, tmp_path / "run", eval_seconds=5.0))
+    run = run_pretrain(
+        tiny_config(tiny_data, tmp_path / "run", eval_seconds=5.0, input_normalization="center")
+    )
     enc = EcgEncoder.from_pretrained(run / "encoder")
+    assert enc.config.input_normalization == "center"  # every inference path reads it from here
     assert enc.config.label_names == ["CD", "HYP", "MI", "NORM", "STTC"]
     assert enc.config.label_task == "superdiagnostic"
     assert len(enc.config.label_thresholds) == 5 and len(enc.config.label_temperature) == 5
@@ -175,6 +178,8 @@ def test_bad_config_raises_config_error(tiny_data: Path, tmp_path: Path) -> None
         run_pretrain(tiny_config(tiny_data, tmp_path / "r", loss="nope"))
     with pytest.raises(ConfigError):
         run_pretrain(tiny_config(tiny_data, tmp_path / "r", crop_seconds=30.0))
+    with pytest.raises(ConfigError, match="input_normalization"):
+        run_pretrain(tiny_config(tiny_data, tmp_path / "r", input_normalization="minmax"))
 
 
 KILL_SCRIPT = """

@@ -34,7 +34,7 @@ from encoder.config_io import atomic_write_json, save_resolved_config
 from encoder.datasets.ptbxl import SPLIT_FOLDS, PtbXl
 from encoder.errors import ConfigError, DatasetError, EcgInputError
 from encoder.leads import CANONICAL_LEADS
-from encoder.preprocess import bandpass, normalize_per_lead, resample
+from encoder.preprocess import bandpass, check_normalization, normalize_leads, resample
 
 CACHE_FORMAT_VERSION = 1
 """Bump when the on-disk layout or the conversion changes (invalidates every existing cache)."""
@@ -343,6 +343,7 @@ class CachedEcgDataset(torch.utils.data.Dataset):
         crop_samples: crop length (default: the full stored length).
         random_crop: random crop start per item (seeded; call ``set_epoch`` to draw new crops) or the centre.
         seed: seed of the random crops.
+        normalization: per-lead normalisation of each crop, ``zscore`` or ``center`` (``encoder.preprocess``).
 
     Items: ``{"ecg": float32 (12, crop_samples), "labels": float32 (L,), "index": int (cache row)}``.
     """
@@ -354,8 +355,10 @@ class CachedEcgDataset(torch.utils.data.Dataset):
         crop_samples: int | None = None,
         random_crop: bool = False,
         seed: int = 0,
+        normalization: str = "zscore",
     ) -> None:
         self.cache = cache
+        self.normalization = check_normalization(normalization)
         self.indices = np.arange(len(cache)) if indices is None else np.asarray(indices, dtype=np.int64)
         self.crop_samples = int(crop_samples or cache.num_samples)
         if not 0 < self.crop_samples <= cache.num_samples:
@@ -391,22 +394,25 @@ class CachedEcgDataset(torch.utils.data.Dataset):
         return len(self.indices)
 
     def _normalise(self, x: np.ndarray, ks: np.ndarray) -> np.ndarray:
-        """Per-lead z-score of crops in stored units (B, 12, crop) float32 -> (B, 12, crop) float32.
+        """Per-lead normalisation of crops in stored units (B, 12, crop) float32 -> (B, 12, crop) float32.
 
-        Z-scores do not depend on the unit, so the crops are not converted to mV first; ``eps`` is scaled to
-        stored units instead, which makes this equal to ``normalize_per_lead`` on the mV signal.
+        Z-scores do not depend on the unit, so for ``zscore`` the crops are not converted to mV first; ``eps`` is
+        scaled to stored units instead, which makes this equal to ``normalize_per_lead`` on the mV signal.
+        ``center`` keeps amplitudes, so its crops are converted to mV.
         """
         eps = 1e-6 / self.cache.scale
+        if self.normalization != "zscore":
+            x, eps = x * np.float32(self.cache.scale), 1e-6
         mask = self.cache.lead_mask[self.indices[ks]]  # (B, 12)
         short = self._valid[ks] < self.crop_samples
         if not short.any():
-            return normalize_per_lead(
-                x, None if mask.all() else mask, eps=eps
+            return normalize_leads(
+                x, None if mask.all() else mask, self.normalization, eps=eps
             )  # all leads present: same, faster
         out = np.zeros_like(x)
         for b in range(len(ks)):  # padded records: normalise the real part, keep the padding at 0
             v = self._valid[ks[b]]
-            out[b, :, :v] = normalize_per_lead(x[b, :, :v], mask[b], eps=eps)
+            out[b, :, :v] = normalize_leads(x[b, :, :v], mask[b], self.normalization, eps=eps)
         return out
 
     def batch(self, ks: list[int] | np.ndarray) -> dict[str, torch.Tensor]:

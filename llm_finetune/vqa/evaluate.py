@@ -325,7 +325,7 @@ def run_eval_vqa(cfg: EvalVqaConfig) -> Path:
     num_samples = int(round(enc.input_seconds * sampling_rate))
     signals_root = Path(cfg.signals_root) if cfg.signals_root is not None else root.parent
     source = build_source(cfg.source, signals_root, sampling_rate)
-    arrays = EcgArrays(source, sampling_rate, num_samples)
+    arrays = EcgArrays(source, sampling_rate, num_samples, enc.input_normalization)
 
     results = evaluate_vqa(
         chat, records, answer_options=answer_options, ecg_arrays=arrays.for_record, baselines=cfg.baselines,

@@ -48,10 +48,11 @@ def build_source(name: str, root: str | Path, sampling_rate: int):
 class EcgArrays:
     """Cached ``ecg_id`` -> model-ready float32 (12, num_samples) array (many questions share ECGs)."""
 
-    def __init__(self, source, sampling_rate: int, num_samples: int) -> None:
+    def __init__(self, source, sampling_rate: int, num_samples: int, normalization: str = "zscore") -> None:
         self.source = source
         self.sampling_rate = int(sampling_rate)
         self.num_samples = int(num_samples)
+        self.normalization = normalization
         self._cache: dict = {}
 
     def get(self, ecg_id: int, path: str | None = None) -> np.ndarray:
@@ -65,7 +66,9 @@ class EcgArrays:
                 ecg = read_ecg(path)
             else:
                 ecg = self.source.read_ecg_id(int(ecg_id))
-            self._cache[key] = model_input(ecg, self.sampling_rate, self.num_samples)  # (12, T)
+            self._cache[key] = model_input(
+                ecg, self.sampling_rate, self.num_samples, normalization=self.normalization
+            )  # (12, T)
         return self._cache[key]
 
     def for_record(self, record: dict) -> list[np.ndarray]:

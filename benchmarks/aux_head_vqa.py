@@ -1,0 +1,86 @@
+"""How well a stage-1 encoder can answer ECG-QA on its own: the aux-head answerer's exact-match accuracy.
+
+The stage-2 LLM reads the aux head's findings, so this bounds what the findings hint can carry, and it takes
+seconds instead of a stage-2 run: use it to compare stage-1 settings before fine-tuning. Majority per template
+(fit on the train split) is printed beside it.
+
+    python benchmarks/aux_head_vqa.py --data_root runs/quickstart/cohort \
+        --encoders runs/quickstart/stage1/encoder runs/other/encoder --splits valid test
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from encoder.datasets.ecgqa import load_answer_options, load_ecgqa
+from encoder.modeling import EcgEncoder
+from llm_finetune.data import ptbxl_reader
+from llm_finetune.vqa.baselines import AuxHeadAnswerer, fit_majority, majority_answer
+from llm_finetune.vqa.normalize import canon
+
+
+@torch.no_grad()
+def aux_probabilities(encoder: EcgEncoder, data_root: Path, ecg_ids: list[int]) -> dict[int, np.ndarray]:
+    """ecg_id -> calibrated per-label probabilities (L,) of the encoder's classifier."""
+    cfg = encoder.config
+    read = ptbxl_reader(data_root, cfg.sampling_rate, cfg.input_samples, cfg.input_normalization)
+    temperature = torch.tensor(cfg.label_temperature or [1.0] * len(cfg.label_names))
+    out = {}
+    for start in range(0, len(ecg_ids), 256):
+        ids = ecg_ids[start : start + 256]
+        x = torch.from_numpy(np.stack([read(e) for e in ids]))  # (b, 12, T)
+        probs = torch.sigmoid(encoder(x).logits / temperature).numpy()  # (b, L)
+        out.update(zip(ids, probs, strict=True))
+    return out
+
+
+def same(a: list[str], b: list[str]) -> bool:
+    return sorted(map(canon, a)) == sorted(map(canon, b))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data_root", type=Path, required=True, help="PTB-XL-format cohort with ecgqa/")
+    ap.add_argument("--encoders", type=Path, nargs="+", required=True, help="stage-1 encoder folders")
+    ap.add_argument("--splits", nargs="+", default=["valid", "test"], help="ECG-QA splits to score")
+    ap.add_argument("--types", nargs="+", default=["single-verify", "single-choose", "single-query"])
+    args = ap.parse_args()
+
+    root = args.data_root / "ecgqa"
+    records = [
+        dict(r) for s in args.splits for r in load_ecgqa(root, split=s) if r["question_type"] in args.types
+    ]
+    options = load_answer_options(root)
+    majority = fit_majority(dict(r) for r in load_ecgqa(root, split="train"))
+    ecg_ids = sorted({int(r["ecg_id"][0]) for r in records})
+    rows = defaultdict(dict)
+    for r in records:
+        rows[r["question_type"]].setdefault("majority", []).append(
+            same(majority_answer(majority, r), r["answer"])
+        )
+    for path in args.encoders:
+        encoder = EcgEncoder.from_pretrained(path).eval()
+        probs = aux_probabilities(encoder, args.data_root, ecg_ids)
+        answerer = AuxHeadAnswerer(list(encoder.config.label_names), encoder.config.label_thresholds)
+        for r in records:
+            got = answerer.answer(r, options.get(int(r["template_id"]), []), probs[int(r["ecg_id"][0])])
+            rows[r["question_type"]].setdefault(str(path), []).append(
+                got is not None and same(got, r["answer"])
+            )
+    systems = ["majority"] + [str(p) for p in args.encoders]
+    print(f"ECG-QA {'+'.join(args.splits)} questions, exact match % (abstentions count as wrong)\n")
+    print("| question type | n | " + " | ".join(systems) + " |")
+    print("|---|---|" + "---|" * len(systems))
+    for qtype in args.types:
+        if qtype in rows:
+            cells = [f"{100 * np.mean(rows[qtype][s]):.1f}" for s in systems]
+            print(f"| {qtype} | {len(rows[qtype]['majority'])} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
