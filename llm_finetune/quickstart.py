@@ -40,7 +40,7 @@ class QuickstartConfig:
     """Stage-1 YAML (data_dir / out_dir are set by the quickstart)."""
     finetune_config: str = str(CONFIG_DIR / "quickstart" / "finetune.yaml")
     """Stage-2 YAML (data / encoder / output paths are set by the quickstart)."""
-    vqa_sample: int | None = 300
+    vqa_sample: int | None = 400
     """Held-out questions scored by the VQA evaluation (seeded sample; None = the whole test split)."""
     force: list[str] = field(default_factory=list)
     """Steps to redo even if finished: any of cohort, stage1, stage1_eval, stage2, vqa (or all)."""
