@@ -26,7 +26,7 @@ class FakeChat:
     """Deterministic fake: probabilities from per-lead energy; the answer names the top label."""
 
     label_names = LABELS
-    encoder_config = SimpleNamespace(sampling_rate=100, input_seconds=10.0)
+    encoder_config = SimpleNamespace(sampling_rate=100, input_seconds=10.0, input_normalization="zscore")
 
     def __init__(self, fail_with: Exception | None = None, delay_s: float = 0.0) -> None:
         self.fail_with = fail_with
