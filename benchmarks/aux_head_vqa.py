@@ -24,17 +24,15 @@ from llm_finetune.vqa.baselines import AuxHeadAnswerer, fit_majority, majority_a
 from llm_finetune.vqa.normalize import canon
 
 
-@torch.no_grad()
 def aux_probabilities(encoder: EcgEncoder, data_root: Path, ecg_ids: list[int]) -> dict[int, np.ndarray]:
     """ecg_id -> calibrated per-label probabilities (L,) of the encoder's classifier."""
     cfg = encoder.config
     read = ptbxl_reader(data_root, cfg.sampling_rate, cfg.input_samples, cfg.input_normalization)
-    temperature = torch.tensor(cfg.label_temperature or [1.0] * len(cfg.label_names))
     out = {}
     for start in range(0, len(ecg_ids), 256):
         ids = ecg_ids[start : start + 256]
         x = torch.from_numpy(np.stack([read(e) for e in ids]))  # (b, 12, T)
-        probs = torch.sigmoid(encoder(x).logits / temperature).numpy()  # (b, L)
+        probs = encoder.predict_proba(x).numpy()  # (b, L)
         out.update(zip(ids, probs, strict=True))
     return out
 

@@ -103,7 +103,12 @@ def superclasses(codes: list[str]) -> list[str]:
 def labels_in_question(question: str, label_names: list[str]) -> list[int]:
     """Indices of the labels a question names (ECG-QA spelling), in question order; longest names win, so
     "myocardial infarction in inferior leads" is IMI, not also MI."""
-    text = question.lower()
+    return list(_labels_in_question(question.lower(), tuple(label_names)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _labels_in_question(text: str, label_names: tuple[str, ...]) -> tuple[int, ...]:
+    # cached: ECG-QA questions are templates, so a training set repeats the same few hundred texts
     names = sorted(((label_description(c), j) for j, c in enumerate(label_names)), key=lambda x: -len(x[0]))
     taken = [False] * len(text)
     found = []
@@ -113,7 +118,7 @@ def labels_in_question(question: str, label_names: list[str]) -> list[int]:
                 taken[m.start() : m.end()] = [True] * (m.end() - m.start())
                 found.append((m.start(), j))
                 break
-    return [j for _, j in sorted(found)]
+    return tuple(j for _, j in sorted(found))
 
 
 @torch.no_grad()
@@ -221,10 +226,7 @@ class EcgLlm(nn.Module):
         device = next(self.encoder.parameters()).device
         out = self.encoder(ecg.to(device=device, dtype=torch.float32))
         if out.logits is not None:
-            logits = out.logits
-            if self.encoder.config.label_temperature is not None:
-                logits = logits / torch.tensor(self.encoder.config.label_temperature, device=device)
-            probs = torch.sigmoid(logits)  # (M, L)
+            probs = self.encoder.calibrated_probs(out.logits)  # (M, L)
         else:
             probs = out.embedding.new_zeros((out.embedding.shape[0], 0))
         summary = torch.cat([out.embedding, probs], dim=-1)  # (M, D + L)
@@ -243,11 +245,12 @@ class EcgLlm(nn.Module):
         names = self.label_names
         thr = self.thresholds
         k = self.config.findings_top_k
+        mixed = self._mixed_labels
         result = []
         for row in probs.tolist():
             order = sorted(range(len(names)), key=lambda j: -row[j])
             above = [names[j] for j in order if row[j] >= thr[j]]
-            if self._mixed_labels:
+            if mixed:
                 result.append(
                     [c for c in above if not is_superclass(c)][:k] + [c for c in above if is_superclass(c)]
                 )

@@ -122,12 +122,15 @@ class EcgEncoder(PreTrainedModel):
         logits = self.forward_head(embedding) if self.classifier is not None else None
         return EcgEncoderOutput(tokens=tokens, embedding=embedding, logits=logits)
 
-    @torch.no_grad()
-    def predict_proba(self, ecg: torch.Tensor) -> torch.Tensor:
-        """Calibrated per-label probabilities (B, L) (temperature scaling from the config when set)."""
-        logits = self.forward(ecg).logits
+    def calibrated_probs(self, logits: torch.Tensor) -> torch.Tensor:
+        """(B, L) logits -> calibrated probabilities (temperature scaling from the config when set)."""
         if self.config.label_temperature is not None:
             logits = logits / torch.tensor(
                 self.config.label_temperature, dtype=logits.dtype, device=logits.device
             )
         return torch.sigmoid(logits)
+
+    @torch.no_grad()
+    def predict_proba(self, ecg: torch.Tensor) -> torch.Tensor:
+        """Calibrated per-label probabilities (B, L)."""
+        return self.calibrated_probs(self.forward(ecg).logits)

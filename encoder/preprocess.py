@@ -97,18 +97,23 @@ def remove_baseline(signal: np.ndarray, fs: float, cutoff: float = 0.5) -> np.nd
     return bandpass(signal, fs, low=cutoff, high=None)
 
 
-def normalize_per_lead(
-    signal: np.ndarray, lead_mask: np.ndarray | None = None, eps: float = 1e-6
+CENTER_UNIT_MV = 0.3
+"""``center`` normalisation divides by this many mV (about a lead's typical standard deviation)."""
+
+
+def _per_lead(
+    signal: np.ndarray, lead_mask: np.ndarray | None, eps: float, unit_mv: float | None
 ) -> np.ndarray:
-    """Z-score each lead over time: (..., C, T) -> (..., C, T) float32.
+    """Remove each lead's mean and divide by its std (``unit_mv`` None) or by ``unit_mv``; (..., C, T) float32.
 
     Leads where ``lead_mask`` (shape (C,) or (..., C)) is False are set to 0, and so are constant leads.
     """
     x = np.asarray(signal, dtype=np.float32)
     mean = x.mean(axis=-1, keepdims=True)  # (..., C, 1)
     std = x.std(axis=-1, keepdims=True)  # (..., C, 1)
-    # One scale per lead: 1/std, or 0 for flat leads (they carry no information) and masked leads.
-    scale = np.where(std > eps, 1.0 / (std + eps), 0.0).astype(np.float32)
+    # One scale per lead, 0 for flat leads (they carry no information) and masked leads.
+    per_lead = 1.0 / (std + eps) if unit_mv is None else 1.0 / unit_mv
+    scale = np.where(std > eps, per_lead, 0.0).astype(np.float32)
     if lead_mask is not None:
         scale = scale * np.asarray(lead_mask, dtype=np.float32)[..., None]
     out = x - mean  # a new array, so the in-place multiply never touches the caller's signal
@@ -116,23 +121,17 @@ def normalize_per_lead(
     return out
 
 
-CENTER_UNIT_MV = 0.3
-"""``center`` normalisation divides by this many mV (about a lead's typical standard deviation)."""
+def normalize_per_lead(
+    signal: np.ndarray, lead_mask: np.ndarray | None = None, eps: float = 1e-6
+) -> np.ndarray:
+    """Z-score each lead over time (shape only): (..., C, T) -> (..., C, T) float32; masked/flat leads -> 0."""
+    return _per_lead(signal, lead_mask, eps, None)
 
 
 def center_per_lead(signal: np.ndarray, lead_mask: np.ndarray | None = None, eps: float = 1e-6) -> np.ndarray:
-    """Remove each lead's mean and express it in units of ``CENTER_UNIT_MV``: (..., C, T) mV -> float32.
-
-    Unlike ``normalize_per_lead`` the amplitude is kept. Masked and constant leads are set to 0.
-    """
-    x = np.asarray(signal, dtype=np.float32)
-    std = x.std(axis=-1, keepdims=True)  # (..., C, 1)
-    scale = np.where(std > eps, np.float32(1.0 / CENTER_UNIT_MV), np.float32(0.0)).astype(np.float32)
-    if lead_mask is not None:
-        scale = scale * np.asarray(lead_mask, dtype=np.float32)[..., None]
-    out = x - x.mean(axis=-1, keepdims=True)
-    out *= scale
-    return out
+    """Remove each lead's mean, keep the amplitude in units of ``CENTER_UNIT_MV``: (..., C, T) mV -> float32;
+    masked/flat leads -> 0."""
+    return _per_lead(signal, lead_mask, eps, CENTER_UNIT_MV)
 
 
 NORMALIZATIONS = {"zscore": normalize_per_lead, "center": center_per_lead}
