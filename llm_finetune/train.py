@@ -34,6 +34,7 @@ from llm_finetune.data import (
     load_qa_samples,
     ptbxl_reader,
 )
+from llm_finetune.vqa.candidates import candidate_answers
 
 LOG_FIELDS = ("step", "loss", "lr", "grad_norm", "skipped", "seconds")
 
@@ -227,18 +228,6 @@ def template_options(cfg: FinetuneConfig) -> dict[int, list[str]]:
         return {}
 
 
-def answer_options(
-    sample: QaSample, template: dict[int, list[str]], max_options: int = 6
-) -> list[str] | None:
-    """Small candidate set for constrained scoring: the two named options (+both, none) of a choose question,
-    or the template's options when there are few; None = answer free-form."""
-    if sample.question_type == "single-choose" and sample.attribute and len(sample.attribute) == 2:
-        a, b = sample.attribute
-        return [a, b, f"{a}, {b}", "none"]
-    opts = template.get(sample.template_id)
-    return list(opts) if opts and len(opts) <= max_options else None
-
-
 def evaluate_heldout(
     model: EcgLlm, heldout: list[QaSample], store: FeatureStore, train: list[QaSample], cfg
 ) -> dict:
@@ -251,7 +240,12 @@ def evaluate_heldout(
 
     model.eval()
     template = template_options(cfg)
-    options = [answer_options(s, template) if cfg.eval_constrained else None for s in heldout]
+    options = [
+        candidate_answers(s.question_type, s.attribute, template.get(s.template_id), max_options=6)
+        if cfg.eval_constrained
+        else None
+        for s in heldout
+    ]
     majority = {
         t: Counter(answer_text(s.answer) for s in train if s.template_id == t).most_common(1)[0][0]
         for t in {s.template_id for s in train}

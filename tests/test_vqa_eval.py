@@ -13,6 +13,7 @@ import pytest
 
 from encoder.errors import ConfigError, DatasetError
 from llm_finetune.vqa.baselines import AuxHeadAnswerer, agreement
+from llm_finetune.vqa.candidates import candidate_answers
 from llm_finetune.vqa.evaluate import EvalVqaConfig, evaluate_vqa, run_eval_vqa
 from llm_finetune.vqa.leakage import LeakageWarning, check_leakage
 from llm_finetune.vqa.report import model_hashes, write_report
@@ -97,6 +98,45 @@ def test_evaluate_vqa_scores_scripted_answers(shard, options):
     assert row["llm"]["correct"] and row["llm"]["raw"] == llm[1] and row["gold"] == recs[1]["answer"]
     assert set(s["llm"]["by_question_type"]) == {"comparison_irrelevant-query"}
     assert "f1" in s["llm"]["by_question_type"]["comparison_irrelevant-query"]
+
+
+def test_candidate_answers_for_choose_are_the_named_options():
+    opts = ["conduction disturbance", "hypertrophy", "myocardial infarction", "none", "st/t change"]
+    assert candidate_answers("single-choose", ["hypertrophy", "st/t change"], opts) == [
+        "hypertrophy",
+        "st/t change",
+        "hypertrophy, st/t change",
+        "none",
+    ]
+    no_none = [o for o in opts if o != "none"]
+    assert "none" not in candidate_answers("single-choose", ["hypertrophy", "st/t change"], no_none)
+    assert candidate_answers("single-verify", "hypertrophy", ["no", "yes"]) == ["no", "yes"]
+    assert candidate_answers("single-query", None, opts, max_options=3) is None  # too many: free-form
+    assert candidate_answers("single-query", None, None) is None
+
+
+def test_constrained_decoding_gets_a_choose_questions_own_options(options):
+    tid = 3  # a single-choose template of the shipped ECG-QA shard's answer table
+    rec = {
+        "sample_id": 1, "template_id": tid, "question_type": "single-choose", "attribute_type": "scp_code",
+        "question": "Which diagnostic superclass does this ECG show, hypertrophy or st/t change?",
+        "attribute": ["hypertrophy", "st/t change"], "answer": ["hypertrophy"], "ecg_id": [1],
+    }  # fmt: skip
+    options = dict(options) | {tid: ["conduction disturbance", "hypertrophy", "none", "st/t change"]}
+    chat = ScriptedChat(["x"], [], ["NORM"], [0.9])
+    res = evaluate_vqa(
+        chat,
+        [rec],
+        answer_options=options,
+        ecg_arrays=_arrays,
+        baselines=[],
+        decoding=["constrained"],
+        n_boot=10,
+    )
+    assert chat.calls[0]["allowed"] == [["hypertrophy", "st/t change", "hypertrophy, st/t change", "none"]]
+    assert (
+        res["systems"]["llm_constrained"]["overall"]["accuracy"] == 1.0
+    )  # the scripted chat picks the first
 
 
 def test_unknown_baseline_and_missing_template_raise(shard, options):

@@ -27,6 +27,7 @@ from encoder.config_io import save_resolved_config
 from encoder.errors import ConfigError, DatasetError
 from encoder.labels import scp_code_aliases
 from llm_finetune.vqa.baselines import AuxHeadAnswerer, agreement, fit_majority, majority_answer
+from llm_finetune.vqa.candidates import candidate_answers
 from llm_finetune.vqa.normalize import AnswerNormalizer
 from llm_finetune.vqa.scoring import score_item, summarize
 
@@ -184,6 +185,10 @@ def evaluate_vqa(
             f"No answer options for template ids {missing[:10]}; is answers_for_each_template.csv the right one?"
         )
     options = [answer_options[int(r["template_id"])] for r in records]
+    allowed = [  # what constrained decoding picks from: a choose question's own two options (+ both, none)
+        candidate_answers(str(r["question_type"]), r.get("attribute"), opts) or list(opts)
+        for r, opts in zip(records, options, strict=True)
+    ]
     aliases = scp_code_aliases()
     normalizers = {tid: AnswerNormalizer(opts, code_aliases=aliases) for tid, opts in answer_options.items()}
     needs_model = chat is not None or any(b in baselines for b in ("text_only", "aux_head"))
@@ -238,13 +243,13 @@ def evaluate_vqa(
         for mode in decoding:
             name = "llm" if mode == "free" else "llm_constrained"
             texts, spent, wall = _generate(
-                chat, records, ecg_arrays, options, use_ecg=True, constrained=mode == "constrained",
+                chat, records, ecg_arrays, allowed, use_ecg=True, constrained=mode == "constrained",
                 batch_size=batch_size, max_new_tokens=max_new_tokens, desc=name,
             )  # fmt: skip
             add_generated(name, texts, spent, wall)
     if "text_only" in baselines:
         texts, spent, wall = _generate(
-            chat, records, ecg_arrays, options, use_ecg=False, constrained=decoding[0] == "constrained",
+            chat, records, ecg_arrays, allowed, use_ecg=False, constrained=decoding[0] == "constrained",
             batch_size=batch_size, max_new_tokens=max_new_tokens, desc="text_only",
         )  # fmt: skip
         add_generated("text_only", texts, spent, wall)
