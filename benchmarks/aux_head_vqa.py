@@ -19,7 +19,8 @@ import torch
 
 from encoder.datasets.ecgqa import load_answer_options, load_ecgqa
 from encoder.modeling import EcgEncoder
-from llm_finetune.data import ptbxl_reader
+from llm_finetune.data import load_qa_samples, ptbxl_reader
+from llm_finetune.question_prior import fit_verdict_shifts
 from llm_finetune.vqa.baselines import AuxHeadAnswerer, fit_majority, majority_answer
 from llm_finetune.vqa.normalize import canon
 
@@ -37,6 +38,15 @@ def aux_probabilities(encoder: EcgEncoder, data_root: Path, ecg_ids: list[int]) 
     return out
 
 
+def train_shifts(encoder: EcgEncoder, data_root: Path) -> list[float | None]:
+    """Prior shifts fitted as ``finetune`` fits them: on the train questions and their ECGs' probabilities."""
+    train = load_qa_samples(data_root / "ecgqa", "train")
+    ids = sorted({e for s in train for e in s.ecg_ids})
+    probs = aux_probabilities(encoder, data_root, ids)
+    prevalence = np.mean([probs[e] for e in ids], axis=0)  # (L,)
+    return fit_verdict_shifts(train, list(encoder.config.label_names), prevalence)
+
+
 def same(a: list[str], b: list[str]) -> bool:
     return sorted(map(canon, a)) == sorted(map(canon, b))
 
@@ -47,6 +57,11 @@ def main() -> None:
     ap.add_argument("--encoders", type=Path, nargs="+", required=True, help="stage-1 encoder folders")
     ap.add_argument("--splits", nargs="+", default=["valid", "test"], help="ECG-QA splits to score")
     ap.add_argument("--types", nargs="+", default=["single-verify", "single-choose", "single-query"])
+    ap.add_argument(
+        "--prior_shift",
+        action="store_true",
+        help="also score each encoder with its yes/no prior-shifted as stage 2's verdict_prior_shift does",
+    )
     args = ap.parse_args()
 
     root = args.data_root / "ecgqa"
@@ -64,13 +79,19 @@ def main() -> None:
     for path in args.encoders:
         encoder = EcgEncoder.from_pretrained(path).eval()
         probs = aux_probabilities(encoder, args.data_root, ecg_ids)
-        answerer = AuxHeadAnswerer(list(encoder.config.label_names), encoder.config.label_thresholds)
-        for r in records:
-            got = answerer.answer(r, options.get(int(r["template_id"]), []), probs[int(r["ecg_id"][0])])
-            rows[r["question_type"]].setdefault(str(path), []).append(
-                got is not None and same(got, r["answer"])
+        names = list(encoder.config.label_names)
+        answerers = {str(path): AuxHeadAnswerer(names, encoder.config.label_thresholds)}
+        if args.prior_shift:
+            answerers[f"{path} (prior shift)"] = AuxHeadAnswerer(
+                names, encoder.config.label_thresholds, logit_shifts=train_shifts(encoder, args.data_root)
             )
-    systems = ["majority"] + [str(p) for p in args.encoders]
+        for name, answerer in answerers.items():
+            for r in records:
+                got = answerer.answer(r, options.get(int(r["template_id"]), []), probs[int(r["ecg_id"][0])])
+                rows[r["question_type"]].setdefault(name, []).append(
+                    got is not None and same(got, r["answer"])
+                )
+    systems = ["majority"] + [s for s in rows[args.types[0]] if s != "majority"]
     print(f"ECG-QA {'+'.join(args.splits)} questions, exact match % (abstentions count as wrong)\n")
     print("| question type | n | " + " | ".join(systems) + " |")
     print("|---|---|" + "---|" * len(systems))

@@ -31,6 +31,12 @@ class EcgLlmConfig:
     findings_for_question: bool = False
     """Also give the aux head's yes/no on each label the question names (``asked: atrial fibrillation yes``),
     also when it is not among the top findings."""
+    verdict_prior_shift: bool = False
+    """With ``findings_for_question``: correct the yes/no for how often a label the question names is present
+    in the training questions (prior shift, fitted by ``finetune``) instead of the head's F1-tuned thresholds."""
+    verdict_logit_shift: list[float | None] | None = None
+    """Per-label log-odds shifts fitted by ``finetune`` when ``verdict_prior_shift`` is on (None: not fitted;
+    a None entry: that label keeps its threshold)."""
     findings_threshold: float = 0.5
     """Findings with calibrated probability above this (or the encoder's per-label thresholds) enter the hint."""
     lora_r: int = 16
@@ -55,6 +61,11 @@ class EcgLlmConfig:
             self.projector = ProjectorConfig(**self.projector)
         if self.lora_r < 0 or self.findings_top_k < 0:
             raise ConfigError("lora_r and findings_top_k must be >= 0.")
+        if self.verdict_prior_shift and not (self.findings_hint and self.findings_for_question):
+            raise ConfigError(
+                "verdict_prior_shift corrects the yes/no on asked labels: set findings_hint and "
+                "findings_for_question to true as well."
+            )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

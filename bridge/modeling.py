@@ -8,6 +8,7 @@ adapter (``adapter_config.json`` + ``adapter_model.safetensors``), or ``llm/`` w
 from __future__ import annotations
 
 import functools
+import math
 import os
 import re
 import shutil
@@ -142,6 +143,12 @@ class EcgLlm(nn.Module):
         self.llm = llm
         self.tokenizer = tokenizer
         ecfg = encoder.config
+        shifts = config.verdict_logit_shift
+        if shifts is not None and len(shifts) != len(ecfg.label_names):
+            raise CheckpointError(
+                f"verdict_logit_shift has {len(shifts)} entries for {len(ecfg.label_names)} encoder labels; "
+                "the stage-2 config and its encoder do not belong together."
+            )
         self.encoder_tokens = -(-ecfg.input_samples // 32)  # ceil(T / 32)
         self.summary_dim = ecfg.embed_dim + len(ecfg.label_names)
         self.projector = build_projector(
@@ -265,6 +272,15 @@ class EcgLlm(nn.Module):
             self.label_names
         )
 
+    def verdict(self, j: int, prob: float) -> bool:
+        """The head's yes/no on label ``j`` named by a question: its log-odds moved by the fitted prior shift
+        above 0 (``verdict_prior_shift``), else its probability at or above the label's threshold."""
+        shifts = self.config.verdict_logit_shift
+        if shifts is not None and shifts[j] is not None:
+            p = min(max(prob, 1e-6), 1 - 1e-6)
+            return math.log(p / (1 - p)) + shifts[j] > 0
+        return prob >= self.thresholds[j]
+
     @property
     def _mixed_labels(self) -> bool:
         """SCP codes with a diagnostic superclass among the labels (the hint then names superclasses apart)."""
@@ -299,12 +315,11 @@ class EcgLlm(nn.Module):
         if self.config.findings_for_question and question is not None and probs is not None:
             asked = labels_in_question(question, self.label_names)
             if asked:
-                thr = self.thresholds
                 texts = [
                     t
                     + "; asked: "
                     + ", ".join(
-                        f"{label_description(self.label_names[j])} {'yes' if row[j] >= thr[j] else 'no'}"
+                        f"{label_description(self.label_names[j])} {'yes' if self.verdict(j, row[j]) else 'no'}"
                         for j in asked
                     )
                     for t, row in zip(texts, probs.tolist(), strict=True)

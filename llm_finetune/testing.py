@@ -46,7 +46,15 @@ def write_tiny_qa(root: str | Path, num_records: int = 16, seed: int = 0) -> Pat
         for k, e in enumerate(chosen):
             yes = (e - 1) % 13 in (0, 1)  # NORM code sets of write_tiny_ptbxl
             samples.append(
-                _sample(2, "single-verify", "Does this ECG show symptoms of normal ECG?", [e], yes, k)
+                _sample(
+                    2,
+                    "single-verify",
+                    "Does this ECG show symptoms of normal ECG?",
+                    [e],
+                    yes,
+                    k,
+                    ["normal ecg"],
+                )
             )
             other = chosen[(k + 1) % len(chosen)]
             samples.append(
@@ -65,7 +73,9 @@ def write_tiny_qa(root: str | Path, num_records: int = 16, seed: int = 0) -> Pat
     return root
 
 
-def _sample(template: int, qtype: str, question: str, ecg_ids: list[int], yes: bool, k: int) -> dict:
+def _sample(
+    template: int, qtype: str, question: str, ecg_ids: list[int], yes: bool, k: int, attribute=None
+) -> dict:
     return {
         "template_id": template,
         "question_id": template,
@@ -75,5 +85,5 @@ def _sample(template: int, qtype: str, question: str, ecg_ids: list[int], yes: b
         "question": question,
         "answer": ["yes" if yes else "no"],
         "ecg_id": ecg_ids,
-        "attribute": None,
+        "attribute": attribute,
     }

@@ -34,6 +34,7 @@ from llm_finetune.data import (
     load_qa_samples,
     ptbxl_reader,
 )
+from llm_finetune.question_prior import fit_verdict_shifts
 from llm_finetune.vqa.candidates import candidate_answers
 
 LOG_FIELDS = ("step", "loss", "lr", "grad_norm", "skipped", "seconds")
@@ -361,6 +362,11 @@ def run_finetune(cfg: FinetuneConfig) -> Path:
         batch_size=cfg.feature_batch_size,
         cache_path=out / "features.safetensors",
     )
+    if cfg.model.verdict_prior_shift:  # before the prompts are built: the verdicts are part of them
+        rows = store.rows
+        train_rows = sorted({rows[e] for s in train for e in s.ecg_ids})
+        prevalence = store.features.probs[train_rows].double().mean(0).numpy()  # (L,)
+        model.config.verdict_logit_shift = fit_verdict_shifts(train, model.label_names, prevalence)
     dataset = QaDataset(weight_by_question_type(train, cfg.question_type_weights, cfg.seed), model, store)
     features = store.features.to(accelerator.device)
 

@@ -234,3 +234,26 @@ def test_findings_hint_answers_the_labels_the_question_names(encoder_dir):
     ]
     model.config.findings_for_question = False
     assert model.hint_lines(findings, q, probs) == ["Findings: sinus rhythm."]
+
+
+def test_verdict_uses_the_shift_where_fitted(encoder_dir):
+    model = _model(encoder_dir, findings_hint=True, findings_top_k=1, findings_for_question=True)
+    model.encoder.config.label_names = ["SR", "AFIB", "STACH"]
+    model.encoder.config.label_thresholds = [0.5, 0.5, 0.5]
+    probs = torch.tensor([[0.9, 0.2, 0.2]])
+    q = "Which rhythm does this ECG show, sinus tachycardia or atrial fibrillation?"
+    assert model.hint_lines(model.findings(probs), q, probs) == [
+        "Findings: sinus rhythm; asked: sinus tachycardia no, atrial fibrillation no."
+    ]
+    # AFIB: logit(0.2) + 2 > 0 -> yes; STACH has no shift and keeps its 0.5 threshold
+    model.config.verdict_logit_shift = [None, 2.0, None]
+    assert model.hint_lines(model.findings(probs), q, probs) == [
+        "Findings: sinus rhythm; asked: sinus tachycardia no, atrial fibrillation yes."
+    ]
+
+
+def test_verdict_shifts_must_match_the_encoder_labels(encoder_dir):
+    from encoder.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="verdict_logit_shift"):
+        _model(encoder_dir, verdict_logit_shift=[0.0] * 1000)

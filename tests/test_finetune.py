@@ -70,6 +70,23 @@ def test_run_finetune_end_to_end_keeps_encoder_frozen(setup, tmp_path):
     assert model.label_names == ["NORM", "MI", "STTC", "CD", "HYP"]
 
 
+def test_verdict_prior_shift_is_fitted_and_saved(setup, tmp_path):
+    cfg = _cfg(setup, tmp_path / "run", max_steps=1)
+    cfg.model = EcgLlmConfig(
+        llm="packaged:tiny-random-llama",
+        projector=ProjectorConfig(num_tokens=2),
+        lora_r=4,
+        findings_hint=True,
+        findings_for_question=True,
+        verdict_prior_shift=True,
+    )
+    model = EcgLlm.from_pretrained(run_finetune(cfg))
+    shifts = model.config.verdict_logit_shift
+    assert len(shifts) == len(model.label_names)
+    norm = model.label_names.index("NORM")  # the tiny questions ask only "normal ECG?"
+    assert shifts[norm] is not None and all(s is None for j, s in enumerate(shifts) if j != norm)
+
+
 SCRIPT = textwrap.dedent(
     """
     import sys, time

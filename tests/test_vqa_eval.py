@@ -387,3 +387,14 @@ def test_run_eval_vqa_end_to_end_tiny_model(tiny_setup):
 
     assert llm_rows(out / "predictions.jsonl") == llm_rows(out2 / "predictions.jsonl")
     assert len(llm_rows(out2 / "predictions.jsonl")) == 9
+
+
+def test_aux_head_answerer_with_prior_shifts():
+    rec = {"question_type": "single-verify", "question": "Does this ECG show atrial fibrillation?",
+           "attribute": ["atrial fibrillation"]}  # fmt: skip
+    names = ["SR", "AFIB"]
+    probs = np.array([0.9, 0.2])
+    assert AuxHeadAnswerer(names, [0.5, 0.5]).answer(rec, [], probs) == ["no"]
+    shifted = AuxHeadAnswerer(names, [0.5, 0.5], logit_shifts=[None, 2.0])  # logit(0.2) + 2 > 0
+    assert shifted.answer(rec, [], probs) == ["yes"]
+    assert AuxHeadAnswerer(names, [0.5, 0.5], logit_shifts=[None, 1.0]).answer(rec, [], probs) == ["no"]

@@ -113,6 +113,9 @@ class AuxHeadAnswerer:
     """Per-label decision thresholds (the encoder config's ``label_thresholds``); ``None`` -> 0.5."""
     min_query_coverage: float = 0.25
     """Share of a query template's (non-``none``) options that must map to labels for it to be answered."""
+    logit_shifts: Sequence[float | None] | None = None
+    """Per-label log-odds shifts for the labels a question names (``llm_finetune.question_prior``): a label
+    with a shift is positive when its shifted log-odds are above 0, the others use their threshold."""
     _lookup: dict[str, list[int]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -125,7 +128,15 @@ class AuxHeadAnswerer:
         return self._lookup.get(canon(text))
 
     def positive(self, probs: np.ndarray, idx: list[int]) -> bool:
-        return any(probs[i] >= self.thresholds[i] for i in idx)
+        shifts = self.logit_shifts
+
+        def one(i: int) -> bool:
+            if shifts is not None and shifts[i] is not None:
+                p = float(np.clip(probs[i], 1e-6, 1 - 1e-6))
+                return np.log(p / (1 - p)) + shifts[i] > 0
+            return probs[i] >= self.thresholds[i]
+
+        return any(one(i) for i in idx)
 
     def answer(self, record: dict, options: Sequence[str], probs: np.ndarray) -> list[str] | None:
         """Answer set for ``record`` from ``probs`` ((L,) of its single ECG), or ``None`` to abstain."""
