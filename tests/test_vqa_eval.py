@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from encoder.datasets.ecgqa import load_ecgqa
 from encoder.errors import ConfigError, DatasetError
 from llm_finetune.vqa.baselines import AuxHeadAnswerer, agreement
 from llm_finetune.vqa.candidates import candidate_answers
@@ -387,6 +388,21 @@ def test_run_eval_vqa_end_to_end_tiny_model(tiny_setup):
 
     assert llm_rows(out / "predictions.jsonl") == llm_rows(out2 / "predictions.jsonl")
     assert len(llm_rows(out2 / "predictions.jsonl")) == 9
+
+    # only some question types (no sampling): every question of those types, nothing else
+    types = ["single-verify", "single-choose"]
+    cfg3 = EvalVqaConfig(
+        **{**cfg2.__dict__, "out_dir": root / "eval3", "sample_file": None, "question_types": types}
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rows3 = [json.loads(r) for r in (run_eval_vqa(cfg3) / "predictions.jsonl").read_text().splitlines()]
+    all_of_types = [
+        r for r in load_ecgqa(root / "ptbxl" / "ecgqa", split="test") if r["question_type"] in types
+    ]
+    assert rows3 and len(rows3) == len(all_of_types) and {r["question_type"] for r in rows3} <= set(types)
+    with pytest.raises(ConfigError, match="question_types"):
+        run_eval_vqa(EvalVqaConfig(**{**cfg3.__dict__, "question_types": ["single-verfy"]}))
 
 
 def test_aux_head_answerer_with_prior_shifts():

@@ -29,7 +29,7 @@ from encoder.labels import scp_code_aliases
 from llm_finetune.vqa.baselines import AuxHeadAnswerer, agreement, fit_majority, majority_answer
 from llm_finetune.vqa.candidates import candidate_answers
 from llm_finetune.vqa.normalize import AnswerNormalizer
-from llm_finetune.vqa.scoring import score_item, summarize
+from llm_finetune.vqa.scoring import QUESTION_TYPES, score_item, summarize
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,8 @@ class EvalVqaConfig:
     """Questions per generation batch."""
     max_new_tokens: int = 16
     """Generation budget per answer."""
+    question_types: list[str] | None = None
+    """Evaluate only these question types, e.g. ``[single-verify, single-choose]`` (None: all seven)."""
     limit: int | None = None
     """Evaluate only the first N questions (file order)."""
     sample: int | None = None
@@ -306,6 +308,13 @@ def run_eval_vqa(cfg: EvalVqaConfig) -> Path:
 
     root = Path(cfg.ecgqa_root)
     records = _to_records(load_ecgqa(root, source=cfg.source, variant=cfg.variant, split=cfg.split))
+    if cfg.question_types is not None:
+        unknown = sorted(set(cfg.question_types) - set(QUESTION_TYPES))
+        if unknown:
+            raise ConfigError(f"Unknown question_types {unknown}; choose from {list(QUESTION_TYPES)}.")
+        records = [r for r in records if r["question_type"] in cfg.question_types]
+        if not records:
+            raise DatasetError(f"The {cfg.split} split has no questions of types {cfg.question_types}.")
     keep = select_indices(
         [r["sample_id"] for r in records], limit=cfg.limit, sample=cfg.sample, sample_file=cfg.sample_file,
         seed=cfg.seed, provenance={"source": cfg.source, "variant": cfg.variant, "split": cfg.split},
