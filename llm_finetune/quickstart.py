@@ -32,7 +32,7 @@ class QuickstartConfig:
 
     out_dir: str = DEFAULT_OUT_DIR
     """Run folder: cohort/, stage1/, stage2/, vqa/, report.md."""
-    num_records: int = 4000
+    num_records: int = 8000
     """Synthetic ECG records to generate (10 s, 100 and 500 Hz)."""
     seed: int = 0
     """Seed of the cohort, both trainings and the evaluation."""
