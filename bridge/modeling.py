@@ -8,7 +8,6 @@ adapter (``adapter_config.json`` + ``adapter_model.safetensors``), or ``llm/`` w
 from __future__ import annotations
 
 import functools
-import math
 import os
 import re
 import shutil
@@ -26,6 +25,7 @@ from bridge.llm import check_device, find_lora_targets, hidden_size, load_llm
 from bridge.processor import EcgChatProcessor
 from bridge.projector import build_projector
 from encoder.errors import CheckpointError, ConfigError, EcgInputError
+from encoder.heads import label_verdict
 from encoder.modeling import EcgEncoder
 
 
@@ -276,10 +276,7 @@ class EcgLlm(nn.Module):
         """The head's yes/no on label ``j`` named by a question: its log-odds moved by the fitted prior shift
         above 0 (``verdict_prior_shift``), else its probability at or above the label's threshold."""
         shifts = self.config.verdict_logit_shift
-        if shifts is not None and shifts[j] is not None:
-            p = min(max(prob, 1e-6), 1 - 1e-6)
-            return math.log(p / (1 - p)) + shifts[j] > 0
-        return prob >= self.thresholds[j]
+        return label_verdict(prob, self.thresholds[j], shifts[j] if shifts is not None else None)
 
     @property
     def _mixed_labels(self) -> bool:

@@ -59,3 +59,17 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, grid: np.ndarray | N
         losses = [F.binary_cross_entropy_with_logits(lt[:, j] / t, y[:, j]).item() for t in grid]
         temps.append(float(grid[int(np.argmin(losses))]))
     return temps
+
+
+def logit(p: float, eps: float = 1e-6) -> float:
+    """log(p / (1 - p)) with p clipped to [eps, 1 - eps]."""
+    p = min(max(float(p), eps), 1 - eps)
+    return float(np.log(p / (1 - p)))
+
+
+def label_verdict(prob: float, threshold: float, logit_shift: float | None = None) -> bool:
+    """Yes/no on one label from its calibrated probability: log-odds moved by ``logit_shift`` above 0 when a
+    shift is given (a prior-shift correction), else ``prob >= threshold``."""
+    if logit_shift is not None:
+        return logit(prob) + logit_shift > 0
+    return prob >= threshold

@@ -9,20 +9,15 @@ when the moved log-odds are above 0 — the accuracy-optimal rule, where the hea
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from bridge.modeling import labels_in_question
+from encoder.heads import logit
 from llm_finetune.data import QaSample
 
 CLOSED_TYPES = ("single-verify", "single-choose")
-
-
-def _logit(p: float) -> float:
-    p = min(max(p, 1e-4), 1 - 1e-4)
-    return math.log(p / (1 - p))
 
 
 def asked_label_counts(
@@ -65,8 +60,6 @@ def fit_verdict_shifts(
         raise ValueError(f"prevalence has shape {prevalence.shape}, expected ({len(label_names)},).")
     asked, present = asked_label_counts(samples, label_names)
     return [
-        _logit((present[j] + 1) / (asked[j] + 2)) - _logit(float(prevalence[j]))
-        if asked[j] >= min_questions
-        else None
+        logit((present[j] + 1) / (asked[j] + 2)) - logit(prevalence[j]) if asked[j] >= min_questions else None
         for j in range(len(label_names))
     ]

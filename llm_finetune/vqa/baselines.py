@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from encoder.heads import label_verdict
 from encoder.labels import scp_code_aliases
 from llm_finetune.vqa.normalize import canon
 from llm_finetune.vqa.scoring import answer_set
@@ -129,14 +130,10 @@ class AuxHeadAnswerer:
 
     def positive(self, probs: np.ndarray, idx: list[int]) -> bool:
         shifts = self.logit_shifts
-
-        def one(i: int) -> bool:
-            if shifts is not None and shifts[i] is not None:
-                p = float(np.clip(probs[i], 1e-6, 1 - 1e-6))
-                return np.log(p / (1 - p)) + shifts[i] > 0
-            return probs[i] >= self.thresholds[i]
-
-        return any(one(i) for i in idx)
+        return any(
+            label_verdict(probs[i], self.thresholds[i], shifts[i] if shifts is not None else None)
+            for i in idx
+        )
 
     def answer(self, record: dict, options: Sequence[str], probs: np.ndarray) -> list[str] | None:
         """Answer set for ``record`` from ``probs`` ((L,) of its single ECG), or ``None`` to abstain."""
