@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bridge.asked_hint import ASKED_FORMATS
 from bridge.projector import ProjectorConfig
 from encoder.config_io import atomic_write_json
 from encoder.errors import CheckpointError, ConfigError
@@ -31,6 +32,10 @@ class EcgLlmConfig:
     findings_for_question: bool = False
     """Also give the aux head's yes/no on each label the question names (``asked: atrial fibrillation yes``),
     also when it is not among the top findings."""
+    asked_format: str = "per_label"
+    """How ``findings_for_question`` states the head's verdicts: ``per_label`` (``asked: atrial fibrillation yes,
+    sinus rhythm no``) or ``grouped`` (``asked shown: atrial fibrillation; asked not shown: sinus rhythm``; a
+    choose question's answer then stands verbatim in the prompt)."""
     verdict_prior_shift: bool = False
     """With ``findings_for_question``: correct the yes/no for how often a label the question names is present
     in the training questions (prior shift, fitted by ``finetune``) instead of the head's F1-tuned thresholds."""
@@ -61,6 +66,10 @@ class EcgLlmConfig:
             self.projector = ProjectorConfig(**self.projector)
         if self.lora_r < 0 or self.findings_top_k < 0:
             raise ConfigError("lora_r and findings_top_k must be >= 0.")
+        if self.asked_format not in ASKED_FORMATS:
+            raise ConfigError(
+                f"Unknown asked_format {self.asked_format!r}; choose one of {sorted(ASKED_FORMATS)}."
+            )
         if self.verdict_prior_shift and not (self.findings_hint and self.findings_for_question):
             raise ConfigError(
                 "verdict_prior_shift corrects the yes/no on asked labels: set findings_hint and "
@@ -84,5 +93,6 @@ class EcgLlmConfig:
         # models saved before these options keep the prompts they were trained with
         data.setdefault("findings_superclass", False)
         data.setdefault("findings_for_question", False)
+        data.setdefault("asked_format", "per_label")
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})

@@ -20,6 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from bridge.asked_hint import ASKED_FORMATS
 from bridge.configuration import EcgLlmConfig
 from bridge.llm import check_device, find_lora_targets, hidden_size, load_llm
 from bridge.processor import EcgChatProcessor
@@ -312,13 +313,10 @@ class EcgLlm(nn.Module):
         if self.config.findings_for_question and question is not None and probs is not None:
             asked = labels_in_question(question, self.label_names)
             if asked:
+                fmt = ASKED_FORMATS[self.config.asked_format]
                 texts = [
                     t
-                    + "; asked: "
-                    + ", ".join(
-                        f"{label_description(self.label_names[j])} {'yes' if self.verdict(j, row[j]) else 'no'}"
-                        for j in asked
-                    )
+                    + fmt([(label_description(self.label_names[j]), self.verdict(j, row[j])) for j in asked])
                     for t, row in zip(texts, probs.tolist(), strict=True)
                 ]
         if len(texts) == 1:

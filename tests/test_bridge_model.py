@@ -236,6 +236,44 @@ def test_findings_hint_answers_the_labels_the_question_names(encoder_dir):
     assert model.hint_lines(findings, q, probs) == ["Findings: sinus rhythm."]
 
 
+def test_grouped_asked_format_puts_the_choose_answer_verbatim_in_the_hint(encoder_dir):
+    model = _model(
+        encoder_dir, findings_hint=True, findings_top_k=1, findings_for_question=True, asked_format="grouped"
+    )
+    model.encoder.config.label_names = ["SR", "AFIB", "STACH"]
+    model.encoder.config.label_thresholds = [0.5, 0.3, 0.5]
+    q = "Which rhythm does this ECG show, sinus tachycardia or atrial fibrillation?"
+    probs = torch.tensor([[0.9, 0.35, 0.1]])
+    assert model.hint_lines(model.findings(probs), q, probs) == [
+        "Findings: sinus rhythm; asked shown: atrial fibrillation; asked not shown: sinus tachycardia."
+    ]
+    both = torch.tensor([[0.2, 0.9, 0.8]])
+    assert model.hint_lines(model.findings(both), q, both) == [
+        "Findings: atrial fibrillation; asked shown: sinus tachycardia, atrial fibrillation; asked not shown: none."
+    ]
+    neither = torch.tensor([[0.9, 0.1, 0.1]])
+    assert model.hint_lines(model.findings(neither), q, neither)[0].endswith(
+        "asked shown: none; asked not shown: sinus tachycardia, atrial fibrillation."
+    )
+
+
+def test_unknown_asked_format_is_a_config_error():
+    with pytest.raises(ConfigError, match="asked_format"):
+        EcgLlmConfig(asked_format="bullets")
+
+
+def test_models_saved_before_asked_format_keep_per_label_verdicts(tmp_path):
+    import json
+
+    path = tmp_path / "config.json"
+    EcgLlmConfig(findings_hint=True, findings_for_question=True, asked_format="grouped").save(path)
+    assert EcgLlmConfig.load(path).asked_format == "grouped"
+    data = json.loads(path.read_text())
+    del data["asked_format"]
+    path.write_text(json.dumps(data))
+    assert EcgLlmConfig.load(path).asked_format == "per_label"
+
+
 def test_verdict_uses_the_shift_where_fitted(encoder_dir):
     model = _model(encoder_dir, findings_hint=True, findings_top_k=1, findings_for_question=True)
     model.encoder.config.label_names = ["SR", "AFIB", "STACH"]
