@@ -73,8 +73,8 @@ def _run_step(
         print(f"[quickstart] {name}: done earlier, reusing {step_dir}")
         timings[name] = json.loads(marker.read_text()).get("seconds", 0.0)
         return key
-    if marker.is_file():
-        # Our own finished step whose settings changed (or that is forced): redo it from scratch.
+    if marker.is_file() or (redo and step_dir.is_dir()):
+        # Our own finished step whose settings changed, or a step the user forces: redo it from scratch.
         shutil.rmtree(step_dir)
     print(f"[quickstart] {name}: running ...")
     t0 = time.perf_counter()

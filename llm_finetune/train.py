@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -92,7 +93,8 @@ class FinetuneConfig:
     keep_checkpoints: int = 2
     """Newest checkpoints to keep."""
     resume: bool = True
-    """Continue from the newest complete checkpoint in output_dir/checkpoints."""
+    """Continue from the newest complete checkpoint in output_dir/checkpoints (its weight-shaping settings must
+    match this run's, else CheckpointError); false starts over and deletes that folder's old checkpoints."""
     nan_policy: str = "skip"
     """Non-finite loss or gradient: ``skip`` the step (parameters unchanged) or ``stop`` with an error."""
     max_bad_steps: int = 10
@@ -105,6 +107,63 @@ class FinetuneConfig:
     """Score held-out questions by picking the most likely answer among the template's options."""
     eval_max_new_tokens: int = 12
     """Tokens generated per answer in free-form evaluation."""
+
+
+RESUME_FREE_FIELDS = frozenset(
+    {
+        "output_dir",
+        "eval_split",
+        "max_eval_samples",
+        "max_steps",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "resume",
+        "nan_policy",
+        "max_bad_steps",
+        "feature_batch_size",
+        "eval_constrained",
+        "eval_max_new_tokens",
+    }
+)
+"""FinetuneConfig fields a resumed run may change (output, schedule length, bookkeeping, evaluation); every other
+setting shapes the weights and must match the checkpoint's."""
+
+
+def run_settings(cfg: FinetuneConfig) -> dict:
+    """The settings a run's weights depend on, JSON-ready (saved with each checkpoint, checked on resume)."""
+    data = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+    return {k: v for k, v in data.items() if k not in RESUME_FREE_FIELDS}
+
+
+def _changed(saved: dict, now: dict, prefix: str = "") -> list[str]:
+    """Dotted names of the settings that differ between two run_settings dicts."""
+    out = []
+    for key in sorted(set(saved) | set(now)):
+        a, b = saved.get(key), now.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _changed(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return out
+
+
+def check_resume_settings(checkpoint: Path, settings: dict) -> None:
+    """Refuse to continue a checkpoint written with other settings (its weights would not be this run's)."""
+    try:
+        saved = json.loads((checkpoint / "state.json").read_text()).get("settings")
+    except (OSError, ValueError) as err:
+        raise CheckpointError(
+            f"Checkpoint {checkpoint} is unreadable ({err}); delete it to resume from an older one."
+        ) from err
+    if saved is None:  # written before settings were recorded
+        return
+    changed = _changed(saved, settings)
+    if changed:
+        raise CheckpointError(
+            f"{checkpoint} was trained with other settings ({'; '.join(changed[:5])}). Resuming would continue "
+            "those weights under the new settings: use a new output_dir, or start over here with --resume false "
+            "(the quickstart: --force '[stage2]')."
+        )
 
 
 def _lr_factor(step: int, cfg: FinetuneConfig) -> float:
@@ -340,6 +399,13 @@ def run_finetune(cfg: FinetuneConfig) -> Path:
     if cfg.data_root is None:
         raise ConfigError("Set data_root to the PTB-XL-format folder holding the ECG signals.")
     out = Path(cfg.output_dir)
+    settings = run_settings(cfg)  # before the prior shifts are fitted into cfg.model
+    ckpt_dir = out / "checkpoints"
+    latest = latest_checkpoint(ckpt_dir) if cfg.resume else None
+    if latest is not None:
+        check_resume_settings(latest, settings)
+    elif not cfg.resume and ckpt_dir.is_dir():  # starting over: an older run's checkpoints would shadow ours
+        shutil.rmtree(ckpt_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_resolved_config(cfg, out)
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
@@ -386,11 +452,9 @@ def run_finetune(cfg: FinetuneConfig) -> Path:
     optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
     wrapped, optimizer = accelerator.prepare(model, optimizer)
 
-    ckpt_dir = out / "checkpoints"
-    start, state = 0, {"bad_streak": 0}
-    latest = latest_checkpoint(ckpt_dir) if cfg.resume else None
+    start, state = 0, {"bad_streak": 0, "settings": settings}
     if latest is not None:
-        state = load_checkpoint(model, optimizer, latest)
+        state = {**load_checkpoint(model, optimizer, latest), "settings": settings}
         start = int(state["step"])
     log_path = out / "log.csv"
     rows = _read_log(log_path, start) if start else []

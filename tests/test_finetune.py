@@ -141,6 +141,26 @@ def test_sigkill_and_resume_matches_uninterrupted_run(setup, tmp_path):
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
 
 
+def test_resume_refuses_a_checkpoint_trained_with_other_settings(setup, tmp_path):
+    from encoder.errors import CheckpointError
+
+    run = tmp_path / "run"
+    run_finetune(_cfg(setup, run, max_steps=4))
+    changed = _cfg(setup, run, max_steps=8)
+    changed.model.asked_format = "per_label"
+    with pytest.raises(
+        CheckpointError, match=r"model.asked_format: 'grouped' -> 'per_label'.*--resume false"
+    ):
+        run_finetune(changed)
+    with pytest.raises(CheckpointError, match="lr: 0.001 -> 0.002"):
+        run_finetune(_cfg(setup, run, max_steps=8, lr=2e-3))
+    run_finetune(_cfg(setup, run, max_steps=8))  # a longer schedule may resume
+    assert len(_losses(run)) == 8
+    run_finetune(_cfg(setup, run, max_steps=4, lr=2e-3, resume=False))  # or start over in the same folder
+    assert len(_losses(run)) == 4
+    assert latest_checkpoint(run / "checkpoints").name == "step-0000004"  # the old run's step 8 is gone
+
+
 def test_nan_loss_skips_step_and_leaves_parameters_unchanged(setup, tmp_path):
     cfg = _cfg(setup, tmp_path / "nan")
     model = EcgLlm.build(cfg.model, cfg.encoder)

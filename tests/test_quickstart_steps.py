@@ -1,6 +1,6 @@
 """Quickstart step reuse: a step is redone when its settings or any step it builds on changed."""
 
-from llm_finetune.quickstart import QuickstartConfig, _run_step
+from llm_finetune.quickstart import MARKER, QuickstartConfig, _run_step
 
 
 def test_a_redone_upstream_step_redoes_the_steps_built_on_it(tmp_path):
@@ -25,3 +25,22 @@ def test_a_redone_upstream_step_redoes_the_steps_built_on_it(tmp_path):
     assert calls == ["cohort", "stage1", "cohort", "stage1"]
     step("stage1", {"epochs": 60}, upstream=cohort)  # own settings changed
     assert calls[-1] == "stage1" and len(calls) == 5
+
+
+def test_forcing_a_step_clears_what_an_interrupted_run_left(tmp_path):
+    seen: list[bool] = []
+
+    def fn() -> None:
+        step_dir = tmp_path / "stage2"
+        seen.append((step_dir / "checkpoints").exists())
+        step_dir.mkdir(exist_ok=True)
+
+    (tmp_path / "stage2" / "checkpoints").mkdir(parents=True)  # killed mid-way: no marker, a checkpoint
+    cfg = QuickstartConfig(out_dir=str(tmp_path), force=["stage2"])
+    _run_step("stage2", tmp_path / "stage2", {"steps": 150}, fn, cfg, {})
+    assert seen == [False]
+    cfg = QuickstartConfig(out_dir=str(tmp_path))
+    (tmp_path / "stage2" / "checkpoints").mkdir()
+    (tmp_path / "stage2" / MARKER).unlink()
+    _run_step("stage2", tmp_path / "stage2", {"steps": 150}, fn, cfg, {})
+    assert seen == [False, True]  # not forced, no marker: left for finetune's resume
