@@ -41,6 +41,32 @@ def tiny_chat():
         return EcgChat.from_pretrained(Path(tmp) / "model")
 
 
+@torch.no_grad()
+def full_prompt_choose(model, questions, counts, feats, options, chunk: int = 32) -> list[str]:
+    """The earlier constrained decoding, kept as the baseline: every option runs its whole prompt again."""
+    findings = model.findings(feats.probs)
+    pairs, row = [], 0
+    for i, (q, n) in enumerate(zip(questions, counts, strict=True)):
+        rows = list(range(row, row + n))
+        hints = model.hint_lines([findings[r] for r in rows], q, feats.probs[rows])
+        pairs += [(i, o, model.processor.encode_train(q, o, n, hints=hints), rows) for o in options[i]]
+        row += n
+    scores = []
+    for s in range(0, len(pairs), chunk):
+        part = pairs[s : s + chunk]
+        batch = model.processor.pad([p[2] for p in part], side="right")
+        sub = feats.index([r for p in part for r in p[3]])
+        logits = model(batch["input_ids"], batch["attention_mask"], features=sub).logits[:, :-1]
+        labels = batch["labels"][:, 1:]
+        logp = torch.log_softmax(logits.float(), -1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        scores += (logp * (labels != -100)).sum(-1).tolist()
+    best: dict[int, tuple[float, str]] = {}
+    for (i, o, _, _), sc in zip(pairs, scores, strict=True):
+        if i not in best or sc > best[i][0]:
+            best[i] = (sc, o)
+    return [best[i][1] for i in range(len(questions))]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -100,6 +126,24 @@ def main() -> None:
                     name = f"generate bs={bs} {'ECG' if use_ecg else 'text-only'} {'constrained' if constrained else 'free'}"
                     sec = best_of(gen(bs, use_ecg, constrained), args.repeats)
                     print(f"{name:48s} {n / sec:10.2f}", flush=True)
+        from llm_finetune.inference import choose_answers
+
+        counts = [len(e) for e in ecgs]
+        feats = chat.features(np.stack([a for e in ecgs for a in e]))
+        n_opts = sum(map(len, allowed))
+        shared = best_of(lambda: choose_answers(chat.model, questions, counts, feats, allowed), args.repeats)
+        full = best_of(
+            lambda: full_prompt_choose(chat.model, questions, counts, feats, allowed), args.repeats
+        )
+        same = choose_answers(chat.model, questions, counts, feats, allowed) == full_prompt_choose(
+            chat.model, questions, counts, feats, allowed
+        )
+        print(f"{'constrained, one prompt pass, cache shared':48s} {n / shared:10.2f}")
+        print(f"{'constrained, whole prompt per option (before)':48s} {n / full:10.2f}")
+        print(
+            f"  -> shared prompt cache {full / shared:.1f}x faster ({n_opts / n:.1f} options per question, "
+            f"same answers: {same}; ECG features precomputed in both)"
+        )
         arrays = np.stack([e[0] for e in ecgs])  # (n, 12, T)
         sec = best_of(lambda: chat.aux_probabilities(arrays), args.repeats)
         print(f"{'aux-head probabilities (one ECG each)':48s} {n / sec:10.2f}")

@@ -247,11 +247,15 @@ def choose_answers(
     counts: Sequence[int],
     feats: EcgFeatures | None,
     options: Sequence[Sequence[str]],
-    chunk: int = 32,
+    chunk: int = 8,
 ) -> list[str]:
-    """Constrained decoding: the option with the highest total log-likelihood (answer + end-of-turn tokens)."""
+    """Constrained decoding: the option with the highest total log-likelihood (answer + end-of-turn tokens).
+
+    Each prompt runs once (``chunk`` questions per forward pass); its key/value cache is then shared by all of
+    that question's options, which only run their few answer tokens.
+    """
     findings = model.findings(feats.probs) if feats is not None and model.config.findings_hint else None
-    pairs: list[tuple[int, str, Encoded, list[int]]] = []
+    items: list[tuple[Encoded, list[list[int]], list[int]]] = []  # prompt, answer ids per option, ECG rows
     row = 0
     for i, (q, n) in enumerate(zip(questions, counts, strict=True)):
         if not options[i]:
@@ -262,24 +266,57 @@ def choose_answers(
             if findings is not None and n
             else None
         )
-        for opt in options[i]:
-            pairs.append((i, opt, model.processor.encode_train(q, opt, n, hints=hints), rows))
+        prompt = model.processor.encode_prompt(q, n, hints=hints)
+        k = len(prompt.input_ids)
+        answers = [model.processor.encode_train(q, opt, n, hints=hints).input_ids[k:] for opt in options[i]]
+        items.append((prompt, answers, rows))
         row += n
+    choices: list[str] = []
+    for start in range(0, len(items), chunk):
+        part = items[start : start + chunk]
+        scores = _option_scores(model, part, feats)
+        for (_, answers, _), qi in zip(part, range(start, start + len(part)), strict=True):
+            mine = [scores.pop(0) for _ in answers]
+            choices.append(options[qi][int(np.argmax(mine))])
+    return choices
+
+
+def _option_scores(
+    model: EcgLlm, part: list[tuple[Encoded, list[list[int]], list[int]]], feats: EcgFeatures | None
+) -> list[float]:
+    """Total log-likelihood of every option of every question in ``part``, in order (shared prompt cache)."""
     device = next(model.llm.parameters()).device
-    scores: list[float] = []
-    for start in range(0, len(pairs), chunk):
-        part = pairs[start : start + chunk]
-        batch = model.processor.pad([p[2] for p in part], side="right")
-        rows = [r for p in part for r in p[3]]
-        sub = feats.index(rows) if feats is not None and rows else None
-        logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device), features=sub).logits
-        labels = batch["labels"].to(device)[:, 1:]  # (B, T-1) next-token targets
-        logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-        mask = labels != -100
-        tok = logp.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask
-        scores += tok.sum(-1).tolist()
-    best: dict[int, tuple[float, str]] = {}
-    for (i, opt, _, _), s in zip(pairs, scores, strict=True):
-        if i not in best or s > best[i][0]:
-            best[i] = (s, opt)
-    return [best[i][1] for i in range(len(questions))]
+    batch = model.processor.pad([p for p, _, _ in part], side="left")
+    ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)  # (B, T)
+    rows = [r for _, _, rs in part for r in rs]
+    sub = feats.index(rows).to(device) if feats is not None and rows else None
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: real tokens count from 0
+    out = model.llm(
+        inputs_embeds=model.embed(ids, sub), attention_mask=mask, position_ids=positions, use_cache=True
+    )
+    first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (B, V): the first answer token
+    owner = torch.tensor(
+        [q for q, (_, answers, _) in enumerate(part) for _ in answers], device=device
+    )  # (O,)
+    answers = [a for _, ans, _ in part for a in ans]
+    width = max(len(a) for a in answers)
+    pad_id = model.tokenizer.pad_token_id
+    cont = torch.full((len(answers), width), pad_id, dtype=torch.long, device=device)  # (O, A)
+    cont_mask = torch.zeros_like(cont)
+    for j, a in enumerate(answers):
+        cont[j, : len(a)] = torch.tensor(a, device=device)
+        cont_mask[j, : len(a)] = 1
+    cache = out.cache
+    cache.batch_select_indices(owner)  # one copy of the prompt cache per option
+    logp_first = first[owner].gather(-1, cont[:, :1]).squeeze(-1)  # (O,)
+    if width == 1:
+        return logp_first.tolist()
+    cont_positions = mask.sum(-1)[owner].unsqueeze(-1) + torch.arange(width, device=device)  # (O, A)
+    rest = model.llm(
+        input_ids=cont,
+        attention_mask=torch.cat([mask[owner], cont_mask], dim=1),
+        position_ids=cont_positions,
+        cache=cache,
+    ).logits[:, :-1]  # (O, A-1, V): predicts answer tokens 2..A
+    logp = torch.log_softmax(rest.float(), dim=-1).gather(-1, cont[:, 1:].unsqueeze(-1)).squeeze(-1)
+    return (logp_first + (logp * cont_mask[:, 1:]).sum(-1)).tolist()

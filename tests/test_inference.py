@@ -71,6 +71,59 @@ def test_generate_batch_matches_single_answers_and_modes(chat):
         chat.generate_batch(ecgs, qs[:2])
 
 
+@torch.no_grad()
+def _full_forward_scores(model, questions, counts, feats, options) -> list[list[float]]:
+    """Reference: every option scored with its own whole-prompt forward pass."""
+    findings = model.findings(feats.probs) if feats is not None else None
+    out, row = [], 0
+    for q, n, opts in zip(questions, counts, options, strict=True):
+        rows = list(range(row, row + n))
+        hints = model.hint_lines([findings[r] for r in rows], q, feats.probs[rows]) if n else None
+        mine = []
+        for opt in opts:
+            enc = model.processor.encode_train(q, opt, n, hints=hints)
+            batch = model.processor.pad([enc])
+            sub = feats.index(rows) if n else None
+            logits = model(batch["input_ids"], batch["attention_mask"], features=sub).logits[0, :-1]
+            labels = batch["labels"][0, 1:]
+            logp = torch.log_softmax(logits.float(), -1)[labels != -100]
+            mine.append(float(logp.gather(-1, labels[labels != -100, None]).sum()))
+        out.append(mine)
+        row += n
+    return out
+
+
+def test_constrained_scores_with_a_shared_prompt_cache_equal_full_forward_passes(chat):
+    from llm_finetune.inference import _option_scores, choose_answers
+
+    model = chat.model
+    qs = ["Is this normal?", "Which of the two ECGs shows a complete left bundle branch block?", "Any block?"]
+    counts = [1, 2, 1]  # different prompt lengths: left padding inside one chunk
+    options = [["yes", "no"], ["first ECG", "second ECG", "both", "none"], ["none", "first degree av block"]]
+    feats = chat.features(np.stack([_ecg(s) for s in (10, 11, 12, 13)]))
+    reference = _full_forward_scores(model, qs, counts, feats, options)
+    part = []
+    row = 0
+    for q, n, opts in zip(qs, counts, options, strict=True):
+        rows = list(range(row, row + n))
+        hints = model.hint_lines(model.findings(feats.probs[rows]), q, feats.probs[rows])
+        prompt = model.processor.encode_prompt(q, n, hints=hints)
+        k = len(prompt.input_ids)
+        part.append(
+            (prompt, [model.processor.encode_train(q, o, n, hints=hints).input_ids[k:] for o in opts], rows)
+        )
+        row += n
+    with torch.no_grad():
+        shared = _option_scores(model, part, feats)
+    assert shared == pytest.approx([s for q in reference for s in q], abs=1e-4)
+    best = [o[int(np.argmax(r))] for o, r in zip(options, reference, strict=True)]
+    assert choose_answers(model, qs, counts, feats, options, chunk=2) == best
+    text_only = _full_forward_scores(model, qs, [0, 0, 0], None, options)
+    assert choose_answers(model, qs, [0, 0, 0], None, options) == [
+        o[int(np.argmax(r))] for o, r in zip(options, text_only, strict=True)
+    ]
+
+
 def test_aux_probabilities_and_input_checks(chat):
     arrays = np.stack([_ecg(7), _ecg(8)])
     probs = chat.aux_probabilities(arrays)
