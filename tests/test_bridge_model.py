@@ -216,16 +216,22 @@ def test_labels_in_question_takes_the_longest_name():
     assert pick("What rhythm does this ECG show?") == []
 
 
-def test_findings_hint_answers_the_labels_the_question_names(encoder_dir):
+def _rhythm_model(encoder_dir, thresholds: list[float], asked_format: str = "grouped") -> EcgLlm:
+    """A model whose head reads SR / AFIB / STACH, with the question's verdicts in the hint (top-1 findings)."""
     model = _model(
         encoder_dir,
         findings_hint=True,
         findings_top_k=1,
         findings_for_question=True,
-        asked_format="per_label",
+        asked_format=asked_format,
     )
     model.encoder.config.label_names = ["SR", "AFIB", "STACH"]
-    model.encoder.config.label_thresholds = [0.5, 0.3, 0.5]
+    model.encoder.config.label_thresholds = thresholds
+    return model
+
+
+def test_findings_hint_answers_the_labels_the_question_names(encoder_dir):
+    model = _rhythm_model(encoder_dir, [0.5, 0.3, 0.5], asked_format="per_label")
     probs = torch.tensor([[0.9, 0.35, 0.1]])  # AFIB is above its threshold but not in the top-1 findings
     findings = model.findings(probs)
     q = "Which rhythm does this ECG show, sinus tachycardia or atrial fibrillation?"
@@ -243,9 +249,7 @@ def test_findings_hint_answers_the_labels_the_question_names(encoder_dir):
 
 
 def test_grouped_asked_format_puts_the_choose_answer_verbatim_in_the_hint(encoder_dir):
-    model = _model(encoder_dir, findings_hint=True, findings_top_k=1, findings_for_question=True)
-    model.encoder.config.label_names = ["SR", "AFIB", "STACH"]
-    model.encoder.config.label_thresholds = [0.5, 0.3, 0.5]
+    model = _rhythm_model(encoder_dir, [0.5, 0.3, 0.5])
     q = "Which rhythm does this ECG show, sinus tachycardia or atrial fibrillation?"
     probs = torch.tensor([[0.9, 0.35, 0.1]])
     assert model.hint_lines(model.findings(probs), q, probs) == [
@@ -279,15 +283,7 @@ def test_models_saved_before_asked_format_keep_per_label_verdicts(tmp_path):
 
 
 def test_verdict_uses_the_shift_where_fitted(encoder_dir):
-    model = _model(
-        encoder_dir,
-        findings_hint=True,
-        findings_top_k=1,
-        findings_for_question=True,
-        asked_format="per_label",
-    )
-    model.encoder.config.label_names = ["SR", "AFIB", "STACH"]
-    model.encoder.config.label_thresholds = [0.5, 0.5, 0.5]
+    model = _rhythm_model(encoder_dir, [0.5, 0.5, 0.5], asked_format="per_label")
     probs = torch.tensor([[0.9, 0.2, 0.2]])
     q = "Which rhythm does this ECG show, sinus tachycardia or atrial fibrillation?"
     assert model.hint_lines(model.findings(probs), q, probs) == [
