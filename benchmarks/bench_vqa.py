@@ -45,6 +45,7 @@ def tiny_chat():
 def full_prompt_choose(model, questions, counts, feats, options, chunk: int = 32) -> list[str]:
     """The earlier constrained decoding, kept as the baseline: every option runs its whole prompt again."""
     findings = model.findings(feats.probs)
+    device = next(model.llm.parameters()).device
     pairs, row = [], 0
     for i, (q, n) in enumerate(zip(questions, counts, strict=True)):
         rows = list(range(row, row + n))
@@ -54,8 +55,8 @@ def full_prompt_choose(model, questions, counts, feats, options, chunk: int = 32
     scores = []
     for s in range(0, len(pairs), chunk):
         part = pairs[s : s + chunk]
-        batch = model.processor.pad([p[2] for p in part], side="right")
-        sub = feats.index([r for p in part for r in p[3]])
+        batch = {k: v.to(device) for k, v in model.processor.pad([p[2] for p in part], side="right").items()}
+        sub = feats.index([r for p in part for r in p[3]]).to(device)
         logits = model(batch["input_ids"], batch["attention_mask"], features=sub).logits[:, :-1]
         labels = batch["labels"][:, 1:]
         logp = torch.log_softmax(logits.float(), -1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)

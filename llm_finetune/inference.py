@@ -248,11 +248,12 @@ def choose_answers(
     feats: EcgFeatures | None,
     options: Sequence[Sequence[str]],
     chunk: int = 8,
+    max_option_rows: int = 64,
 ) -> list[str]:
     """Constrained decoding: the option with the highest total log-likelihood (answer + end-of-turn tokens).
 
-    Each prompt runs once (``chunk`` questions per forward pass); its key/value cache is then shared by all of
-    that question's options, which only run their few answer tokens.
+    Each prompt runs once (at most ``chunk`` questions and ``max_option_rows`` options per pass); its key/value
+    cache is then shared by all of that question's options, which only run their few answer tokens.
     """
     findings = model.findings(feats.probs) if feats is not None and model.config.findings_hint else None
     items: list[tuple[Encoded, list[list[int]], list[int]]] = []  # prompt, answer ids per option, ECG rows
@@ -269,15 +270,26 @@ def choose_answers(
         prompt = model.processor.encode_prompt(q, n, hints=hints)
         k = len(prompt.input_ids)
         answers = [model.processor.encode_train(q, opt, n, hints=hints).input_ids[k:] for opt in options[i]]
+        if not all(answers):
+            raise ConfigError(
+                f"An allowed answer of question {i} tokenizes to nothing: {list(options[i])!r}."
+            )
         items.append((prompt, answers, rows))
         row += n
     choices: list[str] = []
-    for start in range(0, len(items), chunk):
-        part = items[start : start + chunk]
-        scores = _option_scores(model, part, feats)
-        for (_, answers, _), qi in zip(part, range(start, start + len(part)), strict=True):
-            mine = [scores.pop(0) for _ in answers]
+    start = 0
+    while start < len(items):
+        stop, rows_used = start, 0
+        while stop < len(items) and stop - start < chunk:
+            rows_used += len(items[stop][1])
+            if rows_used > max_option_rows and stop > start:
+                break
+            stop += 1
+        scores = iter(_option_scores(model, items[start:stop], feats))
+        for qi in range(start, stop):
+            mine = [next(scores) for _ in options[qi]]
             choices.append(options[qi][int(np.argmax(mine))])
+        start = stop
     return choices
 
 
@@ -292,8 +304,17 @@ def _option_scores(
     sub = feats.index(rows).to(device) if feats is not None and rows else None
     positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: real tokens count from 0
     out = model.llm(
-        inputs_embeds=model.embed(ids, sub), attention_mask=mask, position_ids=positions, use_cache=True
+        inputs_embeds=model.embed(ids, sub),
+        attention_mask=mask,
+        position_ids=positions,
+        use_cache=True,
+        logits_to_keep=1,
     )
+    if out.cache is None:
+        raise ConfigError(
+            "Constrained decoding needs the LLM's key/value cache; call model.eval() first (gradient "
+            "checkpointing in training mode switches the cache off)."
+        )
     first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (B, V): the first answer token
     owner = torch.tensor(
         [q for q, (_, answers, _) in enumerate(part) for _ in answers], device=device
@@ -308,7 +329,7 @@ def _option_scores(
         cont_mask[j, : len(a)] = 1
     cache = out.cache
     cache.batch_select_indices(owner)  # one copy of the prompt cache per option
-    logp_first = first[owner].gather(-1, cont[:, :1]).squeeze(-1)  # (O,)
+    logp_first = first[owner, cont[:, 0]]  # (O,)
     if width == 1:
         return logp_first.tolist()
     cont_positions = mask.sum(-1)[owner].unsqueeze(-1) + torch.arange(width, device=device)  # (O, A)

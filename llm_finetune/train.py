@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import json
+import logging
 import math
 import os
 import shutil
@@ -37,6 +39,8 @@ from llm_finetune.data import (
 )
 from llm_finetune.question_prior import fit_verdict_shifts
 from llm_finetune.vqa.candidates import candidate_answers
+
+log = logging.getLogger(__name__)
 
 LOG_FIELDS = ("step", "loss", "lr", "grad_norm", "skipped", "seconds")
 
@@ -123,23 +127,39 @@ RESUME_FREE_FIELDS = frozenset(
         "feature_batch_size",
         "eval_constrained",
         "eval_max_new_tokens",
+        "model.gradient_checkpointing",
+        "model.verdict_logit_shift",
     }
 )
-"""FinetuneConfig fields a resumed run may change (output, schedule length, bookkeeping, evaluation); every other
-setting shapes the weights and must match the checkpoint's."""
+"""FinetuneConfig fields (dotted for the model's) a resumed run may change: output, bookkeeping, evaluation,
+memory savers, the prior shifts (re-fitted from the same data every run) and ``max_steps`` (which also stretches
+the cosine schedule of the steps still to come). Every other setting shapes the weights and must match the
+checkpoint's."""
 
 
 def run_settings(cfg: FinetuneConfig) -> dict:
     """The settings a run's weights depend on, JSON-ready (saved with each checkpoint, checked on resume)."""
     data = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
-    return {k: v for k, v in data.items() if k not in RESUME_FREE_FIELDS}
+    for key in ("data_root", "encoder"):  # the same folder however it is spelled
+        if data.get(key):
+            data[key] = os.path.abspath(data[key])
+    return _without_free(data)
+
+
+def _without_free(data: dict, prefix: str = "") -> dict:
+    return {
+        k: _without_free(v, f"{prefix}{k}.") if isinstance(v, dict) and k == "model" else v
+        for k, v in data.items()
+        if f"{prefix}{k}" not in RESUME_FREE_FIELDS
+    }
 
 
 def _changed(saved: dict, now: dict, prefix: str = "") -> list[str]:
-    """Dotted names of the settings that differ between two run_settings dicts."""
+    """Dotted names of the settings that differ between two run_settings dicts (settings a checkpoint does not
+    record, added to the library after it was written, keep their defaults and are not compared)."""
     out = []
-    for key in sorted(set(saved) | set(now)):
-        a, b = saved.get(key), now.get(key)
+    for key in sorted(set(saved) & set(now)):
+        a, b = saved[key], now[key]
         if isinstance(a, dict) and isinstance(b, dict):
             out += _changed(a, b, f"{prefix}{key}.")
         elif a != b:
@@ -155,7 +175,12 @@ def check_resume_settings(checkpoint: Path, settings: dict) -> None:
         raise CheckpointError(
             f"Checkpoint {checkpoint} is unreadable ({err}); delete it to resume from an older one."
         ) from err
-    if saved is None:  # written before settings were recorded
+    if saved is None:
+        log.warning(
+            "%s was written before checkpoints recorded their settings; resuming it without checking that they "
+            "match this run's (resume false starts over).",
+            checkpoint,
+        )
         return
     changed = _changed(saved, settings)
     if changed:
@@ -399,18 +424,16 @@ def run_finetune(cfg: FinetuneConfig) -> Path:
     if cfg.data_root is None:
         raise ConfigError("Set data_root to the PTB-XL-format folder holding the ECG signals.")
     out = Path(cfg.output_dir)
-    settings = run_settings(cfg)  # before the prior shifts are fitted into cfg.model
+    settings = run_settings(cfg)
     ckpt_dir = out / "checkpoints"
     latest = latest_checkpoint(ckpt_dir) if cfg.resume else None
     if latest is not None:
         check_resume_settings(latest, settings)
-    elif not cfg.resume and ckpt_dir.is_dir():  # starting over: an older run's checkpoints would shadow ours
-        shutil.rmtree(ckpt_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_resolved_config(cfg, out)
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
     torch.manual_seed(cfg.seed)
-    model = EcgLlm.build(cfg.model, cfg.encoder)
+    model = EcgLlm.build(copy.deepcopy(cfg.model), cfg.encoder)  # the fitted prior shifts stay off cfg
     model.to(accelerator.device)
 
     train = _samples(cfg, cfg.train_split, cfg.max_train_samples)
@@ -428,7 +451,7 @@ def run_finetune(cfg: FinetuneConfig) -> Path:
         batch_size=cfg.feature_batch_size,
         cache_path=out / "features.safetensors",
     )
-    if cfg.model.verdict_prior_shift:  # before the prompts are built: the verdicts are part of them
+    if model.config.verdict_prior_shift:  # before the prompts are built: the verdicts are part of them
         rows = store.rows
         train_rows = sorted({rows[e] for s in train for e in s.ecg_ids})
         prevalence = store.features.probs[train_rows].double().mean(0).numpy()  # (L,)
@@ -452,6 +475,10 @@ def run_finetune(cfg: FinetuneConfig) -> Path:
     optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
     wrapped, optimizer = accelerator.prepare(model, optimizer)
 
+    if not cfg.resume and ckpt_dir.is_dir():  # starting over: an older run's checkpoints would shadow ours
+        if accelerator.is_main_process:
+            shutil.rmtree(ckpt_dir)
+        accelerator.wait_for_everyone()
     start, state = 0, {"bad_streak": 0, "settings": settings}
     if latest is not None:
         state = {**load_checkpoint(model, optimizer, latest), "settings": settings}

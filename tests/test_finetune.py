@@ -85,6 +85,27 @@ def test_verdict_prior_shift_is_fitted_and_saved(setup, tmp_path):
     assert len(shifts) == len(model.label_names)
     norm = model.label_names.index("NORM")  # the tiny questions ask only "normal ECG?"
     assert shifts[norm] is not None and all(s is None for j, s in enumerate(shifts) if j != norm)
+    assert cfg.model.verdict_logit_shift is None  # fitted into the model's copy, not the caller's config
+    cfg.max_steps = 2
+    run_finetune(cfg)  # the same config object again resumes its checkpoint
+    assert len(_losses(tmp_path / "run")) == 2
+
+
+def test_resume_settings_ignore_spelling_memory_savers_and_newer_options(setup, tmp_path, monkeypatch):
+    from llm_finetune.train import _changed, run_settings
+
+    monkeypatch.chdir(setup)
+    a = run_settings(_cfg(setup, tmp_path / "a", data_root="data", encoder="./encoder"))
+    b = _cfg(setup, tmp_path / "b", max_steps=99, checkpoint_every=1)
+    b.model.gradient_checkpointing = True
+    assert _changed(a, run_settings(b)) == []
+    older = {
+        k: v for k, v in a.items() if k != "question_type_weights"
+    }  # a checkpoint from before the option
+    older["model"] = {k: v for k, v in a["model"].items() if k != "asked_format"}
+    assert _changed(older, run_settings(b)) == []
+    b.model.lora_r = 8
+    assert _changed(a, run_settings(b)) == ["model.lora_r: 4 -> 8"]
 
 
 SCRIPT = textwrap.dedent(

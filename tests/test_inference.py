@@ -118,6 +118,7 @@ def test_constrained_scores_with_a_shared_prompt_cache_equal_full_forward_passes
     assert shared == pytest.approx([s for q in reference for s in q], abs=1e-4)
     best = [o[int(np.argmax(r))] for o, r in zip(options, reference, strict=True)]
     assert choose_answers(model, qs, counts, feats, options, chunk=2) == best
+    assert choose_answers(model, qs, counts, feats, options, max_option_rows=3) == best  # split by options
     text_only = _full_forward_scores(model, qs, [0, 0, 0], None, options)
     assert choose_answers(model, qs, [0, 0, 0], None, options) == [
         o[int(np.argmax(r))] for o, r in zip(options, text_only, strict=True)
