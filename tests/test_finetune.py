@@ -91,6 +91,21 @@ def test_verdict_prior_shift_is_fitted_and_saved(setup, tmp_path):
     assert len(_losses(tmp_path / "run")) == 2
 
 
+def test_a_checkpoint_without_recorded_settings_resumes_with_a_warning(setup, tmp_path, caplog):
+    import json
+
+    run = tmp_path / "run"
+    run_finetune(_cfg(setup, run, max_steps=4))
+    state_path = latest_checkpoint(run / "checkpoints") / "state.json"
+    state = json.loads(state_path.read_text())
+    del state["settings"]  # as written before checkpoints recorded their settings
+    state_path.write_text(json.dumps(state))
+    with caplog.at_level("WARNING", logger="llm_finetune.train"):
+        run_finetune(_cfg(setup, run, max_steps=6, lr=2e-3))
+    assert "before checkpoints recorded their settings" in caplog.text
+    assert len(_losses(run)) == 6
+
+
 def test_resume_settings_ignore_spelling_memory_savers_and_newer_options(setup, tmp_path, monkeypatch):
     from llm_finetune.train import _changed, run_settings
 
