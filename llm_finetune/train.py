@@ -128,13 +128,11 @@ RESUME_FREE_FIELDS = frozenset(
         "eval_constrained",
         "eval_max_new_tokens",
         "model.gradient_checkpointing",
-        "model.verdict_logit_shift",
     }
 )
 """FinetuneConfig fields (dotted for the model's) a resumed run may change: output, bookkeeping, evaluation,
-memory savers, the prior shifts (re-fitted from the same data every run) and ``max_steps`` (which also stretches
-the cosine schedule of the steps still to come). Every other setting shapes the weights and must match the
-checkpoint's."""
+memory savers and ``max_steps`` (which also stretches the cosine schedule of the steps still to come). Every other
+setting shapes the weights and must match the checkpoint's."""
 
 
 def run_settings(cfg: FinetuneConfig) -> dict:
