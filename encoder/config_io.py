@@ -119,3 +119,78 @@ def atomic_directory(dest: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+# --- per-field rules ---------------------------------------------------------------------------------------------
+_BOUNDS = {
+    "ge": (lambda v, b: v >= b, ">="),
+    "gt": (lambda v, b: v > b, ">"),
+    "le": (lambda v, b: v <= b, "<="),
+    "lt": (lambda v, b: v < b, "<"),
+}
+
+
+def check_config(cfg: Any, prefix: str = "") -> None:
+    """Check a config dataclass against its own annotations; raise ``ConfigError`` naming the field.
+
+    One place for the rules every config shares, so no config writes them by hand:
+
+    * ``Literal[...]`` fields (also inside ``Optional`` / ``list``) must hold one of their choices (jsonargparse
+      shows the same choices in ``--help`` and refuses others on the command line; this also covers configs built
+      in Python);
+    * numeric bounds in field metadata: ``field(default=1, metadata={"ge": 1})`` (``ge``/``gt``/``le``/``lt``);
+    * nested config dataclasses are checked too (dotted names in the message).
+
+    Call it from ``__post_init__``.
+    """
+    from encoder.errors import ConfigError
+
+    hints = typing.get_type_hints(type(cfg))
+    for f in dataclasses.fields(cfg):
+        value, name = getattr(cfg, f.name), f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_config(value, f"{name}.")
+            continue
+        choices = _literal_choices(hints.get(f.name))
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if choices is not None and value is not None:
+            bad = [v for v in items if v not in choices]
+            if bad:
+                raise ConfigError(
+                    f"{name}={bad[0]!r} is not allowed; choose one of {', '.join(map(str, choices))}."
+                )
+        for key, (ok, sign) in _BOUNDS.items():
+            bound = f.metadata.get(key)
+            if bound is None or value is None:
+                continue
+            for v in items:
+                if isinstance(v, (int, float)) and not ok(v, bound):
+                    raise ConfigError(f"{name} must be {sign} {bound}, got {v!r}.")
+
+
+def _literal_choices(hint: Any) -> tuple | None:
+    """The choices of a ``Literal`` hint, also under ``Optional[...]`` / ``list[...]`` / ``X | None``."""
+    if hint is None:
+        return None
+    if typing.get_origin(hint) is typing.Literal:
+        return typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType, list, tuple):
+        for arg in typing.get_args(hint):
+            found = _literal_choices(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def resume_free_fields(cls: type, prefix: str = "") -> frozenset[str]:
+    """Dotted names of the fields marked ``metadata={"resume_free": True}`` (recursing into nested dataclasses):
+    settings a resumed run may change because they do not shape the weights."""
+    hints = typing.get_type_hints(cls)
+    out: set[str] = set()
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("resume_free"):
+            out.add(f"{prefix}{f.name}")
+        nested = _dataclass_in(hints.get(f.name))
+        if nested is not None:
+            out |= resume_free_fields(nested, f"{prefix}{f.name}.")
+    return out
