@@ -19,7 +19,8 @@ import torch
 
 from encoder.datasets.ecgqa import load_answer_options, load_ecgqa
 from encoder.modeling import EcgEncoder
-from llm_finetune.data import load_qa_samples, ptbxl_reader
+from llm_finetune.data import load_qa_samples
+from llm_finetune.features import ptbxl_reader
 from llm_finetune.question_prior import fit_verdict_shifts
 from llm_finetune.vqa.baselines import AuxHeadAnswerer, fit_majority, majority_answer
 from llm_finetune.vqa.normalize import canon

@@ -150,7 +150,7 @@ class EcgLlm(nn.Module):
                 f"verdict_logit_shift has {len(shifts)} entries for {len(ecfg.label_names)} encoder labels; "
                 "the stage-2 config and its encoder do not belong together."
             )
-        self.encoder_tokens = -(-ecfg.input_samples // 32)  # ceil(T / 32)
+        self.encoder_tokens = ecfg.num_tokens(ecfg.input_samples)
         self.summary_dim = ecfg.embed_dim + len(ecfg.label_names)
         self.projector = build_projector(
             config.projector,

@@ -14,10 +14,9 @@ import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
+from jsonargparse import ArgumentParser, set_parsing_settings
 
-from encoder.config_io import namespace_to_dataclass
-from encoder.errors import EcgLlmError
+from encoder.cli_support import command_parser, run_parsed
 
 
 @dataclass(frozen=True)
@@ -92,10 +91,7 @@ def _load(command: Command) -> tuple[type, typing.Callable]:
 
 def _subparser(command: Command) -> ArgumentParser:
     config_cls, _ = _load(command)
-    parser = ArgumentParser(description=command.help)
-    parser.add_argument("--config", action=ActionConfigFile, help="YAML file with any of the options below.")
-    parser.add_class_arguments(config_cls, nested_key=None, as_group=False)
-    return parser
+    return command_parser(config_cls, description=command.help)
 
 
 def build_parser(argv: Sequence[str] = ()) -> ArgumentParser:
@@ -129,17 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         command, sub = COMMANDS[ns.command], ns[ns.command]
     config_cls, run = _load(command)
-    sub = sub.clone()
-    sub.pop("config", None)
-    try:
-        run(namespace_to_dataclass(config_cls, sub))
-    except EcgLlmError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+    return run_parsed(config_cls, run, sub)
 
 
 if __name__ == "__main__":

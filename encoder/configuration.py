@@ -82,8 +82,17 @@ class EcgEncoderConfig(PretrainedConfig):
         return int(self.widths[-1])
 
     @property
-    def num_labels_(self) -> int:
-        return len(self.label_names)
+    def token_stride(self) -> int:
+        """Input samples per output token: the stem's stride-2 convolution and max-pool, then one stride-2
+        block per stage after the first (see ``EcgEncoder.__init__``)."""
+        return 2 * 2 * 2 ** (len(self.widths) - 1)
+
+    def num_tokens(self, num_samples: int) -> int:
+        """Tokens ``forward_features`` returns for ``num_samples`` input samples (each stride-2 layer rounds up)."""
+        n = int(num_samples)
+        for _ in range(self.token_stride.bit_length() - 1):
+            n = -(-n // 2)
+        return n
 
     @property
     def input_samples(self) -> int:

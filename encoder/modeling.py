@@ -93,7 +93,7 @@ class EcgEncoder(PreTrainedModel):
                 nn.init.zeros_(module.bias)
 
     def forward_features(self, ecg: torch.Tensor) -> torch.Tensor:
-        """(B, 12, T) -> token sequence (B, N, C) with N = ceil(T / 32), C = ``config.token_dim``."""
+        """(B, 12, T) -> token sequence (B, N, C) with N = ``config.num_tokens(T)``, C = ``config.token_dim``."""
         if ecg.ndim != 3 or ecg.shape[1] != self.config.in_leads:
             from encoder.errors import EcgInputError
 

@@ -9,7 +9,8 @@ from tqdm.auto import tqdm
 
 from bridge.modeling import EcgLlm
 from encoder.errors import EcgLlmError
-from llm_finetune.data import FeatureStore, QaSample, answer_text
+from llm_finetune.data import QaSample, answer_text
+from llm_finetune.features import FeatureStore
 from llm_finetune.vqa.candidates import candidate_answers
 
 

@@ -28,13 +28,8 @@ from bridge.configuration import EcgLlmConfig
 from bridge.modeling import EcgLlm
 from encoder.config_io import atomic_write_json, atomic_write_text, save_resolved_config
 from encoder.errors import CheckpointError, ConfigError, EcgLlmError
-from llm_finetune.data import (
-    QaDataset,
-    QaSample,
-    compute_features,
-    load_qa_samples,
-    ptbxl_reader,
-)
+from llm_finetune.data import QaDataset, QaSample, load_qa_samples
+from llm_finetune.features import compute_features, ptbxl_reader
 from llm_finetune.heldout import evaluate_heldout
 from llm_finetune.question_prior import fit_verdict_shifts
 

@@ -123,3 +123,13 @@ def test_encoders_saved_before_input_normalization_load_as_zscore(tmp_path):
     del data["input_normalization"]
     (tmp_path / "config.json").write_text(json.dumps(data))
     assert EcgEncoderConfig.from_pretrained(tmp_path).input_normalization == "zscore"
+
+
+@pytest.mark.parametrize("num_samples", [1, 31, 32, 33, 250, 1000, 5000])
+def test_num_tokens_matches_the_encoder_output(num_samples):
+    from encoder.configuration import EcgEncoderConfig
+    from encoder.modeling import EcgEncoder
+
+    cfg = EcgEncoderConfig(widths=[4, 4, 4, 4], embed_dim=8)
+    tokens = EcgEncoder(cfg).eval().forward_features(torch.zeros(1, 12, num_samples))
+    assert tokens.shape[1] == cfg.num_tokens(num_samples)

@@ -16,7 +16,8 @@ from safetensors.torch import load_file
 from bridge.configuration import EcgLlmConfig
 from bridge.modeling import EcgLlm
 from bridge.projector import ProjectorConfig
-from llm_finetune.data import QaDataset, compute_features, load_qa_samples, ptbxl_reader
+from llm_finetune.data import QaDataset, load_qa_samples
+from llm_finetune.features import compute_features, ptbxl_reader
 from llm_finetune.testing import write_tiny_encoder, write_tiny_qa
 from llm_finetune.train import FinetuneConfig, TrainingError, latest_checkpoint, run_finetune, train_step
 
