@@ -156,7 +156,7 @@ def run_quickstart(cfg: QuickstartConfig) -> Path:
 
     from llm_finetune.quickstart_report import write_report
 
-    report = write_report(out, timings)
+    report = write_report(out, timings, cfg.seed)
     print(f"\n[quickstart] report: {report}")
     print(f"[quickstart] chat with the model:  .venv/bin/ecgllm demo --model_dir {paths['stage2'] / 'model'}")
     return report

@@ -60,8 +60,17 @@ def _codes(scp_codes: object) -> dict:
     return scp_codes if isinstance(scp_codes, dict) else ast.literal_eval(str(scp_codes) or "{}")
 
 
-def plot_example_answer(cohort: Path, model_dir: Path, out_png: Path) -> tuple[Path, str, str] | None:
-    """Ask the trained model about one test-fold record and draw the record with its answer."""
+def example_record(test_rows: list[int], seed: int) -> int:
+    """The record the report shows: a seeded draw from the test fold, chosen without looking at any label."""
+    import numpy as np
+
+    return int(test_rows[int(np.random.default_rng([seed, 17]).integers(len(test_rows)))])
+
+
+def plot_example_answer(
+    cohort: Path, model_dir: Path, out_png: Path, seed: int = 0
+) -> tuple[Path, str, str] | None:
+    """Ask the trained model about one test-fold record (drawn blind to labels) and draw it with its answer."""
     from encoder.datasets.ptbxl import PtbXl
     from encoder.plotting import plot_12lead
     from llm_finetune.inference import EcgChat
@@ -70,8 +79,7 @@ def plot_example_answer(cohort: Path, model_dir: Path, out_png: Path) -> tuple[P
         return None
     data = PtbXl(cohort, sampling_rate=500)
     test = data.split_indices("test")
-    afib = [i for i in test if "AFIB" in str(data.table.iloc[i].get("scp_codes", ""))]
-    index = int((afib or list(test))[0])
+    index = example_record(list(test), seed)
     ecg = data.read(index)
     chat = EcgChat.from_pretrained(model_dir)
     reply = chat.answer(ecg, EXAMPLE_QUESTION, max_new_tokens=16)
@@ -86,13 +94,13 @@ def plot_example_answer(cohort: Path, model_dir: Path, out_png: Path) -> tuple[P
     return out_png, reply.text.strip(), truth
 
 
-def write_report(out: Path, timings: dict[str, float]) -> Path:
+def write_report(out: Path, timings: dict[str, float], seed: int = 0) -> Path:
     """Assemble ``<out>/report.md`` from the step folders of a quickstart run."""
     cohort, stage1, stage1_eval, stage2, vqa = (
         out / s for s in ("cohort", "stage1", "stage1_eval", "stage2", "vqa")
     )
     curves = plot_training_curves(stage1 / "metrics.csv", stage2 / "log.csv", out / "training_curves.png")
-    example = plot_example_answer(cohort, stage2 / "model", out / "example_answer.png")
+    example = plot_example_answer(cohort, stage2 / "model", out / "example_answer.png", seed)
     stage2_eval = json.loads((stage2 / "eval.json").read_text()) if (stage2 / "eval.json").is_file() else None
 
     total = sum(timings.values())
@@ -121,7 +129,7 @@ def write_report(out: Path, timings: dict[str, float]) -> Path:
         lines += ["![VQA by question type](vqa/accuracy_by_question_type.png)", ""]
     if stage2_eval:
         lines += [
-            "Fine-tuning's own held-out check (validation split):",
+            f"Fine-tuning's own held-out check ({stage2_eval.get('split', 'held-out')} split):",
             "",
             "```json",
             json.dumps(stage2_eval, indent=2)[:3000],

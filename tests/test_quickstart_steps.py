@@ -44,3 +44,13 @@ def test_forcing_a_step_clears_what_an_interrupted_run_left(tmp_path):
     (tmp_path / "stage2" / MARKER).unlink()
     _run_step("stage2", tmp_path / "stage2", {"steps": 150}, fn, cfg, {})
     assert seen == [False, True]  # not forced, no marker: left for finetune's resume
+
+
+def test_the_report_example_is_drawn_without_looking_at_labels():
+    from llm_finetune.quickstart_report import example_record
+
+    rows = list(range(100, 160))
+    picks = {example_record(rows, seed) for seed in range(20)}
+    assert example_record(rows, 3) == example_record(rows, 3)  # seeded
+    assert picks <= set(rows) and len(picks) > 5  # a draw over the fold, not a fixed or label-chosen record
+    assert example_record(rows, 0) == example_record(list(rows), 0)  # depends on the rows and seed only
