@@ -444,16 +444,20 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
         run_settings(cfg, paths=("data_dir",)),
         "--resume false (the quickstart: --force '[stage1]')",
     )
-    data = load_stage_data(cfg, int(round(cfg.crop_seconds * cfg.sampling_rate)), cfg.random_crop, cfg.seed)
+    with core.accelerator.main_process_first():  # the main process fills the signal and text caches
+        data = load_stage_data(
+            cfg, int(round(cfg.crop_seconds * cfg.sampling_rate)), cfg.random_crop, cfg.seed
+        )
+        tower = TextTower(cfg.text)
+        text = TextInputs(tower, data.texts)
     if core.is_main:
         out.mkdir(parents=True, exist_ok=True)
         save_resolved_config(cfg, out)
         write_seen_ecg_ids(data, out)
-    tower = TextTower(cfg.text)
     log.info(
         "text tower %s: %d records, %d unique texts", cfg.text.model, len(data.texts), len(set(data.texts))
     )
-    run = Pretraining(cfg, core, data, TextInputs(tower, data.texts))
+    run = Pretraining(cfg, core, data, text)
     core.start(
         checkpoint, fields=METRICS_FIELDS, total_steps=run.total, max_bad_steps=cfg.max_bad_steps,
         advice=NON_FINITE_ADVICE, desc="pretrain", progress=cfg.progress, best_auroc=-1.0, best_step=-1,
