@@ -14,8 +14,8 @@ Determinism / resume: batch order and crops are pure functions of (seed, epoch) 
 ``CachedEcgDataset.set_epoch``), dropout uses the random state every checkpoint restores on every process, so a
 resumed run replays the same steps as an uninterrupted one. Several processes (``accelerate launch``): each
 takes its contiguous block of every global batch, the contrastive loss is that of the global batch
-(``encoder.loss.global_contrastive_loss``) and BatchNorm uses global-batch statistics, so N processes train
-like one process on the same global batches (up to dropout masks, which each process draws itself).
+(``encoder.loss.global_contrastive_loss``), BatchNorm uses global-batch statistics and the encoder's dropout
+global-batch masks, so N processes train like one process on the same global batches.
 Validation shards the fold and gathers the predictions.
 """
 
@@ -39,7 +39,7 @@ from encoder.config_io import atomic_write_json, check_config, save_resolved_con
 from encoder.configuration import EcgEncoderConfig
 from encoder.engine.batches import BatchOrder, batch_loader, shard
 from encoder.engine.core import StepResult, TrainingCore, optimizer_step
-from encoder.engine.distributed import use_global_batchnorm
+from encoder.engine.distributed import use_global_batchnorm, use_global_dropout
 from encoder.engine.inference import EncodedDataset, encode_dataset
 from encoder.engine.settings import run_settings
 from encoder.errors import ConfigError
@@ -336,6 +336,7 @@ class Pretraining:
         self.total = per_run if cfg.max_steps is None else min(cfg.max_steps, per_run)
         torch.manual_seed(cfg.seed)  # model init independent of what the tower did
         model = build_model(cfg, data.label_names, text.tower.hidden_size, text.tower)
+        use_global_dropout(model.encoder)  # the same masks on N processes as on one
         if cfg.global_batchnorm and core.world > 1:
             use_global_batchnorm(model)
         optimizer = build_optimizer(model, cfg)

@@ -223,7 +223,7 @@ def test_stage1_two_processes_killed_and_resumed_match_one_process(tmp_path: Pat
     data = write_tiny_ptbxl(tmp_path / "ptbxl", num_records=40, rates=(100,))
     cfg = PretrainConfig(
         data_dir=str(data), cache_dir=str(tmp_path / "cache"), arch="resnet10", widths=[8, 16, 16, 16],
-        embed_dim=16, dropout=0.0, epochs=8, batch_size=GLOBAL_BATCH, crop_seconds=2.5, warmup_steps=2,
+        embed_dim=16, epochs=8, batch_size=GLOBAL_BATCH, crop_seconds=2.5, warmup_steps=2,
         checkpoint_every=4, eval_every_epochs=4, log_every=1, num_threads=1, cpu=True, progress=False,
         text=TextTowerConfig(cache_dir=str(tmp_path / "text_cache")),
     )  # fmt: skip

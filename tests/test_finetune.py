@@ -18,11 +18,11 @@ from safetensors.torch import load_file
 from bridge.configuration import EcgLlmConfig
 from bridge.modeling import EcgLlm
 from bridge.projector import ProjectorConfig
+from encoder.engine.checkpoints import latest_checkpoint
+from encoder.engine.guard import TrainingError
 from llm_finetune.data import QaDataset, load_qa_samples
 from llm_finetune.features import compute_features, ptbxl_reader
 from llm_finetune.testing import write_tiny_encoder, write_tiny_qa
-from encoder.engine.checkpoints import latest_checkpoint
-from encoder.engine.guard import TrainingError
 from llm_finetune.train import FinetuneConfig, answer_objective, run_finetune
 
 

@@ -18,12 +18,12 @@ import torch
 from encoder.clip_model import EcgClipModel
 from encoder.configuration import EcgEncoderConfig
 from encoder.datasets.testing import write_tiny_ptbxl
-from encoder.errors import ConfigError
-from encoder.modeling import EcgEncoder
-from encoder.text import TextTowerConfig
 from encoder.engine.checkpoints import Checkpoints, latest_checkpoint
 from encoder.engine.core import optimizer_step
 from encoder.engine.guard import NonFiniteGuard, TrainingError
+from encoder.errors import ConfigError
+from encoder.modeling import EcgEncoder
+from encoder.text import TextTowerConfig
 from encoder.train import PretrainConfig, build_optimizer, pretrain_objective, run_pretrain
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,7 +136,9 @@ def _step(model, opt, cfg, batch, text_features):
 
     from accelerate import Accelerator
 
-    objective = partial(pretrain_objective, cfg=cfg, text=lambda index, device: {"text_features": text_features})
+    objective = partial(
+        pretrain_objective, cfg=cfg, text=lambda index, device: {"text_features": text_features}
+    )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
     return optimizer_step(Accelerator(cpu=True), model, opt, sched, objective, [batch], cfg.grad_clip)
 
@@ -206,7 +208,9 @@ def test_resume_refuses_a_checkpoint_trained_with_other_settings(tiny_data: Path
     run_pretrain(tiny_config(tiny_data, run, epochs=2, resume=True, log_every=2))  # longer run, other logging
     resumed = [s for s in range(per_epoch + 1, 2 * per_epoch + 1) if s % 2 == 0 or s == 2 * per_epoch]
     assert sorted(_train_losses(run)) == list(range(1, per_epoch + 1)) + resumed
-    run_pretrain(tiny_config(tiny_data, run, epochs=1, lr=2e-3))  # resume false: start over in the same folder
+    run_pretrain(
+        tiny_config(tiny_data, run, epochs=1, lr=2e-3)
+    )  # resume false: start over in the same folder
     assert latest_checkpoint(run / "checkpoints").name == f"step_{per_epoch:07d}"
     assert len(list((run / "checkpoints").iterdir())) == 1  # the older run's checkpoints are gone
 

@@ -1,4 +1,4 @@
-"""Exchanges between training processes that keep gradients exact, and BatchNorm over the global batch.
+"""Exchanges between training processes that keep gradients exact; BatchNorm and dropout over the global batch.
 
 Every rank backpropagates its own share of the objective and DDP averages the gradients. An exchange therefore
 has to send each gradient back to the rank whose tensor produced it: :func:`gather_rows` concatenates every rank's
@@ -99,6 +99,28 @@ class GlobalBatchNorm1d(nn.BatchNorm1d):
         momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
         self.running_mean.mul_(1 - momentum).add_(momentum * mean)
         self.running_var.mul_(1 - momentum).add_(momentum * unbiased_var)
+
+
+class GlobalBatchDropout(nn.Dropout):
+    """Dropout whose mask is drawn for the global batch: every process draws the same (world * b, ...) mask from
+    the torch RNG (seeded alike on every process and advanced alike) and keeps its own rows, so N processes drop
+    what one process drops on the same global batch. On one CPU process it draws exactly what ``nn.Dropout``
+    draws. Needs the same non-batch shape on every process (true for the encoder's pooled features)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (b, ...)
+        if not self.training or self.p == 0.0:
+            return x
+        rank, world = rank_and_world()
+        keep = x.new_empty((world * x.shape[0], *x.shape[1:])).bernoulli_(1.0 - self.p)
+        return x * keep[rank * x.shape[0] : (rank + 1) * x.shape[0]].div_(1.0 - self.p)
+
+
+def use_global_dropout(module: nn.Module) -> nn.Module:
+    """Swap every ``nn.Dropout`` inside ``module`` for :class:`GlobalBatchDropout` (in place, no new state)."""
+    for m in module.modules():
+        if type(m) is nn.Dropout:
+            m.__class__ = GlobalBatchDropout
+    return module
 
 
 def use_global_batchnorm(module: nn.Module) -> nn.Module:

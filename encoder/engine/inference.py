@@ -85,7 +85,11 @@ def encode_dataset(
         raise ConfigError(f"Unknown encoder outputs {unknown}; choose from {list(ENCODER_OUTPUTS)}.")
     dataset = data if isinstance(data, torch.utils.data.Dataset) else _ArrayDataset(data)
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=_stack, generator=torch.Generator()
+        dataset,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=_stack,
+        generator=torch.Generator(),
     )  # its own generator: encoding in the middle of training must not draw from the global RNG
     sharded = accelerator is not None and accelerator.num_processes > 1
     if sharded:
