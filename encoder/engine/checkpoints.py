@@ -96,7 +96,7 @@ class Checkpoints:
             shutil.rmtree(stale, ignore_errors=True)
 
     def _save_hook(self, models: list, weights: list, output_dir: str) -> None:
-        for i, model in enumerate(models):
+        for i, model in enumerate(models[: len(weights)]):  # FSDP / DeepSpeed save their models themselves
             tensors = self.weights(self.accelerator.unwrap_model(model))
             weights[i] = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
 
