@@ -368,13 +368,15 @@ class Pretraining:
             self.validate(step, step // self.order.per_epoch)
 
     def one_step(self, step: int, epoch: int, batch: dict[str, torch.Tensor]) -> StepResult:
+        """Step ``step`` (1-based) on this process's block ``batch``; logs the learning rate it used."""
         acc, cfg = self.core.accelerator, self.cfg
+        lr = self.optimizer.param_groups[0]["lr"]
         result = optimizer_step(
             acc, self.model, self.optimizer, self.scheduler, self.objective, [batch], cfg.grad_clip
         )
         row = {
             "epoch": epoch,
-            "lr": self.scheduler.get_last_lr()[0],
+            "lr": lr,
             "logit_scale": float(self.raw.logit_scale.detach().exp()),
             "logit_bias": float(self.raw.logit_bias.detach()),
         }

@@ -220,7 +220,12 @@ class Finetuning:
     """One stage-2 run's loop: global micro-batches -> this process's block -> one optimizer step."""
 
     def __init__(
-        self, cfg: FinetuneConfig, core: TrainingCore, model: EcgLlm, dataset: QaDataset, features
+        self,
+        cfg: FinetuneConfig,
+        core: TrainingCore,
+        model: EcgLlm,
+        dataset: QaDataset,
+        features: EcgFeatures,
     ) -> None:
         self.cfg, self.core, self.dataset = cfg, core, dataset
         self.order = BatchOrder(len(dataset), cfg.batch_size, cfg.seed)

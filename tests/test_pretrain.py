@@ -199,7 +199,9 @@ def test_bad_config_raises_config_error(tiny_data: Path, tmp_path: Path) -> None
 def test_dataloader_workers_replay_the_same_batches(tiny_data: Path, tmp_path: Path) -> None:
     """Batches read ahead by worker processes (deterministic batch sampler) give the in-process run's losses."""
     inline = _train_losses(run_pretrain(tiny_config(tiny_data, tmp_path / "inline", epochs=1)))
-    workers = _train_losses(run_pretrain(tiny_config(tiny_data, tmp_path / "workers", epochs=1, num_workers=2)))
+    workers = _train_losses(
+        run_pretrain(tiny_config(tiny_data, tmp_path / "workers", epochs=1, num_workers=2))
+    )
     assert inline == workers and len(inline) >= 3
 
 
