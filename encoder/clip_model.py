@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from encoder.config_io import atomic_write_json
-from encoder.errors import CheckpointError
+from encoder.errors import CheckpointError, ConfigError
 from encoder.loss import pair_logits
 from encoder.modeling import EcgEncoder, EcgEncoderOutput
 from encoder.text import TextTower, TextTowerConfig
@@ -65,13 +66,28 @@ class EcgClipModel(nn.Module):
         """Text-tower features (B, H) -> L2-normalised shared embedding (B, D)."""
         return F.normalize(self.text_projection(features.float()), dim=-1)
 
-    def forward(self, ecg: torch.Tensor, text_features: torch.Tensor) -> dict[str, torch.Tensor]:
-        """-> ``logits`` (B, B) pair logits, ``class_logits`` (B, L) or None, ``ecg_emb`` / ``text_emb`` (B, D)."""
+    def forward(
+        self, ecg: torch.Tensor, text_features: torch.Tensor | None = None, texts: Sequence[str] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """ECGs (B, 12, T) and their texts, as cached tower features (B, H) or, for a training tower, the texts ->
+        ``logits`` (B, B) pair logits, ``class_logits`` (B, L) or None, ``ecg_emb`` / ``text_emb`` (B, D), the
+        clamped ``logit_scale`` and the ``logit_bias`` (what the global-batch loss needs)."""
+        if text_features is None:
+            if texts is None or self.text_tower is None:
+                raise ConfigError("Pass text_features, or texts to a model whose text tower trains.")
+            text_features = self.text_tower(texts)  # (B, H) with gradients
         out, ecg_emb = self.encode_ecg(ecg)
         text_emb = self.encode_text_features(text_features)
         scale = self.logit_scale.clamp(max=LOGIT_SCALE_MAX)
         logits = pair_logits(ecg_emb, text_emb, scale, self.logit_bias)  # (B, B)
-        return {"logits": logits, "class_logits": out.logits, "ecg_emb": ecg_emb, "text_emb": text_emb}
+        return {
+            "logits": logits,
+            "class_logits": out.logits,
+            "ecg_emb": ecg_emb,
+            "text_emb": text_emb,
+            "logit_scale": scale,
+            "logit_bias": self.logit_bias,
+        }
 
     # --- zero-shot ------------------------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ import yaml
 
 from encoder.clip_model import LOGIT_SCALE_MAX, EcgClipModel
 from encoder.config_io import atomic_write_json, atomic_write_text, save_resolved_config
+from encoder.engine.inference import encode_dataset
 from encoder.errors import CheckpointError
 from encoder.metrics import all_metrics, bootstrap_ci, per_label_auroc, tune_thresholds
 from encoder.modeling import EcgEncoder
@@ -80,26 +81,13 @@ def _run_pretrain_config(run_dir: Path, ecfg: EvaluateConfig) -> Any:
     return cfg
 
 
-@torch.no_grad()
-def _embed(
-    encoder: EcgEncoder, dataset: Any, device: torch.device, batch_size: int = 256
-) -> dict[str, np.ndarray]:
-    """Pooled embeddings (N, D) (unnormalised), head logits (N, L) or empty, labels (N, L)."""
-    from encoder.train import collate
-
-    encoder.eval()
-    emb, logits, labels = [], [], []
-    for start in range(0, len(dataset), batch_size):
-        batch = collate(dataset.__getitems__(list(range(start, min(start + batch_size, len(dataset))))))
-        out = encoder(batch["ecg"].to(device))
-        emb.append(out.embedding.float().cpu())
-        if out.logits is not None:
-            logits.append(out.logits.float().cpu())
-        labels.append(batch["labels"])
+def _embed(encoder: EcgEncoder, dataset: Any, device: torch.device) -> dict[str, np.ndarray]:
+    """Pooled embeddings (N, D) (unnormalised), head logits (N, L) or (N, 0), labels (N, L)."""
+    out = encode_dataset(encoder, dataset, outputs=("embedding", "logits", "labels"), device=device)
     return {
-        "emb": torch.cat(emb).numpy(),
-        "logits": torch.cat(logits).numpy() if logits else np.zeros((0, 0)),
-        "labels": torch.cat(labels).numpy().astype(int),
+        "emb": out.embedding.numpy(),
+        "logits": out.logits.numpy(),
+        "labels": out.labels.numpy().astype(int),
     }
 
 

@@ -24,7 +24,7 @@ Sigmoid loss, two forms of the same idea (both reduce to SigLIP exactly when ``J
       A fractional J only scales the margin: any J > 1/2 still pushes x → +∞, J < 1/2 pushes x → −∞ and J = 1/2
       gives no gradient at all. Graded overlap is lost, so this is not the default.
 
-Reduction (``norm``): ``sum_ij l_ij / N`` with
+Reduction (``reduction``): ``sum_ij l_ij / N`` with
     * ``"positives"`` (default): ``N = sum_ij J_ij``, the total target mass. For identity targets ``N = B``, exactly
       SigLIP's normalisation, so Jaccard-SigLIP still equals plain SigLIP when the label sets are disjoint. With
       Jaccard targets each row has many (soft) positives; dividing by their mass keeps the loss and gradient scale
@@ -33,6 +33,14 @@ Reduction (``norm``): ``sum_ij l_ij / N`` with
       narrow ResNet, 200 steps): the Jaccard contrastive loss is then ~4x plain SigLIP's, with gradient norms
       20-90 instead of ~2, so under gradient clipping it swamps the jointly trained BCE head (test aux-head macro
       AUROC 0.895 vs 0.941 for plain SigLIP). That is why ``positives`` is the default.
+
+Global batch over several processes (:func:`global_contrastive_loss`, open_clip's ``SigLipLoss`` / big_vision
+structure): each process scores its own ECG rows against every process's texts, which arrive through an
+autograd-aware exchange (``encoder.engine.distributed.gather_rows``), with the targets of those blocks built from
+every process's label multi-hots (off-rank Jaccard pairs are soft targets, not negatives). ``N`` is the GLOBAL
+target mass (or global B). CLIP also gathers the ECG rows for the text -> ECG direction. Each process returns
+``world x`` its share, so the mean over processes is the single-process loss of the global batch and, since DDP
+averages gradients, so is the gradient.
 
 Many positives per row (about 20 % of off-diagonal PTB-XL superclass pairs have J = 1; the synthetic cohort has
 more, NORM alone is ~42 % of records): the bias init ``b = -10`` encodes SigLIP's prior "almost every pair is
@@ -55,79 +63,102 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from encoder.engine.distributed import gather_rows, rank_and_world, sum_over_processes
 from encoder.errors import ConfigError
 
 
 def pair_logits(
     ecg_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor, logit_bias: torch.Tensor | None
 ) -> torch.Tensor:
-    """(B, D) ECG, (B, D) text (both L2-normalised), scalar log-scale and bias -> (B, B) pair logits."""
-    logits = ecg_emb @ text_emb.t() * logit_scale.exp()  # (B, B)
+    """(B, D) ECG, (C, D) text (both L2-normalised), scalar log-scale and bias -> (B, C) pair logits."""
+    logits = ecg_emb @ text_emb.t() * logit_scale.exp()  # (B, C)
     if logit_bias is not None:
         logits = logits + logit_bias
     return logits
 
 
 def identity_targets(
-    batch_size: int, device: torch.device | None = None, dtype=torch.float32
+    batch_size: int,
+    device: torch.device | None = None,
+    dtype=torch.float32,
+    columns: int | None = None,
+    offset: int = 0,
 ) -> torch.Tensor:
-    """(B, B) identity: only each record's own text is a match (plain SigLIP / CLIP)."""
-    return torch.eye(batch_size, device=device, dtype=dtype)
+    """(B, C) with ones at ``(i, offset + i)``: only each record's own text is a match (plain SigLIP / CLIP).
+
+    Square (B, B) by default; a process's block of the global batch passes ``columns`` = the global batch size and
+    ``offset`` = the global position of its first row."""
+    targets = torch.zeros(batch_size, batch_size if columns is None else columns, device=device, dtype=dtype)
+    rows = torch.arange(batch_size, device=device)
+    targets[rows, rows + offset] = 1.0
+    return targets
 
 
-def jaccard_targets(labels: torch.Tensor) -> torch.Tensor:
-    """Multi-hot labels (B, L) -> pairwise label-set Jaccard (B, B) via one matmul.
+def jaccard_targets(
+    labels: torch.Tensor, others: torch.Tensor | None = None, offset: int = 0
+) -> torch.Tensor:
+    """Multi-hot labels (B, L) [vs ``others`` (C, L), default ``labels``] -> pairwise label-set Jaccard (B, C).
 
-    ``|A∩B| = Y Yᵀ``, ``|A∪B| = |A| + |B| - |A∩B|``. Empty-union guard: when both sets are empty the ratio is 0/0;
-    we define it as 1 on the diagonal (a record matches its own text) and 0 off it (two unlabelled records are not
-    known to match). Computed in float32 or better (counts are exact integers there).
+    ``|A∩B| = Y Zᵀ``, ``|A∪B| = |A| + |B| - |A∩B|``. Empty-union guard: when both sets are empty the ratio is 0/0;
+    we define it as 1 for a record with itself (column ``offset + i`` for row ``i``) and 0 otherwise (two
+    unlabelled records are not known to match). Computed in float32 or better (counts are exact integers there).
     """
-    y = labels if labels.dtype in (torch.float32, torch.float64) else labels.float()
-    y = (y > 0).to(y.dtype)  # (B, L) binarise
-    inter = y @ y.t()  # (B, B)  |A∩B|
-    size = y.sum(dim=1)  # (B,)   |A|
-    union = size[:, None] + size[None, :]  # (B, B)
+    y = _binary(labels)  # (B, L)
+    z = y if others is None else _binary(others).to(y.dtype)  # (C, L)
+    inter = y @ z.t()  # (B, C)  |A∩B|
+    size_y, size_z = y.sum(dim=1), z.sum(dim=1)  # (B,), (C,)
+    union = size_y[:, None] + size_z[None, :]  # (B, C)
     union.sub_(inter).clamp_min_(1.0)  # |A∪B|; 0/0 -> 0/1 = 0
     jac = inter.div_(union)
-    empty = torch.nonzero(size == 0).flatten()  # O(B) guard: union = 0 only for two empty sets
+    empty = torch.nonzero(size_y == 0).flatten()  # O(B) guard: union = 0 only for two empty sets
     if empty.numel():
-        jac[empty, empty] = 1.0  # a record always matches itself
+        jac[empty, empty + offset] = 1.0  # a record always matches itself
     return jac
 
 
+def _binary(labels: torch.Tensor) -> torch.Tensor:
+    y = labels if labels.dtype in (torch.float32, torch.float64) else labels.float()
+    return (y > 0).to(y.dtype)
+
+
 def _soft(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return F.softplus(logits) - targets * logits  # (B, B)
+    return F.softplus(logits) - targets * logits  # (B, C)
 
 
 def _pm1(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return F.softplus(-(2.0 * targets - 1.0) * logits)  # (B, B)
+    return F.softplus(-(2.0 * targets - 1.0) * logits)  # (B, C)
 
 
 SIGMOID_FORMS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {"soft": _soft, "pm1": _pm1}
 
 
-NORMALISATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "batch": lambda t: torch.tensor(float(t.shape[0]), dtype=t.dtype, device=t.device),  # SigLIP: / B
-    "positives": lambda t: t.sum().clamp_min(1.0),  # / sum_ij J_ij  (= B for identity targets)
+REDUCTIONS: dict[str, Callable[[torch.Tensor, int], torch.Tensor]] = {
+    "batch": lambda mass, n: torch.tensor(float(n), dtype=mass.dtype, device=mass.device),  # SigLIP: / B
+    "positives": lambda mass, n: mass.clamp_min(1.0),  # / sum_ij J_ij  (= B for identity targets)
 }
+"""Reduction name -> divisor of the summed pair losses, from (target mass sum_ij J_ij, batch size B)."""
+
+
+def _check_names(form: str, reduction: str) -> None:
+    if form not in SIGMOID_FORMS:
+        raise ConfigError(f"Unknown sigmoid loss form {form!r}; choose one of {sorted(SIGMOID_FORMS)}.")
+    if reduction not in REDUCTIONS:
+        raise ConfigError(f"Unknown loss reduction {reduction!r}; choose one of {sorted(REDUCTIONS)}.")
 
 
 def sigmoid_contrastive_loss(
-    logits: torch.Tensor, targets: torch.Tensor, form: str = "soft", norm: str = "positives"
+    logits: torch.Tensor, targets: torch.Tensor, form: str = "soft", reduction: str = "positives"
 ) -> torch.Tensor:
     """SigLIP-style sigmoid loss with (possibly soft) pair targets: ``sum_ij l_ij / N`` (see module docstring),
-    ``N = sum_ij J_ij`` (``norm="positives"``, default) or ``N = B`` (``norm="batch"``); equal for identity J."""
-    if form not in SIGMOID_FORMS:
-        raise ConfigError(f"Unknown sigmoid loss form {form!r}; choose one of {sorted(SIGMOID_FORMS)}.")
-    if norm not in NORMALISATIONS:
-        raise ConfigError(f"Unknown loss normalisation {norm!r}; choose one of {sorted(NORMALISATIONS)}.")
+    ``N = sum_ij J_ij`` (``reduction="positives"``, default) or ``N = B`` (``"batch"``); equal for identity J."""
+    _check_names(form, reduction)
     if logits.shape != targets.shape or logits.ndim != 2:
         raise ConfigError(
             f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} must be the same (B, B)."
         )
     t = targets.to(logits.dtype)
     per_pair = SIGMOID_FORMS[form](logits, t)  # (B, B)
-    return per_pair.sum() / NORMALISATIONS[norm](t.detach())
+    return per_pair.sum() / REDUCTIONS[reduction](t.detach().sum(), t.shape[0])
 
 
 def clip_loss(logits: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
@@ -149,16 +180,16 @@ def clip_loss(logits: torch.Tensor, targets: torch.Tensor | None = None) -> torc
 # --- the named objectives used by training / ablation --------------------------------------------------------
 
 
-def _siglip(logits: torch.Tensor, labels: torch.Tensor, form: str, norm: str) -> torch.Tensor:
+def _siglip(logits: torch.Tensor, labels: torch.Tensor, form: str, reduction: str) -> torch.Tensor:
     eye = identity_targets(logits.shape[0], logits.device, logits.dtype)
-    return sigmoid_contrastive_loss(logits, eye, form, norm)
+    return sigmoid_contrastive_loss(logits, eye, form, reduction)
 
 
-def _jaccard_siglip(logits: torch.Tensor, labels: torch.Tensor, form: str, norm: str) -> torch.Tensor:
-    return sigmoid_contrastive_loss(logits, jaccard_targets(labels).to(logits.dtype), form, norm)
+def _jaccard_siglip(logits: torch.Tensor, labels: torch.Tensor, form: str, reduction: str) -> torch.Tensor:
+    return sigmoid_contrastive_loss(logits, jaccard_targets(labels).to(logits.dtype), form, reduction)
 
 
-def _clip(logits: torch.Tensor, labels: torch.Tensor, form: str, norm: str) -> torch.Tensor:
+def _clip(logits: torch.Tensor, labels: torch.Tensor, form: str, reduction: str) -> torch.Tensor:
     return clip_loss(logits)
 
 
@@ -170,9 +201,92 @@ CONTRASTIVE_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor, str, str], t
 
 
 def contrastive_loss(
-    name: str, logits: torch.Tensor, labels: torch.Tensor, form: str = "soft", norm: str = "positives"
+    name: str, logits: torch.Tensor, labels: torch.Tensor, form: str = "soft", reduction: str = "positives"
 ) -> torch.Tensor:
     """Dispatch by objective name: ``siglip`` | ``jaccard_siglip`` | ``clip``. ``labels`` (B, L) multi-hot."""
     if name not in CONTRASTIVE_LOSSES:
         raise ConfigError(f"Unknown contrastive loss {name!r}; choose one of {sorted(CONTRASTIVE_LOSSES)}.")
-    return CONTRASTIVE_LOSSES[name](logits, labels, form, norm)
+    return CONTRASTIVE_LOSSES[name](logits, labels, form, reduction)
+
+
+# --- the same objectives over the global batch of several processes -----------------------------------------
+
+
+class PairBlock:
+    """This process's rows of the global batch: its ECG and text embeddings (b, D), labels (b, L), the clamped
+    logit scale and the bias, and where its rows sit in the global batch (``offset``, global ``size``)."""
+
+    def __init__(
+        self,
+        ecg: torch.Tensor,
+        text: torch.Tensor,
+        labels: torch.Tensor,
+        scale: torch.Tensor,
+        bias: torch.Tensor,
+    ) -> None:
+        rank, world = rank_and_world()
+        self.ecg, self.text, self.labels, self.scale, self.bias = ecg, text, labels, scale, bias
+        self.offset, self.size = rank * ecg.shape[0], world * ecg.shape[0]
+
+    def logits_against_all_texts(self) -> torch.Tensor:
+        return pair_logits(self.ecg, gather_rows(self.text), self.scale, self.bias)  # (b, B)
+
+
+def _sigmoid_share(logits: torch.Tensor, targets: torch.Tensor, form: str, reduction: str) -> torch.Tensor:
+    """This block's summed pair losses over the GLOBAL divisor (target mass summed over processes)."""
+    mass = sum_over_processes(targets.detach().sum())
+    return SIGMOID_FORMS[form](logits, targets).sum() / REDUCTIONS[reduction](mass, logits.shape[1])
+
+
+def _siglip_share(block: PairBlock, form: str, reduction: str) -> torch.Tensor:
+    logits = block.logits_against_all_texts()  # (b, B)
+    eye = identity_targets(
+        logits.shape[0], logits.device, logits.dtype, columns=block.size, offset=block.offset
+    )
+    return _sigmoid_share(logits, eye, form, reduction)
+
+
+def _jaccard_siglip_share(block: PairBlock, form: str, reduction: str) -> torch.Tensor:
+    logits = block.logits_against_all_texts()  # (b, B)
+    every_label = gather_rows(block.labels.detach().float())  # (B, L): off-rank blocks have soft targets too
+    targets = jaccard_targets(block.labels, every_label, block.offset).to(logits.dtype)  # (b, B)
+    return _sigmoid_share(logits, targets, form, reduction)
+
+
+def _clip_share(block: PairBlock, form: str, reduction: str) -> torch.Tensor:
+    classes = block.offset + torch.arange(block.ecg.shape[0], device=block.ecg.device)  # (b,)
+    ecg_to_text = F.cross_entropy(block.logits_against_all_texts(), classes, reduction="sum")
+    text_to_ecg = pair_logits(block.text, gather_rows(block.ecg), block.scale, block.bias)  # (b, B)
+    return 0.5 * (ecg_to_text + F.cross_entropy(text_to_ecg, classes, reduction="sum")) / block.size
+
+
+GLOBAL_BATCH_LOSSES: dict[str, Callable[[PairBlock, str, str], torch.Tensor]] = {
+    "siglip": _siglip_share,
+    "jaccard_siglip": _jaccard_siglip_share,
+    "clip": _clip_share,
+}
+"""The objectives of :data:`CONTRASTIVE_LOSSES`, as one process's share of the global-batch loss."""
+
+
+def global_contrastive_loss(
+    name: str,
+    ecg_emb: torch.Tensor,
+    text_emb: torch.Tensor,
+    logit_scale: torch.Tensor,
+    logit_bias: torch.Tensor,
+    labels: torch.Tensor,
+    form: str = "soft",
+    reduction: str = "positives",
+) -> torch.Tensor:
+    """This process's share of objective ``name`` over the global batch (every process's (b, D) embeddings and
+    (b, L) labels, all processes with the same b), scaled so that its mean over processes is the single-process
+    loss of the global batch and, with DDP's gradient averaging, its gradient the single-process gradient.
+
+    One process: ``contrastive_loss(name, pair_logits(ecg_emb, text_emb, logit_scale, logit_bias), labels, ...)``.
+    Every process must call it (it exchanges tensors).
+    """
+    if name not in GLOBAL_BATCH_LOSSES:
+        raise ConfigError(f"Unknown contrastive loss {name!r}; choose one of {sorted(GLOBAL_BATCH_LOSSES)}.")
+    _check_names(form, reduction)
+    block = PairBlock(ecg_emb, text_emb, labels, logit_scale, logit_bias)
+    return rank_and_world()[1] * GLOBAL_BATCH_LOSSES[name](block, form, reduction)

@@ -19,12 +19,13 @@ Results: ``realism.json`` and ``realism.md`` in ``out_dir``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
-from encoder.config_io import atomic_write_json, atomic_write_text, save_resolved_config
+from encoder.config_io import atomic_write_json, atomic_write_text, check_config, save_resolved_config
 from encoder.errors import ConfigError, DatasetError
 from encoder.realism_features import FS, NUM_SAMPLES, feature_matrix, feature_names, preprocess
 
@@ -36,7 +37,7 @@ class RealismConfig:
     real: str = ""
     """Real records: a .npz with ``signal`` (N, T, 12) or (N, 12, T) and ``fs``, or a directory (PTB-XL layout with
     ptbxl_database.csv, or any folder of WFDB .hea records). E.g. the 183 PTB-XL records of ptbxl_real_183_500hz.npz."""
-    real_preprocessed: str = "auto"
+    real_preprocessed: Literal["auto", "yes", "no"] = "auto"
     """'yes' if the real set is already band-passed and z-scored (the shared .npz is), 'no', or 'auto' (detect z-scored leads)."""
     synthetic: str = ""
     """A synthetic PTB-XL-format cohort directory; empty = generate one into <out_dir>/cohort with ``seed``."""
@@ -46,12 +47,12 @@ class RealismConfig:
     """Synthetic records to compare (0 = as many as there are real records)."""
     max_real: int = 0
     """Use at most this many real records (0 = all)."""
-    real_half: str = "all"
+    real_half: Literal["all", "even", "odd"] = "all"
     """'all', 'even' or 'odd': only the real records at even / odd positions. The generator's shape model is fitted
     on the even half of the shared 183 records, so 'odd' is the honest, held-out comparison."""
     seed: int = 0
     """Seed for splits, subsampling, the CNN and a generated cohort."""
-    folds: int = 5
+    folds: int = field(default=5, metadata={"ge": 2})
     """Cross-validation folds of both classifiers."""
     cnn: bool = True
     """Also train the 1-D CNN critic (a minute or two on CPU for ~2 x 200 records)."""
@@ -61,6 +62,9 @@ class RealismConfig:
     """Also train the critic real-vs-real (the floor); it depends only on the real set and ``seed``."""
     encoder: str = ""
     """Optional stage-1 encoder directory (EcgEncoder.save_pretrained): adds embedding Fréchet distance and the sim-to-real check."""
+
+    def __post_init__(self) -> None:
+        check_config(self)
 
 
 # ----------------------------------------------------------------------------------------------- loading
@@ -365,17 +369,11 @@ def _encoder_inputs(model, records: np.ndarray) -> np.ndarray:
 
 
 def _encode(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    import torch
+    """Embeddings (N, D) and calibrated head probabilities (N, L) (None without a head) of signals (N, 12, T)."""
+    from encoder.engine.inference import encode_dataset
 
-    emb, prob = [], []
-    with torch.no_grad():
-        for i in range(0, len(x), 32):
-            batch = torch.from_numpy(x[i : i + 32])
-            out = model(batch)
-            emb.append(out.embedding.numpy())
-            if out.logits is not None:
-                prob.append(model.predict_proba(batch).numpy())
-    return np.concatenate(emb), (np.concatenate(prob) if prob else None)
+    out = encode_dataset(model, x, outputs=("embedding", "probs"), batch_size=32)
+    return out.embedding.numpy(), (out.probs.numpy() if out.probs.shape[1] else None)
 
 
 SIGNAL_LABELS = {
@@ -458,12 +456,7 @@ def select_real_half(real: np.ndarray, half: str) -> np.ndarray:
 
 def run_realism(cfg: RealismConfig) -> dict:
     """Run the benchmark; write realism.json / realism.md / PNGs into ``cfg.out_dir`` and return the results."""
-    if cfg.folds < 2:
-        raise ConfigError(f"folds must be >= 2, got {cfg.folds}.")
-    if cfg.real_preprocessed not in ("auto", "yes", "no"):
-        raise ConfigError(f"real_preprocessed must be 'auto', 'yes' or 'no', got {cfg.real_preprocessed!r}.")
-    if cfg.real_half not in REAL_HALVES:
-        raise ConfigError(f"real_half must be 'all', 'even' or 'odd', got {cfg.real_half!r}.")
+    check_config(cfg)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_resolved_config(cfg, out)

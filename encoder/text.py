@@ -17,13 +17,15 @@ import importlib.util
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from encoder.config_io import check_config
 from encoder.errors import ConfigError, ModelLoadError
 
 
@@ -87,7 +89,6 @@ POOLERS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "last": last_token_pool,
 }
 
-TRAIN_MODES = ("frozen", "finetune", "lora")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -97,24 +98,27 @@ class TextTowerConfig:
 
     model: str = "packaged:all-minilm-l6-v2"
     """``packaged:all-minilm-l6-v2`` (offline default), a local HF model folder, or a Hub id in the local cache."""
-    pooling: str = "mean"
+    pooling: Literal["mean", "cls", "last"] = "mean"
     """Token pooling: ``mean`` (sentence encoders), ``cls`` (BERT [CLS]) or ``last`` (decoder LLMs)."""
-    max_length: int = 128
+    max_length: int = field(default=128, metadata={"ge": 1})
     """Tokenizer truncation length."""
-    train_mode: str = "frozen"
+    train_mode: Literal["frozen", "finetune", "lora"] = "frozen"
     """``frozen`` (cached unique-text embeddings, default), ``finetune`` (all weights) or ``lora`` (peft adapters)."""
-    lora_r: int = 8
+    lora_r: int = field(default=8, metadata={"ge": 1})
     """LoRA rank (``train_mode=lora``)."""
-    lora_alpha: int = 16
+    lora_alpha: int = field(default=16, metadata={"ge": 1})
     """LoRA alpha (``train_mode=lora``)."""
     lora_target_modules: list[str] | None = None
     """LoRA target module names; ``None`` = all linear layers."""
-    batch_size: int = 64
+    batch_size: int = field(default=64, metadata={"ge": 1, "resume_free": True})
     """Texts per forward pass when filling the embedding cache."""
-    dtype: str = "float32"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """Weights dtype of the tower: float32 | bfloat16 | float16 (bfloat16 for an 8B LLM tower)."""
-    cache_dir: str | None = None
+    cache_dir: str | None = field(default=None, metadata={"resume_free": True})
     """Folder of the on-disk embedding cache; ``None`` = ``$ECGLLM_CACHE/text_embeddings`` (~/.cache/ecgllm)."""
+
+    def __post_init__(self) -> None:
+        check_config(self)
 
 
 def default_cache_dir() -> Path:
@@ -130,14 +134,7 @@ class TextTower(nn.Module):
 
     def __init__(self, cfg: TextTowerConfig) -> None:
         super().__init__()
-        if cfg.pooling not in POOLERS:
-            raise ConfigError(f"Unknown text pooling {cfg.pooling!r}; choose one of {sorted(POOLERS)}.")
-        if cfg.train_mode not in TRAIN_MODES:
-            raise ConfigError(
-                f"Unknown text train_mode {cfg.train_mode!r}; choose one of {list(TRAIN_MODES)}."
-            )
-        if cfg.dtype not in DTYPES:
-            raise ConfigError(f"Unknown text dtype {cfg.dtype!r}; choose one of {sorted(DTYPES)}.")
+        check_config(cfg)
         self.cfg = cfg
         self.source = resolve_text_model(cfg.model)
         from transformers import AutoModel, AutoTokenizer

@@ -1,36 +1,70 @@
-"""Frozen-encoder features of every ECG a stage-2 run needs, computed once and cached (``features.safetensors``)."""
+"""Frozen-encoder features of every ECG a stage-2 run needs, computed once and cached (``features.safetensors``).
+
+The cache is keyed on everything the features depend on: the encoder (its weights and config, e.g. the
+calibration temperatures behind ``probs``), the reader (data folder, rate, length, normalisation) and the ECG ids.
+A changed encoder or reader recomputes them; a matching cache is read by every process. With several processes
+each computes a shard of the ECGs and all receive every row (``encoder.engine.inference.encode_dataset``).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
 
 from bridge.modeling import EcgFeatures, EcgLlm
+from encoder.engine.distributed import all_agree
+from encoder.engine.inference import encode_dataset
+from encoder.modeling import EcgEncoder
+
+
+class PtbXlReader:
+    """ecg_id -> model-ready (12, num_samples) array, read from a PTB-XL-format folder with ``model_input``;
+    ``settings`` names what the arrays depend on (part of the feature-cache key)."""
+
+    def __init__(
+        self,
+        ptbxl_root: str | os.PathLike,
+        sampling_rate: int,
+        num_samples: int,
+        normalization: str = "zscore",
+    ) -> None:
+        from encoder.datasets.ptbxl import PtbXl
+
+        self.dataset = PtbXl(ptbxl_root, sampling_rate=sampling_rate, min_label_count=0, drop_unlabeled=False)
+        self.settings = {
+            "root": os.path.abspath(ptbxl_root),
+            "sampling_rate": int(sampling_rate),
+            "num_samples": int(num_samples),
+            "normalization": normalization,
+        }
+
+    def __call__(self, ecg_id: int) -> np.ndarray:
+        from encoder.preprocess import model_input
+
+        s = self.settings
+        return model_input(
+            self.dataset.read_ecg_id(int(ecg_id)),
+            s["sampling_rate"],
+            s["num_samples"],
+            normalization=s["normalization"],
+        )
 
 
 def ptbxl_reader(
     ptbxl_root: str | os.PathLike, sampling_rate: int, num_samples: int, normalization: str = "zscore"
-) -> Callable[[int], np.ndarray]:
-    """ecg_id -> model-ready (12, num_samples) array, read from a PTB-XL-format folder with ``model_input``
-    (``normalization``: the encoder config's ``input_normalization``)."""
-    from encoder.datasets.ptbxl import PtbXl
-    from encoder.preprocess import model_input
-
-    dataset = PtbXl(ptbxl_root, sampling_rate=sampling_rate, min_label_count=0, drop_unlabeled=False)
-
-    def read(ecg_id: int) -> np.ndarray:
-        return model_input(
-            dataset.read_ecg_id(int(ecg_id)), sampling_rate, num_samples, normalization=normalization
-        )
-
-    return read
+) -> PtbXlReader:
+    """The reader of a PTB-XL-format folder (``normalization``: the encoder config's ``input_normalization``)."""
+    return PtbXlReader(ptbxl_root, sampling_rate, num_samples, normalization)
 
 
 @dataclass
@@ -44,7 +78,7 @@ class FeatureStore:
     def rows(self) -> dict[int, int]:
         return {e: i for i, e in enumerate(self.ecg_ids)}
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path, key: str = "") -> None:
         tmp = path.with_name(f".{path.name}.tmp")
         f = self.features
         tensors = {
@@ -53,7 +87,7 @@ class FeatureStore:
             "summary": f.summary,
             "probs": f.probs,
         }
-        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp)
+        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata={"key": key})
         os.replace(tmp, path)
 
     @classmethod
@@ -62,7 +96,38 @@ class FeatureStore:
         return cls(t["ecg_ids"].tolist(), EcgFeatures(t["tokens"], t["summary"], t["probs"]))
 
 
-@torch.no_grad()
+def cache_key(encoder: EcgEncoder, reader: Callable[[int], np.ndarray], ecg_ids: Sequence[int]) -> str:
+    """sha256 of the encoder's weights and config, the reader's settings and the ECG ids."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(encoder.state_dict().items()):
+        h.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    h.update(encoder.config.to_json_string(use_diff=False).encode())
+    settings = getattr(reader, "settings", {"reader": repr(reader)})  # a plain function never matches
+    h.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    h.update(json.dumps(sorted(int(e) for e in ecg_ids)).encode())
+    return h.hexdigest()
+
+
+def _cached_key(path: Path) -> str | None:
+    try:
+        with safe_open(str(path), "pt") as f:
+            return (f.metadata() or {}).get("key")
+    except (OSError, ValueError):
+        return None
+
+
+class _EcgIds(torch.utils.data.Dataset):
+    def __init__(self, ids: list[int], read: Callable[[int], np.ndarray]) -> None:
+        self.ids, self.read = ids, read
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"ecg": torch.from_numpy(np.asarray(self.read(self.ids[i]), dtype=np.float32))}  # (12, T)
+
+
 def compute_features(
     model: EcgLlm,
     ecg_ids: Sequence[int],
@@ -70,23 +135,30 @@ def compute_features(
     *,
     batch_size: int = 64,
     cache_path: Path | None = None,
+    accelerator: Any = None,
+    progress: bool = True,
 ) -> FeatureStore:
-    """Run the frozen encoder once per unique ECG (reused from ``cache_path`` when it holds the same ids)."""
+    """Run the frozen encoder once per unique ECG, or read ``cache_path`` when its key matches
+    (:func:`cache_key`). With an ``accelerator`` every process calls this; the main process writes the cache."""
     ids = sorted({int(e) for e in ecg_ids})
-    if cache_path is not None and cache_path.is_file():
-        store = FeatureStore.load(cache_path)
-        if store.ecg_ids == ids:
-            return store
-    parts: list[EcgFeatures] = []
-    for start in tqdm(range(0, len(ids), batch_size), desc="encoder features", leave=False):
-        batch = np.stack([read(e) for e in ids[start : start + batch_size]])  # (b, 12, T)
-        parts.append(model.encode_ecgs(torch.from_numpy(batch)).to("cpu"))
-    feats = EcgFeatures(
-        torch.cat([p.tokens for p in parts]),
-        torch.cat([p.summary for p in parts]),
-        torch.cat([p.probs for p in parts]),
+    key = cache_key(model.encoder, read, ids)
+    hit = cache_path is not None and cache_path.is_file() and _cached_key(cache_path) == key
+    if accelerator is not None and not all_agree(hit, accelerator.device):
+        hit = False  # every process computes its shard, or none does
+    if hit:
+        return FeatureStore.load(cache_path)
+    out = encode_dataset(
+        model.encoder,
+        _EcgIds(ids, read),
+        outputs=("tokens", "embedding", "probs"),
+        batch_size=batch_size,
+        accelerator=accelerator,
+        progress=progress,
     )
-    store = FeatureStore(ids, feats)
-    if cache_path is not None:
-        store.save(cache_path)
+    summary = torch.cat([out.embedding, out.probs], dim=-1)  # (M, D + L), as EcgLlm.encode_ecgs builds it
+    store = FeatureStore(ids, EcgFeatures(out.tokens, summary, out.probs))
+    if cache_path is not None and (accelerator is None or accelerator.is_main_process):
+        store.save(cache_path, key)
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
     return store

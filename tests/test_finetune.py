@@ -1,6 +1,7 @@
 """Stage-2 training: end-to-end run, frozen encoder unchanged, SIGKILL + resume matches, NaN steps skipped."""
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -9,6 +10,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -16,10 +18,12 @@ from safetensors.torch import load_file
 from bridge.configuration import EcgLlmConfig
 from bridge.modeling import EcgLlm
 from bridge.projector import ProjectorConfig
+from encoder.engine.checkpoints import latest_checkpoint
+from encoder.engine.guard import TrainingError
 from llm_finetune.data import QaDataset, load_qa_samples
 from llm_finetune.features import compute_features, ptbxl_reader
 from llm_finetune.testing import write_tiny_encoder, write_tiny_qa
-from llm_finetune.train import FinetuneConfig, TrainingError, latest_checkpoint, run_finetune, train_step
+from llm_finetune.train import FinetuneConfig, answer_objective, run_finetune
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +53,13 @@ def _cfg(setup, out, **kw) -> FinetuneConfig:
     return FinetuneConfig(**base)
 
 
+def _rows(run: Path) -> list[dict]:
+    with open(run / "metrics.csv") as f:
+        return [r for r in csv.DictReader(f) if r["split"] == "train"]
+
+
 def _losses(run: Path) -> list[float]:
-    with open(run / "log.csv") as f:
-        return [float(r["loss"]) for r in csv.DictReader(f)]
+    return [float(r["loss"]) for r in _rows(run)]
 
 
 def test_run_finetune_end_to_end_keeps_encoder_frozen(setup, tmp_path):
@@ -62,11 +70,12 @@ def test_run_finetune_end_to_end_keeps_encoder_frozen(setup, tmp_path):
     assert all(torch.equal(original[k], saved[k]) for k in original)
     losses = _losses(tmp_path / "run")
     assert len(losses) == 12 and all(map(lambda x: x == x, losses))
-    with open(tmp_path / "run" / "log.csv") as f:
-        lrs = [float(r["lr"]) for r in csv.DictReader(f)]
+    lrs = [float(r["lr"]) for r in _rows(tmp_path / "run")]
     assert lrs[0] < lrs[1] and lrs[-1] < lrs[2]  # warmup, then cosine decay
     assert (tmp_path / "run" / "config.yaml").is_file() and (tmp_path / "run" / "eval.json").is_file()
-    assert latest_checkpoint(tmp_path / "run" / "checkpoints").name == "step-0000012"
+    assert latest_checkpoint(tmp_path / "run" / "checkpoints").name == "step_0000012"
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["step"] == 12 and summary["num_processes"] == 1 and summary["skipped"] == 0
     model = EcgLlm.from_pretrained(out)
     assert model.label_names == ["NORM", "MI", "STTC", "CD", "HYP"]
 
@@ -97,18 +106,19 @@ def test_a_checkpoint_without_recorded_settings_resumes_with_a_warning(setup, tm
 
     run = tmp_path / "run"
     run_finetune(_cfg(setup, run, max_steps=4))
-    state_path = latest_checkpoint(run / "checkpoints") / "state.json"
+    state_path = latest_checkpoint(run / "checkpoints") / "trainer_state.json"
     state = json.loads(state_path.read_text())
     del state["settings"]  # as written before checkpoints recorded their settings
     state_path.write_text(json.dumps(state))
-    with caplog.at_level("WARNING", logger="llm_finetune.train"):
+    with caplog.at_level("WARNING", logger="encoder.engine.settings"):
         run_finetune(_cfg(setup, run, max_steps=6, lr=2e-3))
     assert "before checkpoints recorded their settings" in caplog.text
     assert len(_losses(run)) == 6
 
 
 def test_resume_settings_ignore_spelling_memory_savers_and_newer_options(setup, tmp_path, monkeypatch):
-    from llm_finetune.train import _changed, run_settings
+    from encoder.engine.settings import changed_settings as _changed
+    from llm_finetune.train import run_settings
 
     monkeypatch.chdir(setup)
     a = run_settings(_cfg(setup, tmp_path / "a", data_root="data", encoder="./encoder"))
@@ -132,11 +142,11 @@ SCRIPT = textwrap.dedent(
     from llm_finetune import train
     from llm_finetune.train import FinetuneConfig, run_finetune
 
-    slow = train.train_step
+    slow = train.optimizer_step
     def step(*a, **k):  # slow the run down so the test can kill it mid-way
         time.sleep(0.3)
         return slow(*a, **k)
-    train.train_step = step
+    train.optimizer_step = step
     data, enc, out = sys.argv[1:4]
     model = EcgLlmConfig(llm="packaged:tiny-random-llama", projector=ProjectorConfig(num_tokens=2), lora_r=4)
     run_finetune(FinetuneConfig(data_root=data, encoder=enc, output_dir=out, model=model, max_steps=12,
@@ -157,7 +167,7 @@ def test_sigkill_and_resume_matches_uninterrupted_run(setup, tmp_path):
     )
     deadline = time.time() + 240
     while time.time() < deadline:
-        if (run / "log.csv").is_file() and len(_losses(run)) >= 6:
+        if (run / "metrics.csv").is_file() and len(_losses(run)) >= 6:
             break
         assert proc.poll() is None, "training subprocess ended before it could be killed"
         time.sleep(0.1)
@@ -166,9 +176,9 @@ def test_sigkill_and_resume_matches_uninterrupted_run(setup, tmp_path):
     killed_at = len(_losses(run))
     assert 6 <= killed_at < 12
     ckpt = latest_checkpoint(run / "checkpoints")
-    assert ckpt is not None and int(ckpt.name.split("-")[1]) <= killed_at
+    assert ckpt is not None and int(ckpt.name.split("_")[1]) <= killed_at
     (
-        run / "checkpoints" / "step-0000099"
+        run / "checkpoints" / "step_0000099"
     ).mkdir()  # a half-written checkpoint (no COMPLETE marker) is ignored
     assert latest_checkpoint(run / "checkpoints") == ckpt
     run_finetune(_cfg(setup, run))
@@ -195,7 +205,21 @@ def test_resume_refuses_a_checkpoint_trained_with_other_settings(setup, tmp_path
     assert len(_losses(run)) == 8
     run_finetune(_cfg(setup, run, max_steps=4, lr=2e-3, resume=False))  # or start over in the same folder
     assert len(_losses(run)) == 4
-    assert latest_checkpoint(run / "checkpoints").name == "step-0000004"  # the old run's step 8 is gone
+    assert latest_checkpoint(run / "checkpoints").name == "step_0000004"  # the old run's step 8 is gone
+
+
+def _step(model, opt, features, micro_batches, cfg):
+    from functools import partial
+
+    from accelerate import Accelerator
+
+    from encoder.engine.core import optimizer_step
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    objective = partial(answer_objective, features=features)
+    return optimizer_step(
+        Accelerator(cpu=True), model, opt, sched, objective, micro_batches, cfg.max_grad_norm
+    )
 
 
 def test_nan_loss_skips_step_and_leaves_parameters_unchanged(setup, tmp_path):
@@ -206,22 +230,70 @@ def test_nan_loss_skips_step_and_leaves_parameters_unchanged(setup, tmp_path):
         model, [e for s in samples for e in s.ecg_ids], ptbxl_reader(setup / "data", 100, 1000)
     )
     ds = QaDataset(samples, model, store)
-    batch = {"micro": [ds.collate([ds[i] for i in range(4)])]}
+    micro = [ds.collate([ds[i] for i in range(4)])]
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     store.features.tokens[:] = float("nan")
-    result = train_step(model, batch, store.features, opt, cfg)
-    assert result["skipped"] == 1
+    assert not _step(model, opt, store.features, micro, cfg).applied
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters() if p.requires_grad)
     store.features.tokens.normal_()
-    assert train_step(model, batch, store.features, opt, cfg)["skipped"] == 0
+    assert _step(model, opt, store.features, micro, cfg).applied
+
+
+def test_answer_loss_is_the_causal_lm_loss(setup, tmp_path):
+    """The loss is computed from the logits as a token sum / token count (so several processes can share the
+    count); on one process it equals the LLM's own mean answer-token loss."""
+    from llm_finetune.train import answer_token_loss
+
+    cfg = _cfg(setup, tmp_path / "loss")
+    model = EcgLlm.build(cfg.model, cfg.encoder)
+    samples = load_qa_samples(setup / "data" / "ecgqa", "train")[:4]
+    store = compute_features(
+        model, [e for s in samples for e in s.ecg_ids], ptbxl_reader(setup / "data", 100, 1000)
+    )
+    ds = QaDataset(samples, model, store)
+    batch = ds.collate([ds[i] for i in range(4)])
+    feats = store.features.index(batch["rows"])
+    out = model(batch["input_ids"], batch["attention_mask"], features=feats, labels=batch["labels"])
+    total, count = answer_token_loss(out.logits, batch["labels"])
+    assert int(count) == int((batch["labels"][:, 1:] != -100).sum()) > 0
+    torch.testing.assert_close(total / count, out.loss, rtol=1e-5, atol=1e-6)
+    share, _ = answer_objective(model, batch, store.features)
+    torch.testing.assert_close(share, out.loss, rtol=1e-5, atol=1e-6)
+
+
+def test_feature_cache_is_keyed_on_the_encoder_and_the_reader(setup, tmp_path):
+    cfg = _cfg(setup, tmp_path / "cache")
+    model = EcgLlm.build(cfg.model, cfg.encoder)
+    ids = [1, 2, 3, 5]
+    read = ptbxl_reader(setup / "data", 100, 1000)
+    cache = tmp_path / "features.safetensors"
+    first = compute_features(model, ids, read, cache_path=cache)
+    direct = model.encode_ecgs(torch.from_numpy(np.stack([read(e) for e in ids])))
+    for name in ("tokens", "summary", "probs"):  # the one encoder pass = what the model itself computes
+        torch.testing.assert_close(getattr(first.features, name), getattr(direct, name))
+    cache.write_bytes(cache.read_bytes())  # same content, new mtime: a hit must not rewrite it
+    stamp = cache.stat().st_mtime_ns
+    again = compute_features(model, ids, read, cache_path=cache)
+    assert cache.stat().st_mtime_ns == stamp and torch.equal(again.features.tokens, first.features.tokens)
+    with torch.no_grad():  # another encoder (e.g. a retrained stage 1 written to the same folder)
+        model.encoder.projection.weight.add_(0.5)
+    changed = compute_features(model, ids, read, cache_path=cache)
+    assert not torch.allclose(changed.features.summary, first.features.summary)
+    fresh = compute_features(model, ids, read)
+    torch.testing.assert_close(changed.features.summary, fresh.features.summary)
+    other_reader = compute_features(
+        model, ids, ptbxl_reader(setup / "data", 100, 1000, "center"), cache_path=cache
+    )
+    assert not torch.allclose(other_reader.features.tokens, changed.features.tokens)
 
 
 def test_nan_policy_stop_raises_clear_error(setup, tmp_path, monkeypatch):
+    from encoder.engine.core import StepResult
     from llm_finetune import train
 
     monkeypatch.setattr(
-        train, "train_step", lambda *a, **k: {"loss": float("nan"), "grad_norm": float("nan"), "skipped": 1}
+        train, "optimizer_step", lambda *a, **k: StepResult(False, float("nan"), float("nan"))
     )
     with pytest.raises(TrainingError, match="NaN/inf"):
         run_finetune(_cfg(setup, tmp_path / "stop", nan_policy="stop"))

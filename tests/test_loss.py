@@ -32,7 +32,7 @@ def _ref_jaccard(labels: torch.Tensor) -> torch.Tensor:
 
 
 def _ref_loss(
-    logits: torch.Tensor, targets: torch.Tensor, form: str, norm: str = "positives"
+    logits: torch.Tensor, targets: torch.Tensor, form: str, reduction: str = "positives"
 ) -> torch.Tensor:
     """Float64 reference written from the probabilistic definitions (log-sigmoid, not softplus)."""
     x, j = logits.double(), targets.double()
@@ -40,7 +40,7 @@ def _ref_loss(
         per = -(j * F.logsigmoid(x) + (1 - j) * F.logsigmoid(-x))
     else:
         per = -F.logsigmoid((2 * j - 1) * x)
-    return per.sum() / (j.sum() if norm == "positives" else x.shape[0])
+    return per.sum() / (j.sum() if reduction == "positives" else x.shape[0])
 
 
 def _random_labels(b: int, n_labels: int, seed: int, p: float = 0.3) -> torch.Tensor:
@@ -68,18 +68,18 @@ def test_jaccard_targets_simple_values() -> None:
     assert jac[1, 3] == 1.0  # identical label sets
 
 
-@pytest.mark.parametrize("norm", ["positives", "batch"])
+@pytest.mark.parametrize("reduction", ["positives", "batch"])
 @pytest.mark.parametrize("form", ["soft", "pm1"])
 @pytest.mark.parametrize("b", [4, 16, 64])
-def test_jaccard_equals_plain_siglip_for_disjoint_label_sets(form: str, b: int, norm: str) -> None:
+def test_jaccard_equals_plain_siglip_for_disjoint_label_sets(form: str, b: int, reduction: str) -> None:
     # Disjoint label sets -> off-diagonal Jaccard 0 -> the Jaccard target IS the identity.
     labels = torch.zeros(b, b + 3)
     labels[torch.arange(b), torch.arange(b)] = 1
     labels[0, b + 1] = 1  # sizes differ too, still disjoint
     g = torch.Generator().manual_seed(b)
     logits = torch.randn(b, b, generator=g) * 5 - 3
-    plain = contrastive_loss("siglip", logits, labels, form, norm)
-    jac = contrastive_loss("jaccard_siglip", logits, labels, form, norm)
+    plain = contrastive_loss("siglip", logits, labels, form, reduction)
+    jac = contrastive_loss("jaccard_siglip", logits, labels, form, reduction)
     assert torch.equal(jaccard_targets(labels), identity_targets(b))
     assert abs(jac.item() - plain.item()) <= 1e-6 * abs(plain.item())
     # and both equal the textbook SigLIP loss: -sum log sigmoid(z x) / B with z = +1 on the diagonal, -1 off it
@@ -96,9 +96,9 @@ def test_overlapping_label_sets_change_the_loss() -> None:
     )
 
 
-@pytest.mark.parametrize("norm", ["positives", "batch"])
+@pytest.mark.parametrize("reduction", ["positives", "batch"])
 @pytest.mark.parametrize("form", ["soft", "pm1"])
-def test_values_and_gradients_match_float64_reference(form: str, norm: str) -> None:
+def test_values_and_gradients_match_float64_reference(form: str, reduction: str) -> None:
     labels = _random_labels(32, 5, seed=2, p=0.4)
     targets = jaccard_targets(labels)
     g = torch.Generator().manual_seed(3)
@@ -112,9 +112,9 @@ def test_values_and_gradients_match_float64_reference(form: str, norm: str) -> N
         bias = torch.tensor(-10.0, dtype=dtype, requires_grad=True)
         logits = pair_logits(e, t, scale, bias)
         loss = (
-            sigmoid_contrastive_loss(logits, targets.to(dtype), form, norm)
+            sigmoid_contrastive_loss(logits, targets.to(dtype), form, reduction)
             if dtype == torch.float32
-            else _ref_loss(logits, targets, form, norm)
+            else _ref_loss(logits, targets, form, reduction)
         )
         loss.backward()
         return loss.detach(), [p.grad.double() for p in (e, t, scale, bias)]
@@ -181,31 +181,31 @@ def test_bias_escapes_minus_ten_with_many_positives() -> None:
     labels[b // 2 :, 1] = 1  # two identical-label groups -> half of all pairs have J = 1
     bias = torch.tensor(-10.0, requires_grad=True)
     logits = torch.zeros(b, b) + bias
-    contrastive_loss("jaccard_siglip", logits, labels, norm="batch").backward()
+    contrastive_loss("jaccard_siglip", logits, labels, reduction="batch").backward()
     n_pos = jaccard_targets(labels).sum().item()
     assert bias.grad.item() == pytest.approx(-n_pos / b, rel=1e-3)  # = -(B/2) here
     bias_plain = torch.tensor(-10.0, requires_grad=True)
-    contrastive_loss("siglip", torch.zeros(b, b) + bias_plain, labels, norm="batch").backward()
+    contrastive_loss("siglip", torch.zeros(b, b) + bias_plain, labels, reduction="batch").backward()
     assert bias.grad.item() < 10 * bias_plain.grad.item()  # much stronger push than plain SigLIP's -1
     # a few SGD steps on the bias alone approach logit(mean J) = logit(0.5) = 0
     bias2 = torch.tensor(-10.0, requires_grad=True)
     opt = torch.optim.SGD([bias2], lr=0.02)
     for _ in range(200):
         opt.zero_grad()
-        contrastive_loss("jaccard_siglip", torch.zeros(b, b) + bias2, labels, norm="batch").backward()
+        contrastive_loss("jaccard_siglip", torch.zeros(b, b) + bias2, labels, reduction="batch").backward()
         opt.step()
     assert abs(bias2.item()) < 0.5
 
 
-def test_positives_normalisation_keeps_jaccard_on_the_plain_scale() -> None:
+def test_positives_reduction_keeps_jaccard_on_the_plain_scale() -> None:
     """Many identical label sets: 'batch' grows with the positives per row, 'positives' does not."""
     b = 32
     labels = torch.zeros(b, 3)
     labels[:, 0] = 1  # every record has the same label set -> J = 1 everywhere
     logits = torch.full((b, b), -10.0)
     plain = contrastive_loss("siglip", logits, labels).item()
-    by_batch = contrastive_loss("jaccard_siglip", logits, labels, norm="batch").item()
-    by_pos = contrastive_loss("jaccard_siglip", logits, labels, norm="positives").item()
+    by_batch = contrastive_loss("jaccard_siglip", logits, labels, reduction="batch").item()
+    by_pos = contrastive_loss("jaccard_siglip", logits, labels, reduction="positives").item()
     assert by_batch == pytest.approx(b * by_pos, rel=1e-6)  # B^2 positives / B vs / B^2
     assert by_pos < plain  # same order of magnitude as plain SigLIP, not B times larger
     assert by_pos == pytest.approx(F.softplus(torch.tensor(10.0)).item(), rel=1e-6)
@@ -217,4 +217,4 @@ def test_unknown_names_raise_config_error() -> None:
     with pytest.raises(ConfigError):
         sigmoid_contrastive_loss(torch.zeros(2, 2), torch.zeros(2, 2), form="nope")
     with pytest.raises(ConfigError):
-        sigmoid_contrastive_loss(torch.zeros(2, 2), torch.zeros(2, 2), norm="nope")
+        sigmoid_contrastive_loss(torch.zeros(2, 2), torch.zeros(2, 2), reduction="nope")

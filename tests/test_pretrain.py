@@ -18,19 +18,13 @@ import torch
 from encoder.clip_model import EcgClipModel
 from encoder.configuration import EcgEncoderConfig
 from encoder.datasets.testing import write_tiny_ptbxl
+from encoder.engine.checkpoints import Checkpoints, latest_checkpoint
+from encoder.engine.core import optimizer_step
+from encoder.engine.guard import NonFiniteGuard, TrainingError
 from encoder.errors import ConfigError
 from encoder.modeling import EcgEncoder
 from encoder.text import TextTowerConfig
-from encoder.train import (
-    NonFiniteTrainingError,
-    PretrainConfig,
-    StepGuard,
-    build_optimizer,
-    latest_checkpoint,
-    run_pretrain,
-    save_checkpoint,
-    train_step,
-)
+from encoder.train import PretrainConfig, build_optimizer, pretrain_objective, run_pretrain
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,31 +87,39 @@ def test_smoke_run_writes_encoder_clip_model_and_logs(tiny_data: Path, tmp_path:
     assert seen["stage"] == 1 and seen["train"] and seen["val"] and not set(seen["train"]) & set(seen["val"])
 
 
-def test_half_written_checkpoint_is_ignored(tmp_path: Path) -> None:
-    root = tmp_path / "checkpoints"
+def _checkpoints(root: Path, keep: int) -> Checkpoints:
+    """Checkpoints of a tiny prepared model, optimizer and scheduler."""
+    from accelerate import Accelerator
+
+    acc = Accelerator(cpu=True)
     model = torch.nn.Linear(3, 2)
     opt = torch.optim.AdamW(model.parameters())
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-    save_checkpoint(root, 5, model, opt, sched, {"best_auroc": 0.5}, keep=3)
+    acc.prepare(model, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0))
+    return Checkpoints(root, keep, acc)
+
+
+def test_half_written_checkpoint_is_ignored(tmp_path: Path) -> None:
+    root = tmp_path / "checkpoints"
+    store = _checkpoints(root, keep=3)
+    store.save(5, {"best_auroc": 0.5})
     # A crash mid-write leaves a hidden temp dir, or a step dir without its completion marker / with a bad one.
-    (root / ".tmp_step_0000009_123").mkdir()
-    (root / ".tmp_step_0000009_123" / "model.safetensors").write_bytes(b"partial")
+    (root / ".tmp_step_0000009").mkdir()
+    (root / ".tmp_step_0000009" / "model.safetensors").write_bytes(b"partial")
     partial = root / "step_0000010"
     partial.mkdir()
     (partial / "model.safetensors").write_bytes(b"\x00" * 10)
     corrupt = root / "step_0000011"
-    save_checkpoint(root, 11, model, opt, sched, {}, keep=3)
+    store.save(11, {})
     (corrupt / "trainer_state.json").write_text("{half")
-    assert latest_checkpoint(root) == root / "step_0000005"
+    assert latest_checkpoint(root) == root / "step_0000005" == store.latest()
     assert json.loads((root / "step_0000005" / "trainer_state.json").read_text())["step"] == 5
+    assert store.load(root / "step_0000005")["best_auroc"] == 0.5
 
 
 def test_keep_checkpoints_prunes_old_ones(tmp_path: Path) -> None:
-    model = torch.nn.Linear(2, 2)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    store = _checkpoints(tmp_path, keep=2)
     for s in (1, 2, 3):
-        save_checkpoint(tmp_path, s, model, opt, sched, {}, keep=2)
+        store.save(s, {})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step_0000002", "step_0000003"]
 
 
@@ -129,44 +131,56 @@ def _tiny_clip() -> EcgClipModel:
     return EcgClipModel(enc, text_dim=6)
 
 
+def _step(model, opt, cfg, batch, text_features):
+    from functools import partial
+
+    from accelerate import Accelerator
+
+    objective = partial(
+        pretrain_objective, cfg=cfg, text=lambda index, device: {"text_features": text_features}
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    return optimizer_step(Accelerator(cpu=True), model, opt, sched, objective, [batch], cfg.grad_clip)
+
+
 def test_nan_loss_skips_step_and_keeps_parameters(tmp_path: Path) -> None:
     model = _tiny_clip()
     model.train()
     cfg = PretrainConfig(loss="jaccard_siglip", classifier_weight=1.0)
     opt = build_optimizer(model, cfg)
-    batch = {"ecg": torch.randn(4, 12, 200), "labels": torch.tensor([[1.0, 0], [0, 1], [1, 1], [0, 0]])}
-    ok, _ = train_step(
-        model, batch, torch.randn(4, 6), opt, cfg
-    )  # one real step first (optimizer state exists)
-    assert ok
+    batch = {
+        "ecg": torch.randn(4, 12, 200),
+        "labels": torch.tensor([[1.0, 0], [0, 1], [1, 1], [0, 0]]),
+        "index": torch.arange(4),
+    }
+    assert _step(model, opt, cfg, batch, torch.randn(4, 6)).applied  # one real step first (optimizer state)
     params = {k: v.detach().clone() for k, v in model.state_dict().items()}
     opt_state = {k: v["exp_avg"].clone() for k, v in enumerate(opt.state.values())}
     bad = dict(batch, ecg=batch["ecg"].clone())
     bad["ecg"][1, 3, 50] = float("nan")
-    ok, scalars = train_step(model, bad, torch.randn(4, 6), opt, cfg)
-    assert not ok and scalars["loss"] != scalars["loss"]  # NaN
+    result = _step(model, opt, cfg, bad, torch.randn(4, 6))
+    assert not result.applied and result.loss != result.loss  # NaN
     for k, v in model.state_dict().items():  # parameters AND BatchNorm statistics unchanged
         assert torch.equal(v, params[k]), k
     for k, v in enumerate(opt.state.values()):
         assert torch.equal(v["exp_avg"], opt_state[k])
-    ok, _ = train_step(model, batch, torch.randn(4, 6), opt, cfg)
-    assert ok
+    assert _step(model, opt, cfg, batch, torch.randn(4, 6)).applied
 
 
 def test_repeated_nan_steps_stop_with_clear_message() -> None:
-    guard = StepGuard(max_bad_steps=3)
+    guard = NonFiniteGuard(max_bad_steps=3)
     guard.record(False, 1)
     guard.record(True, 2)  # a good step resets the count
     guard.record(False, 3)
     guard.record(False, 4)
-    with pytest.raises(NonFiniteTrainingError, match="NaN/inf for 3 consecutive steps"):
+    with pytest.raises(TrainingError, match="NaN/inf for 3 consecutive steps"):
         guard.record(False, 5)
 
 
 def test_nan_run_end_to_end_stops(tiny_data: Path, tmp_path: Path) -> None:
     cfg = tiny_config(tiny_data, tmp_path / "run", init_logit_bias=float("nan"), max_bad_steps=2, epochs=3)
     # a NaN logit bias makes every loss NaN: each step is skipped, and the run stops after 2 in a row
-    with pytest.raises(NonFiniteTrainingError, match="2 consecutive steps"):
+    with pytest.raises(TrainingError, match="2 consecutive steps"):
         run_pretrain(cfg)
     with open(tmp_path / "run" / "metrics.csv") as f:
         rows = [r for r in csv.DictReader(f) if r["split"] == "train"]
@@ -180,6 +194,34 @@ def test_bad_config_raises_config_error(tiny_data: Path, tmp_path: Path) -> None
         run_pretrain(tiny_config(tiny_data, tmp_path / "r", crop_seconds=30.0))
     with pytest.raises(ConfigError, match="input_normalization"):
         run_pretrain(tiny_config(tiny_data, tmp_path / "r", input_normalization="minmax"))
+
+
+def test_dataloader_workers_replay_the_same_batches(tiny_data: Path, tmp_path: Path) -> None:
+    """Batches read ahead by worker processes (deterministic batch sampler) give the in-process run's losses."""
+    inline = _train_losses(run_pretrain(tiny_config(tiny_data, tmp_path / "inline", epochs=1)))
+    workers = _train_losses(
+        run_pretrain(tiny_config(tiny_data, tmp_path / "workers", epochs=1, num_workers=2))
+    )
+    assert inline == workers and len(inline) >= 3
+
+
+def test_resume_refuses_a_checkpoint_trained_with_other_settings(tiny_data: Path, tmp_path: Path) -> None:
+    from encoder.errors import CheckpointError
+
+    run = tmp_path / "run"
+    run_pretrain(tiny_config(tiny_data, run, epochs=1))
+    per_epoch = max(_train_losses(run))
+    with pytest.raises(CheckpointError, match=r"lr: 0.001 -> 0.002.*--resume false"):
+        run_pretrain(tiny_config(tiny_data, run, epochs=2, resume=True, lr=2e-3))
+    assert "lr: 0.001" in (run / "config.yaml").read_text()  # refused before anything was written
+    run_pretrain(tiny_config(tiny_data, run, epochs=2, resume=True, log_every=2))  # longer run, other logging
+    resumed = [s for s in range(per_epoch + 1, 2 * per_epoch + 1) if s % 2 == 0 or s == 2 * per_epoch]
+    assert sorted(_train_losses(run)) == list(range(1, per_epoch + 1)) + resumed
+    run_pretrain(
+        tiny_config(tiny_data, run, epochs=1, lr=2e-3)
+    )  # resume false: start over in the same folder
+    assert latest_checkpoint(run / "checkpoints").name == f"step_{per_epoch:07d}"
+    assert len(list((run / "checkpoints").iterdir())) == 1  # the older run's checkpoints are gone
 
 
 KILL_SCRIPT = """

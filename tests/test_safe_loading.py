@@ -31,22 +31,25 @@ def _malicious_pickle(path: Path, marker: Path) -> None:
         pickle.dump({"state": _Exploit(marker)}, f)
 
 
-def test_malicious_optimizer_pickle_in_checkpoint_is_refused(tmp_path: Path) -> None:
-    from encoder.train import load_checkpoint
+@pytest.mark.parametrize("planted", ["optimizer.bin", "scheduler.bin", "random_states_0.pkl"])
+def test_malicious_pickle_in_checkpoint_is_refused(tmp_path: Path, planted: str) -> None:
+    from accelerate import Accelerator
+
+    from encoder.engine.checkpoints import Checkpoints
 
     marker = tmp_path / "pwned"
-    ckpt = tmp_path / "step_0000001"
-    ckpt.mkdir()
+    acc = Accelerator(cpu=True)
     model = torch.nn.Linear(2, 2)
-    from safetensors.torch import save_file
-
-    save_file(model.state_dict(), str(ckpt / "model.safetensors"))
-    _malicious_pickle(ckpt / "optimizer.pt", marker)
-    _malicious_pickle(ckpt / "scheduler.pt", marker)
     optimizer = torch.optim.AdamW(model.parameters())
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    acc.prepare(model, optimizer, scheduler)
+    store = Checkpoints(tmp_path / "checkpoints", 2, acc)
+    ckpt = store.save(1, {})
+    assert (ckpt / "model.safetensors").is_file()  # weights are safetensors, never a pickle
+    store.load(ckpt)  # the genuine checkpoint loads
+    _malicious_pickle(ckpt / planted, marker)
     with pytest.raises(CheckpointError, match="cannot be loaded"):
-        load_checkpoint(ckpt, model, optimizer, scheduler)
+        store.load(ckpt)
     assert not marker.exists(), "the pickle payload ran"
 
 
