@@ -99,7 +99,7 @@ def write_report(out: Path, timings: dict[str, float], seed: int = 0) -> Path:
     cohort, stage1, stage1_eval, stage2, vqa = (
         out / s for s in ("cohort", "stage1", "stage1_eval", "stage2", "vqa")
     )
-    curves = plot_training_curves(stage1 / "metrics.csv", stage2 / "log.csv", out / "training_curves.png")
+    curves = plot_training_curves(stage1 / "metrics.csv", stage2 / "metrics.csv", out / "training_curves.png")
     example = plot_example_answer(cohort, stage2 / "model", out / "example_answer.png", seed)
     stage2_eval = json.loads((stage2 / "eval.json").read_text()) if (stage2 / "eval.json").is_file() else None
 
