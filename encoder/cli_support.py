@@ -17,6 +17,7 @@ from typing import Any
 from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
 
 from encoder.config_io import namespace_to_dataclass
+from encoder.engine.distributed import shutdown_process_group
 from encoder.errors import EcgLlmError
 
 
@@ -50,4 +51,9 @@ def run_command(
     """Parse ``argv`` (default ``sys.argv[1:]``) for ``config_cls`` and run ``run``; returns the exit code."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = command_parser(config_cls, prog=prog)
-    return run_parsed(config_cls, run, parser.parse_args(list(sys.argv[1:] if argv is None else argv)))
+    code = 1
+    try:
+        code = run_parsed(config_cls, run, parser.parse_args(list(sys.argv[1:] if argv is None else argv)))
+    finally:
+        shutdown_process_group(wait=code == 0)
+    return code

@@ -136,6 +136,7 @@ def _loss_worker(out: Path) -> None:
     see (loss = mean of the shares, gradients = mean over processes) to ``out``."""
     from accelerate import Accelerator
 
+    from encoder.engine.distributed import shutdown_process_group
     from encoder.loss import global_contrastive_loss
 
     acc = Accelerator(cpu=True)
@@ -155,6 +156,7 @@ def _loss_worker(out: Path) -> None:
             results[f"{name}/{reduction}"] = {"loss": float(loss), "grads": [g.tolist() for g in grads]}
     if acc.is_main_process:
         out.write_text(json.dumps(results))
+    shutdown_process_group()
 
 
 def _skip_is_agreed(acc) -> bool:

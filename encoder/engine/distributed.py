@@ -21,6 +21,18 @@ def rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
+def shutdown_process_group(wait: bool = True) -> None:
+    """Destroy the process group (no-op on one process), after every process got here when ``wait``.
+
+    A process that exits with its gloo threads still running can abort (``terminate called without an active
+    exception``) while its peer is still talking to it; entry points call this last (``wait=False`` after an
+    error, where the peers may never arrive)."""
+    if dist.is_available() and dist.is_initialized():
+        if wait:
+            dist.barrier()
+        dist.destroy_process_group()
+
+
 class _GatherRows(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
