@@ -82,3 +82,22 @@ if __name__ == "__main__":
         GOLDEN.write_text(
             json.dumps(build_prompts(write_tiny_encoder(Path(tmp) / "encoder")), indent=1) + "\n"
         )
+
+
+def test_prompt_builder_hints_follow_the_rows_and_skip_text_only_questions():
+    import pytest
+
+    from bridge.prompting import PromptBuilder, PromptPolicy, consecutive_rows
+    from encoder.errors import ConfigError
+
+    builder = PromptBuilder(PromptPolicy(findings_hint=True, findings_top_k=1), ("SR", "AFIB", "STACH"))
+    probs = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.9, 0.1]])
+    assert consecutive_rows([1, 0, 1]) == [[0], [], [1]]
+    assert builder.hints(["a?", "b?", "c?"], [[1], [], [0, 1]], probs) == [
+        ["Findings: atrial fibrillation."],
+        None,
+        ["Findings ECG 1: sinus rhythm.", "Findings ECG 2: atrial fibrillation."],
+    ]
+    assert builder.hints(["a?"], [[0]], None) == [None]
+    with pytest.raises(ConfigError, match="row lists"):
+        builder.hints(["a?", "b?"], [[0]], probs)
