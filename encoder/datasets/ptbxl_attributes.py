@@ -197,8 +197,6 @@ def parse_form_leads(report: object, codes: dict[str, float]) -> dict[str, LeadM
     return out
 
 
-
-
 def table_attributes(
     table: pd.DataFrame,
     report: ParseReport | None = None,
@@ -289,7 +287,9 @@ def _any_noise(noise: dict[str, LeadMask]) -> LeadMask:
     return tuple(any(m[i] for m in noise.values()) for i in range(len(LEADS))) if noise else NO_LEADS
 
 
-def _count(report: ParseReport, column: str, value: object, result: tuple[bool, ...], unknown: list[str]) -> None:
+def _count(
+    report: ParseReport, column: str, value: object, result: tuple[bool, ...], unknown: list[str]
+) -> None:
     if not isinstance(value, str) or not value.strip():
         return
     for token in unknown:
