@@ -58,6 +58,8 @@ class ParseReport:
     """Column -> non-empty cells that gave a result."""
     no_leads: Counter = field(default_factory=Counter)
     """Column -> non-empty cells naming no lead (e.g. "mittel"): no noise mask, as in ECG-QA."""
+    unparsed: Counter = field(default_factory=Counter)
+    """Column -> non-empty cells that gave nothing and hold unknown tokens."""
     unparseable: dict[str, Counter] = field(default_factory=dict)
     """Column -> unknown token -> count (cells holding them keep the leads they do name)."""
 
@@ -80,8 +82,9 @@ def _lead_token(token: str) -> tuple[str, ...] | None:
             right = f"v{right}"
         if left.isdigit():
             left = f"v{left}"
-        if left in _LEAD_INDEX and right in _LEAD_INDEX and _LEAD_INDEX[left] <= _LEAD_INDEX[right]:
-            return LEADS[_LEAD_INDEX[left] : _LEAD_INDEX[right] + 1]
+        if left in _LEAD_INDEX and right in _LEAD_INDEX:  # a reversed range ("avl-iii") spans the same leads
+            lo, hi = sorted((_LEAD_INDEX[left], _LEAD_INDEX[right]))
+            return LEADS[lo : hi + 1]
     return None
 
 
@@ -94,6 +97,7 @@ def parse_lead_list(text: object) -> tuple[LeadMask, list[str]]:
         return NO_LEADS, []
     s = re.sub(r"\s*-+\s*", "-", text.lower().replace("?", " "))
     s = s.replace("ä", "ae").replace("alf", "avf").replace("!", "1")  # typos ECG-QA also repairs
+    s = re.sub(r"(v\d)(?=v\d)", r"\1,", s)  # "v1v6"
     mask = [False] * len(LEADS)
     unknown: list[str] = []
     for token in re.split(r"[,;.\s)(&/]+", s):
@@ -296,7 +300,9 @@ def _count(
         report.unknown(column, token)
     if any(result):
         report.parsed[column] += 1
-    elif not unknown:
+    elif unknown:
+        report.unparsed[column] += 1
+    else:
         report.no_leads[column] += 1
 
 
