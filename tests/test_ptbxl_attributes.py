@@ -162,3 +162,33 @@ def test_ground_truth_column_wins() -> None:
     truth = EcgAttributes(pacemaker=True, available=frozenset({"pacemaker"}))
     got = table_attributes(pd.DataFrame({"ecgqa_attributes": [truth.to_json()], "scp_codes": ["{}"]}))
     assert got == [truth]
+
+
+def test_ptbxl_exposes_attributes_aligned_with_its_table(tmp_path: Path, table: pd.DataFrame) -> None:
+    from encoder.datasets.ptbxl import PtbXl
+    from encoder.datasets.testing import write_tiny_ptbxl
+
+    root = write_tiny_ptbxl(tmp_path / "ptbxl", num_records=14, seed=1)  # ecg_id 13 has no diagnostic label
+    db = pd.read_csv(root / "ptbxl_database.csv")
+    real = table[table["baseline_drift"].notna()].head(len(db)).reset_index(drop=True)
+    for col in (*NOISE_COLUMNS.values(), "extra_beats", "infarction_stadium1", "infarction_stadium2"):
+        db[col] = real[col].to_numpy()
+    db["static_noise"] = [" , I-AVR,  " if k == 0 else float("nan") for k in range(len(db))]
+    db.to_csv(root / "ptbxl_database.csv", index=False)
+    ds = PtbXl(root, task="superdiagnostic")
+    attrs = ds.attributes
+    assert len(attrs) == len(ds.table) < len(db)  # a record without labels is dropped from both
+    by_id = dict(zip(ds.table["ecg_id"], attrs, strict=True))
+    assert 13 not in by_id and 14 in by_id
+    drift = dict(zip(db["ecg_id"], db["baseline_drift"], strict=True))
+    assert all(a.noise["baseline drift"] == parse_lead_list(drift[e])[0] for e, a in by_id.items())
+    assert len({a.noise["baseline drift"] for a in attrs}) > 2
+    assert by_id[1].noise["static noise"] == leads("I", "II", "III", "aVR")
+    measured = ds.measured_attributes(tmp_path / "cache")
+    assert len(list((tmp_path / "cache").glob("measure-*.json"))) == len(ds.table)
+    clean = [a for a in measured if not a.noisy_leads()[1]]
+    assert clean and all("numeric_feature" in a.available for a in clean)
+    for a in clean:
+        lo, hi = a.numeric_ms["rr interval"]
+        assert 500 <= lo <= hi <= 1250 and hi - lo <= 20  # a regular 50-110 bpm spike train
+    assert all("numeric_feature" not in a.available for a in measured if a.noisy_leads()[1])

@@ -13,7 +13,6 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
 
@@ -304,8 +303,3 @@ def _count(
         report.unparsed[column] += 1
     else:
         report.no_leads[column] += 1
-
-
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a PTB-XL-layout ``ptbxl_database.csv`` (any subset of its columns)."""
-    return pd.read_csv(path)
