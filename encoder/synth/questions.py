@@ -121,6 +121,7 @@ def _pair(rng: np.random.Generator, present: list[str], pool: list[str]) -> list
 
 
 def _choose(rng: np.random.Generator, present: list[str], pool: list[str], **fmt: str) -> Q:
+    present = [p for p in present if p in pool]
     pair = _pair(rng, present, pool)
     return dict(attr1=pair[0], attr2=pair[1], **fmt), pair, _or_none([p for p in pair if p in present])
 
