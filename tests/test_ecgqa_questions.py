@@ -6,7 +6,7 @@ from collections import Counter
 import numpy as np
 
 from encoder.ecgqa.attributes import ATTRIBUTE_GROUPS, LEADS, EcgAttributes
-from encoder.ecgqa.templates import TEMPLATES, template_ids
+from encoder.ecgqa.templates import TEMPLATES, parse_question, template_ids
 from encoder.synth.questions import ATTRIBUTE_NAMES, SUPERCLASS_OF, QaRecord, make_questions, write_sample
 
 ALL = frozenset(ATTRIBUTE_GROUPS)
@@ -183,7 +183,10 @@ def _check(s: dict, by_id: dict[int, QaRecord]) -> None:
     want = _expected_single(s, recs[0]) if len(recs) == 1 else _expected_comparison(s, *recs)
     assert set(s["answer"]) == want, s
     assert set(s["answer"]) <= set(TEMPLATES[s["template_id"]].options), s
-    assert "{" not in s["question"], s
+    fields = parse_question(s["template_id"], s["question"])
+    assert fields is not None and fields.get("lead", "I") in LEADS, s
+    if "attr1" in fields:
+        assert [fields["attr1"], fields["attr2"]] == s["attribute"], s
     if s["question_type"].endswith("query") and s["attribute"] is not None:
         assert not set(s["attribute"]) & (set(s["answer"]) - {"none"}), s  # issue 18 point 5
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -162,3 +163,16 @@ def answer_options() -> dict[int, tuple[str, ...]]:
 def template_ids(subset: Literal["ptbxl", "mimic-iv-ecg"] = "ptbxl") -> tuple[int, ...]:
     """All 70 ids, or the 60 of the MIMIC-IV-ECG version."""
     return tuple(t for t, tpl in TEMPLATES.items() if subset == "ptbxl" or tpl.in_mimic)
+
+
+@cache
+def _pattern(template_id: int) -> re.Pattern[str]:
+    escaped = re.escape(TEMPLATES[template_id].wording)
+    return re.compile("^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>.+?)", escaped) + "$")
+
+
+def parse_question(template_id: int, question: str) -> dict[str, str] | None:
+    """The placeholder values of a template-worded question (``{"lead": "aVF", "attr": ...}``); None if it does not
+    match the template's wording (a paraphrased question)."""
+    m = _pattern(template_id).match(question)
+    return None if m is None else m.groupdict()
