@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from encoder.datasets.ecgqa import load_ecgqa
-from encoder.errors import ConfigError, DatasetError
+from encoder.errors import ConfigError, DatasetError, LeakageError
 from llm_finetune.vqa.baselines import AuxHeadAnswerer, agreement
 from llm_finetune.vqa.candidates import candidate_answers
 from llm_finetune.vqa.evaluate import EvalVqaConfig, evaluate_vqa, run_eval_vqa
@@ -256,8 +256,10 @@ def test_leakage_recorded_ids_and_fold_rule(tmp_path):
     model = tmp_path / "run" / "model"
     (model / "encoder").mkdir(parents=True)
     (model / "encoder" / "train_ecg_ids.json").write_text(json.dumps({"train": [1, 2, 3], "val": [4]}))
-    with pytest.warns(LeakageWarning, match="stage-1"):
-        res = check_leakage([1, 4, 5, 6], model_dir=model, ecgqa_train_ecg_ids=[7])
+    with pytest.raises(LeakageError, match="stage-1"):  # recorded overlap refuses to report ...
+        check_leakage([1, 4, 5, 6], model_dir=model, ecgqa_train_ecg_ids=[7])
+    with pytest.warns(LeakageWarning, match="stage-1"):  # ... unless the user overrides
+        res = check_leakage([1, 4, 5, 6], model_dir=model, ecgqa_train_ecg_ids=[7], allow_leakage=True)
     assert res["stage1"]["n_overlap"] == 1 and res["stage1"]["val_n_overlap"] == 1
     assert res["stage1"]["source"].startswith("recorded")
     assert res["stage2"]["n_overlap"] == 0 and res["stage2"]["source"].startswith("rule")
@@ -275,7 +277,7 @@ def test_leakage_recorded_ids_and_fold_rule(tmp_path):
     (other.parent / "config.yaml").write_text(f"encoder: {stage1 / 'encoder'}\ntrain_split: train\n")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = check_leakage([3, 9], model_dir=other)
+        res = check_leakage([3, 9], model_dir=other, allow_leakage=True)
     assert res["stage1"]["n_overlap"] == 1
 
 

@@ -83,6 +83,8 @@ class EvalVqaConfig:
     """Bootstrap resamples for the 95 % CIs."""
     leakage_run_dirs: list[Path] = field(default_factory=list)
     """Stage-1 run directories searched for ``train_ecg_ids.json`` (the stage-2 run's config.yaml already names its encoder)."""
+    allow_leakage: bool = False
+    """Report even when recorded training ids (or patients) overlap the evaluated ECGs; else LeakageError."""
 
 
 def _seed_everything(seed: int) -> None:
@@ -287,6 +289,15 @@ def _to_records(ds) -> list[dict]:
     return ds.to_list() if hasattr(ds, "to_list") else [dict(r) for r in ds]
 
 
+def _signal_provenance(source: str, signals_root: Path):
+    """Fingerprint and ``ecg_id -> patient_id`` of a PTB-XL-layout signal folder (None for other sources)."""
+    from encoder.exclusion import HeldoutExclusion, read_table
+
+    if source != "ptbxl" or not (signals_root / "ptbxl_database.csv").is_file():
+        return None
+    return HeldoutExclusion.from_table(read_table(signals_root))
+
+
 def run_eval_vqa(cfg: EvalVqaConfig) -> Path:
     """Load model + data from ``cfg``, evaluate, write the report; returns ``cfg.out_dir``."""
     from encoder.datasets.ecgqa import load_answer_options, load_ecgqa
@@ -360,9 +371,12 @@ def run_eval_vqa(cfg: EvalVqaConfig) -> Path:
         ]
     except DatasetError:
         pass
+    provenance = _signal_provenance(cfg.source, signals_root)
     results["leakage"] = check_leakage(
         {e for r in records for e in r["ecg_id"]}, model_dir=cfg.model_dir, extra_run_dirs=cfg.leakage_run_dirs,
         ptbxl_folds=getattr(source, "folds", None), ecgqa_train_ecg_ids=train_ids,
+        eval_fingerprint=provenance.fingerprint if provenance else None,
+        patient_of=provenance.patient_of if provenance else None, allow_leakage=cfg.allow_leakage,
     )  # fmt: skip
     write_report(results, out_dir, cfg=cfg, command=" ".join(sys.argv), model_dir=cfg.model_dir)
     return out_dir
