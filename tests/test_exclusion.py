@@ -155,3 +155,28 @@ def test_leakage_ignores_ids_of_another_data_source(tmp_path):
     assert res["stage1"]["source"].startswith("other data source")
     with pytest.raises(LeakageError):  # the same ids within the same source do count
         check_leakage([1, 2], extra_run_dirs=[run], eval_fingerprint="synthetic0000000")
+
+
+def test_stage1_run_trains_without_the_heldout_patients(tmp_path):
+    """A real (tiny) stage-1 run given an id file never trains or validates on those ECGs' patients."""
+    from encoder.datasets.testing import write_tiny_ptbxl
+    from encoder.text import TextTowerConfig
+    from encoder.train import PretrainConfig, run_pretrain
+
+    data = write_tiny_ptbxl(tmp_path / "ptbxl", num_records=40, rates=(100,))
+    table = pd.read_csv(data / "ptbxl_database.csv")
+    heldout = [int(i) for i in table.loc[table["strat_fold"] <= 9, "ecg_id"].iloc[:3]]
+    (tmp_path / "ids.json").write_text(json.dumps(heldout))
+    cfg = PretrainConfig(
+        data_dir=str(data), out_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"),
+        exclude_ids_file=str(tmp_path / "ids.json"), arch="resnet10", widths=[8, 16, 16, 16], embed_dim=16,
+        epochs=1, batch_size=8, crop_seconds=2.5, warmup_steps=1, checkpoint_every=100, num_threads=1,
+        progress=False, text=TextTowerConfig(cache_dir=str(tmp_path / "text_cache")),
+    )  # fmt: skip
+    run = run_pretrain(cfg)
+    seen = json.loads((run / "train_ecg_ids.json").read_text())
+    ex = HeldoutExclusion.from_table(table, heldout)
+    assert ex.excluded_ecg_ids and not (set(seen["train"]) | set(seen["val"])) & ex.excluded_ecg_ids
+    assert seen["data_fingerprint"] == data_fingerprint(table)
+    assert seen["heldout_exclusion"]["n_excluded_ecgs"] == len(ex.excluded_ecg_ids)
+    assert (run / EXCLUSION_NAME).is_file()
