@@ -57,6 +57,9 @@ class FinetuneConfig:
     """Run folder: config.yaml, metrics.csv, checkpoints/, features.safetensors, summary.json, model/ (the result)."""
     model: EcgLlmConfig = field(default_factory=EcgLlmConfig)
     """Stage-2 model: LLM, projector, LoRA/QLoRA, findings hint."""
+    ecg_input: Literal["tokens", "none"] = "tokens"
+    """``tokens``: the ECG tokens (and findings hint) in every prompt. ``none``: the question-only baseline,
+    trained the same steps on the same questions with no ECG tokens and no hint."""
     train_split: str = "train"
     """ECG-QA split to train on."""
     eval_split: str = field(default="valid", metadata=FREE)
@@ -192,7 +195,10 @@ def answer_objective(
 ) -> tuple[torch.Tensor, dict]:
     """This process's share of the mean answer-token loss of the global micro-batch (the token count is summed
     over processes, so the mean over processes of the shares is the one-process loss)."""
-    out = model(micro["input_ids"], micro["attention_mask"], features=features.index(micro["rows"]))
+    rows = micro["rows"]  # (M,); empty for a question-only run
+    out = model(
+        micro["input_ids"], micro["attention_mask"], features=features.index(rows) if rows.numel() else None
+    )
     total, count = answer_token_loss(out.logits, micro["labels"])
     tokens = sum_over_processes(count.float())
     return rank_and_world()[1] * total / tokens.clamp_min(1.0), {}
@@ -298,7 +304,12 @@ def run_finetune(cfg: FinetuneConfig) -> Path:
         train_rows = sorted({store.rows[e] for s in train for e in s.ecg_ids})
         prevalence = store.features.probs[train_rows].double().mean(0).numpy()  # (L,)
         model.config.verdict_logit_shift = fit_verdict_shifts(train, model.label_names, prevalence)
-    dataset = QaDataset(weight_by_question_type(train, cfg.question_type_weights, cfg.seed), model, store)
+    dataset = QaDataset(
+        weight_by_question_type(train, cfg.question_type_weights, cfg.seed),
+        model,
+        store,
+        use_ecg=cfg.ecg_input == "tokens",
+    )
     run = Finetuning(cfg, core, model, dataset, store.features.to(core.device))
     core.start(
         checkpoint, fields=METRICS_FIELDS, total_steps=cfg.max_steps, desc="stage-2", progress=cfg.progress,

@@ -83,9 +83,9 @@ def test_evaluate_vqa_scores_scripted_answers(shard, options):
     s = res["systems"]
     assert s["llm"]["overall"]["accuracy"] == pytest.approx(39 / 40)
     gold_none = np.mean([r["answer"] == ["none"] for r in recs])
-    assert s["text_only"]["overall"]["accuracy"] == pytest.approx(gold_none)
+    assert s["ecg_removed"]["overall"]["accuracy"] == pytest.approx(gold_none)
     assert res["normalization"]["llm"]["oov"] == pytest.approx(1 / 40)
-    assert res["normalization"]["text_only"]["exact"] == 1.0
+    assert res["normalization"]["ecg_removed"]["exact"] == 1.0
     # constrained decoding got the options, in batches of 16, and its answers are single options
     constrained = [c for c in chat.calls if c["allowed"] is not None]
     assert [c["n"] for c in constrained] == [16, 16, 8]
@@ -367,7 +367,7 @@ def test_run_eval_vqa_end_to_end_tiny_model(tiny_setup):
         out = run_eval_vqa(cfg)
     rep = json.loads((out / "report.json").read_text())
     assert rep["n_questions"] == 9
-    assert set(rep["systems"]) == {"llm", "llm_constrained", "text_only", "majority", "aux_head"}
+    assert set(rep["systems"]) == {"llm", "llm_constrained", "ecg_removed", "majority", "aux_head"}
     cov = rep["systems"]["aux_head"]["overall"]["coverage"]
     assert 0 < cov < 1  # single questions answered from the aux head, comparisons abstained
     assert rep["normalization"]["llm_constrained"]["oov"] == 0.0  # constrained answers are always options

@@ -33,7 +33,7 @@ from llm_finetune.vqa.scoring import QUESTION_TYPES, score_item, summarize
 
 log = logging.getLogger(__name__)
 
-BASELINES: tuple[str, ...] = ("majority", "text_only", "aux_head")
+BASELINES: tuple[str, ...] = ("majority", "ecg_removed", "aux_head")
 DECODING: tuple[str, ...] = ("free", "constrained")
 
 
@@ -56,7 +56,7 @@ class EvalVqaConfig:
     split: str = "test"
     """Split to evaluate: ``train``, ``valid`` or ``test``."""
     baselines: list[str] = field(default_factory=lambda: list(BASELINES))
-    """Baselines to run beside the model: any of ``majority``, ``text_only``, ``aux_head``."""
+    """Baselines to run beside the model: any of ``majority``, ``ecg_removed``, ``aux_head``."""
     decoding: list[str] = field(default_factory=lambda: ["free"])
     """Decoding modes of the model: ``free`` (greedy free text, then normalised) and/or ``constrained`` (to the template's answer options)."""
     majority_fit_split: str = "train"
@@ -169,8 +169,8 @@ def evaluate_vqa(
         answer_options: ``template_id -> options`` (``load_answer_options``).
         ecg_arrays: record -> list of model-ready (12, T) arrays, one per ``ecg_id`` (e.g.
             ``signals.EcgArrays(...).for_record``).
-        baselines: any of ``majority``, ``text_only``, ``aux_head``.
-        decoding: ``free`` and/or ``constrained``; the first one is also used by ``text_only``.
+        baselines: any of ``majority``, ``ecg_removed``, ``aux_head``.
+        decoding: ``free`` and/or ``constrained``; the first one is also used by ``ecg_removed``.
         majority_reference: records the majority baseline is fitted on (default: ``dataset`` itself).
 
     Returns ``{"systems": {name: summary}, "normalization": {...}, "throughput": {...}, "agreement":
@@ -195,10 +195,10 @@ def evaluate_vqa(
     ]
     aliases = scp_code_aliases()
     normalizers = {tid: AnswerNormalizer(opts, code_aliases=aliases) for tid, opts in answer_options.items()}
-    needs_model = chat is not None or any(b in baselines for b in ("text_only", "aux_head"))
+    needs_model = chat is not None or any(b in baselines for b in ("ecg_removed", "aux_head"))
     if needs_model and (chat is None or ecg_arrays is None):
         raise ConfigError(
-            "A model (chat) and ecg_arrays are needed for the model, text_only and aux_head systems."
+            "A model (chat) and ecg_arrays are needed for the model, ecg_removed and aux_head systems."
         )
 
     rows = [
@@ -251,12 +251,12 @@ def evaluate_vqa(
                 batch_size=batch_size, max_new_tokens=max_new_tokens, desc=name,
             )  # fmt: skip
             add_generated(name, texts, spent, wall)
-    if "text_only" in baselines:
+    if "ecg_removed" in baselines:
         texts, spent, wall = _generate(
             chat, records, ecg_arrays, allowed, use_ecg=False, constrained=decoding[0] == "constrained",
-            batch_size=batch_size, max_new_tokens=max_new_tokens, desc="text_only",
+            batch_size=batch_size, max_new_tokens=max_new_tokens, desc="ecg_removed",
         )  # fmt: skip
-        add_generated("text_only", texts, spent, wall)
+        add_generated("ecg_removed", texts, spent, wall)
     if "majority" in baselines:
         model = fit_majority(majority_reference if majority_reference is not None else records)
         add_system("majority", [majority_answer(model, r) for r in records])
