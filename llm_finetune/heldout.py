@@ -12,10 +12,15 @@ from encoder.errors import EcgLlmError
 from llm_finetune.data import QaSample, answer_text
 from llm_finetune.features import FeatureStore
 from llm_finetune.vqa.candidates import candidate_answers
+from llm_finetune.vqa.normalize import normalize_answer
+from llm_finetune.vqa.scoring import exact_match
 
 
-def _answer_set(text: str) -> frozenset[str]:
-    return frozenset(a.strip().lower() for a in text.split(",") if a.strip())
+def _answer_set(text: str, options: list[str] | None) -> list[str]:
+    """The answer set a text stands for: the full harness's normalizer when the template's options are known."""
+    if options:
+        return list(normalize_answer(text, options).answers)
+    return [a for a in text.split(",") if a.strip()]
 
 
 def template_options(cfg) -> dict[int, list[str]]:
@@ -95,7 +100,7 @@ def evaluate_heldout(
     }
     for name, answers in preds.items():
         hits = [
-            _answer_set(a) == _answer_set(answer_text(s.answer))
+            exact_match(_answer_set(a, template.get(s.template_id)), s.answer)
             for a, s in zip(answers, heldout, strict=True)
         ]
         report[name] = float(np.mean(hits))

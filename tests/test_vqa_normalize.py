@@ -157,3 +157,11 @@ def test_fuzzy_refuses_when_two_options_are_nearly_as_close(options):
         for o in options[tid]:
             got = norm(o[:-1] + "x").answers
             assert got in ((), (o,)), (tid, o, got)
+
+
+def test_quick_heldout_check_scores_with_the_harness_normalizer(options):
+    from llm_finetune.heldout import _answer_set
+
+    assert exact_match(_answer_set("Atrial fibrillation.", options[7]), ["atrial fibrillation"])
+    assert not exact_match(_answer_set("no atrial fibrillation", options[7]), ["atrial fibrillation"])
+    assert exact_match(_answer_set("MI, STTC", None), ["mi", "sttc"])  # no options: comma split

@@ -231,6 +231,7 @@ def evaluate_vqa(
             m: methods.count(m) / max(1, len(methods)) for m in ("exact", "scan", "fuzzy", "oov")
         }
         norm_stats[name]["out_of_vocabulary_rate"] = norm_stats[name]["oov"]
+        norm_stats[name]["negated"] = sum(bool(n.negated) for n in normed) / max(1, len(normed))
         norm_stats[name]["outside_exact_vocabulary_rate"] = 1.0 - norm_stats[name]["exact"]
         throughput[name] = {
             "answers": len(texts),
