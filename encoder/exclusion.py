@@ -165,3 +165,9 @@ def seen_record_extras(exclusion: HeldoutExclusion | None, seen: dict[str, list[
         exclusion.save(out)
         extras["heldout_exclusion"] = exclusion.summary()
     return extras
+
+
+def source_record(data_dir: str | Path, train_ids: list[int]) -> dict:
+    """``data_fingerprint`` and ``train_patients`` of a run's training ECGs, for its ``train_ecg_ids.json``."""
+    ex = HeldoutExclusion.from_table(read_table(data_dir))
+    return seen_record_extras(ex, {"train": train_ids}, Path(data_dir))

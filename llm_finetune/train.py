@@ -31,6 +31,7 @@ from encoder.engine.core import TrainingCore, optimizer_step
 from encoder.engine.distributed import rank_and_world, sum_over_processes
 from encoder.engine.settings import run_settings as engine_run_settings
 from encoder.errors import ConfigError
+from encoder.exclusion import source_record
 from llm_finetune.data import QaDataset, QaSample, load_qa_samples
 from llm_finetune.features import FeatureStore, compute_features, ptbxl_reader
 from llm_finetune.heldout import evaluate_heldout
@@ -297,7 +298,9 @@ def run_finetune(cfg: FinetuneConfig) -> Path:
     train = _samples(cfg, cfg.train_split, cfg.max_train_samples)
     if core.is_main:  # which ECGs training saw: read by the VQA leakage check
         ids = sorted({e for s in train for e in s.ecg_ids})
-        atomic_write_json(out / "train_ecg_ids.json", {"stage": 2, "train": ids})
+        atomic_write_json(
+            out / "train_ecg_ids.json", {"stage": 2, "train": ids, **source_record(cfg.data_root, ids)}
+        )
     heldout = _samples(cfg, cfg.eval_split, cfg.max_eval_samples) if cfg.max_eval_samples != 0 else []
     store = load_features(cfg, model, train + heldout, core)
     if model.config.verdict_prior_shift:  # before the prompts are built: the verdicts are part of them

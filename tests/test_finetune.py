@@ -344,3 +344,8 @@ def test_question_only_baseline_trains_without_ecg_tokens_or_hint(setup, tmp_pat
     report = json.loads((tmp_path / "qonly" / "eval.json").read_text())
     assert report["split"] == "valid" and report["ecg_input"] == "none"
     assert "ecg_removed" not in report and "model" in report  # removing an ECG it never had is meaningless
+    from encoder.exclusion import data_fingerprint, read_table
+
+    seen = json.loads((tmp_path / "qonly" / "train_ecg_ids.json").read_text())
+    assert seen["stage"] == 2 and seen["data_fingerprint"] == data_fingerprint(read_table(setup / "data"))
+    assert seen["train_patients"]  # patients recorded too, for the patient-level leakage check
