@@ -43,6 +43,7 @@ from encoder.engine.distributed import use_global_batchnorm, use_global_dropout
 from encoder.engine.inference import EncodedDataset, encode_dataset
 from encoder.engine.settings import run_settings
 from encoder.errors import ConfigError
+from encoder.exclusion import load_exclusion, seen_record_extras, split_rows
 from encoder.heads import classifier_loss, fit_temperature
 from encoder.loss import contrastive_loss, global_contrastive_loss
 from encoder.metrics import macro_auroc, tune_thresholds
@@ -63,6 +64,10 @@ class PretrainConfig:
 
     data_dir: str = "data/synthetic"
     """PTB-XL-format folder (real PTB-XL or the synthetic cohort from ``ecgllm data synth``)."""
+    heldout_ecgqa_root: str | None = None
+    """ECG-QA root whose valid/test ECGs, and every ECG of their patients, stage 1 must not train or validate on."""
+    exclude_ids_file: str | None = None
+    """File of held-out ecg_ids (JSON list or ECG-QA's test_ecgs.tsv), excluded with their patients like above."""
     out_dir: str = field(default="runs/pretrain", metadata={"resume_free": True})
     """Run folder (encoder/, clip_model/, metrics.csv, checkpoints/, config.yaml)."""
     cache_dir: str | None = field(default=None, metadata={"resume_free": True})
@@ -172,6 +177,8 @@ class StageData:
     train: Any
     val: Any
     test: Any
+    exclusion: Any = None
+    """The :class:`encoder.exclusion.HeldoutExclusion` applied to train/val, if any."""
 
 
 def load_stage_data(cfg: PretrainConfig, crop_samples: int, random_crop: bool, seed: int) -> StageData:
@@ -193,7 +200,8 @@ def load_stage_data(cfg: PretrainConfig, crop_samples: int, random_crop: bool, s
         raise ConfigError(
             f"crop_seconds={cfg.crop_seconds} is longer than the cached records ({cache.num_samples} samples)."
         )
-    split = partial(_split, cache, cfg, crop_samples, seed)
+    exclusion = load_exclusion(cfg.data_dir, cfg.heldout_ecgqa_root, cfg.exclude_ids_file)
+    split = partial(_split, cache, cfg, crop_samples, seed, exclusion)
     return StageData(
         cache,
         names,
@@ -202,15 +210,22 @@ def load_stage_data(cfg: PretrainConfig, crop_samples: int, random_crop: bool, s
         split("train", random_crop),
         split("val", False),
         split("test", False),
+        exclusion,
     )
 
 
 def _split(
-    cache: Any, cfg: PretrainConfig, crop_samples: int, seed: int, name: str, random_crop: bool
+    cache: Any,
+    cfg: PretrainConfig,
+    crop_samples: int,
+    seed: int,
+    exclusion: Any,
+    name: str,
+    random_crop: bool,
 ) -> Any:
     from encoder.datasets.cache import CachedEcgDataset
 
-    idx = cache.split_indices(name)
+    idx = split_rows(cache, name, exclusion)
     if len(idx) == 0:
         raise ConfigError(f"The {name} fold of {cfg.data_dir} is empty; stage 1 needs folds 1-8, 9 and 10.")
     return CachedEcgDataset(
@@ -226,10 +241,10 @@ def _split(
 def write_seen_ecg_ids(data: StageData, out: Path) -> None:
     """``train_ecg_ids.json``: which ECGs training and model selection saw (read by the VQA leakage check)."""
     ecg_ids = data.cache.table["ecg_id"].to_numpy()
-    folds = {
-        name: sorted(int(i) for i in ecg_ids[data.cache.split_indices(name)]) for name in ("train", "val")
-    }
-    atomic_write_json(out / "train_ecg_ids.json", {"stage": 1, **folds})
+    rows = {name: split_rows(data.cache, name, data.exclusion) for name in ("train", "val")}
+    folds = {name: sorted(int(i) for i in ecg_ids[r]) for name, r in rows.items()}
+    record = {"stage": 1, **folds, **seen_record_extras(data.exclusion, folds, out)}
+    atomic_write_json(out / "train_ecg_ids.json", record)
 
 
 class TextInputs:

@@ -17,11 +17,11 @@ from encoder.config_io import atomic_write_json, atomic_write_text, to_plain
 from llm_finetune.vqa.scoring import ATTRIBUTE_TYPES, QUESTION_TYPES
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".model")
-SYSTEM_ORDER = ("llm", "llm_constrained", "text_only", "aux_head", "majority")
+SYSTEM_ORDER = ("llm", "llm_constrained", "ecg_removed", "aux_head", "majority")
 SYSTEM_TITLES = {
     "llm": "LLM (ECG, free text)",
     "llm_constrained": "LLM (ECG, constrained)",
-    "text_only": "Text-only LLM",
+    "ecg_removed": "Trained LLM, ECG removed (unseen prompts)",
     "aux_head": "Aux-head answerer",
     "majority": "Majority per template",
 }
