@@ -254,7 +254,9 @@ def decode(probs: dict[str, np.ndarray], thresholds: dict[str, list[float]] | No
         rows = on("noise").reshape(-1, n)
         fields["noise"] = {t: tuple(bool(x) for x in rows[i]) for i, t in enumerate(NOISE_TYPES)}
     if "extra_systole" in probs:
-        fields["extra_systoles"] = frozenset(t for t, x in zip(EXTRA_SYSTOLE_TYPES, on("extra_systole")) if x)
+        fields["extra_systoles"] = frozenset(
+            t for t, x in zip(EXTRA_SYSTOLE_TYPES, on("extra_systole"), strict=True) if x
+        )
     if "heart_axis" in probs:
         fields["heart_axis"] = AXIS_CLASSES[int(np.argmax(probs["heart_axis"]))]
     if "stage_of_infarction" in probs:
