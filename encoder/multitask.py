@@ -274,3 +274,52 @@ def decode(probs: dict[str, np.ndarray], thresholds: dict[str, list[float]] | No
             for i, f in enumerate(NUMERIC_FEATURES)
         }
     return EcgAttributes(**fields)
+
+
+def range_class_accuracy(probs: np.ndarray, target: np.ndarray, mask: np.ndarray) -> float:
+    """Accuracy of ECG-QA's below / within / above class of each measured min and max (from the regression)."""
+    from encoder.ecgqa.attributes import range_class
+
+    hits = []
+    for j in range(probs.shape[1]):
+        feature = NUMERIC_FEATURES[j // 2]
+        centre, scale = numeric_scale(feature)
+        for p, t in zip(probs[mask[:, j] > 0, j], target[mask[:, j] > 0, j], strict=True):
+            hits.append(range_class(feature, p * scale + centre) == range_class(feature, t * scale + centre))
+    return float(np.mean(hits)) if hits else float("nan")
+
+
+def head_outputs(encoder: nn.Module, dataset: object) -> dict[str, np.ndarray]:
+    """Task -> (N, K) probabilities / normalised values of the encoder's aux head over a dataset (in order)."""
+    from encoder.engine.inference import encode_dataset
+
+    emb = encode_dataset(encoder, dataset, outputs=("embedding",)).embedding  # (N, D)
+    head = encoder.aux_head
+    device = next(head.parameters()).device
+    with torch.no_grad():
+        out = head(emb.to(device))
+    return {n: probabilities(n, v).cpu().numpy() for n, v in out.items()}
+
+
+def calibrate_and_report(
+    encoder: nn.Module,
+    targets: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    val: object,
+    test: object,
+) -> dict[str, dict[str, float]]:
+    """Tune the sigmoid tasks' thresholds on ``val`` into ``encoder.config.aux_thresholds``; metrics per task on
+    ``test`` (datasets with ``.indices`` into the rows of ``targets``)."""
+    report: dict[str, dict[str, float]] = {}
+    for split, dataset in (("val", val), ("test", test)):
+        rows = np.asarray(dataset.indices)
+        probs = head_outputs(encoder, dataset)
+        for name, p in probs.items():
+            t, m = (x[rows].numpy() for x in targets[name])
+            if split == "val":
+                if AUX_TASKS[name].kind == "sigmoid":
+                    encoder.config.aux_thresholds[name] = fit_thresholds(p, t, m)
+                continue
+            report[name] = task_metrics(name, p, t, m)
+            if name == "numeric_feature":
+                report[name]["range_class_accuracy"] = range_class_accuracy(p, t, m)
+    return report

@@ -145,3 +145,44 @@ def test_thresholds_and_decode_give_attributes_back() -> None:
     assert got.numeric_ms["qrs duration"] == pytest.approx((80.0, 130.0))
     y = np.array([[0.0], [0.0], [1.0], [1.0]])
     assert 0.3 < fit_thresholds(np.array([[0.1], [0.3], [0.6], [0.9]]), y, np.ones_like(y))[0] <= 0.6
+
+
+def _write_attribute_column(data: Path) -> None:
+    """Give a tiny PTB-XL table an ``ecgqa_attributes`` column (what the synthetic cohort writes)."""
+    import pandas as pd
+
+    table_path = data / "ptbxl_database.csv"
+    table = pd.read_csv(table_path)
+    rng = np.random.default_rng(0)
+    axes = ["normal heart axis", "left axis deviation"]
+    table["ecgqa_attributes"] = [
+        EcgAttributes(
+            heart_axis=axes[int(rng.integers(2))],
+            numeric_ms={"qrs duration": (float(rng.uniform(60, 140)), float(rng.uniform(60, 140)))},
+            available=frozenset({"heart_axis", "numeric_feature", "noise"}),
+        ).to_json()
+        for _ in range(len(table))
+    ]
+    table.to_csv(table_path, index=False)
+
+
+def test_pretraining_with_aux_tasks_calibrates_and_reports(tmp_path: Path) -> None:
+    from encoder.datasets.testing import write_tiny_ptbxl
+    from encoder.train import run_pretrain
+    from tests.test_pretrain import tiny_config
+
+    data = write_tiny_ptbxl(tmp_path / "ptbxl", num_records=40, rates=(100,))
+    _write_attribute_column(data)
+    tasks = ["noise", "heart_axis", "numeric_feature"]
+    run = run_pretrain(tiny_config(data, tmp_path / "run", epochs=1, aux_tasks=tasks))
+    enc = EcgEncoder.from_pretrained(run / "encoder")
+    assert enc.config.aux_tasks == tasks and enc.aux_head is not None
+    assert set(enc.config.aux_thresholds) == {"noise"} and len(enc.config.aux_thresholds["noise"]) == 60
+    report = json.loads((run / "aux_metrics.json").read_text())
+    assert 0 <= report["heart_axis"]["accuracy"] <= 1 and report["numeric_feature"]["mae_ms"] > 0
+    assert 0 <= report["numeric_feature"]["range_class_accuracy"] <= 1
+    assert math.isnan(report["noise"]["macro_auroc"])  # no noisy lead anywhere: nothing to score
+    import csv
+
+    with open(run / "metrics.csv") as f:
+        assert all(float(r["aux"]) > 0 for r in csv.DictReader(f) if r["split"] == "train")
