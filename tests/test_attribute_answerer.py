@@ -78,3 +78,39 @@ def test_answers_from_decoded_head_outputs() -> None:
     decoded = decode(probs)
     for record, options, want in CASES:
         assert AttributeAnswerer().answer(record, options, decoded) == want, record
+
+
+def test_answer_all_routes_scp_to_labels_and_the_rest_to_the_attributes() -> None:
+    from llm_finetune.vqa.baselines import AuxHeadAnswerer
+
+    ans = AuxHeadAnswerer(["AFIB", "NORM"], thresholds=[0.5, 0.5])
+    probs = np.array([0.9, 0.1])
+    afib = q(
+        "single-verify", "scp_code", ["atrial fibrillation"], "Does this ECG show atrial fibrillation?", tid=2
+    )
+    assert ans.answer_all(afib, ["yes", "no"], probs, None) == ["yes"]
+    axis = q("single-verify", "heart_axis", ["left axis deviation"], tid=5)
+    assert ans.answer_all(axis, [], probs, PRED) == ["yes"]
+    assert ans.answer_all(axis, [], probs, None) is None  # no multi-task head: abstain
+    assert ans.coverage() == {2: {"answered": 1, "abstained": 0}, 5: {"answered": 1, "abstained": 1}}
+
+
+def test_report_has_the_question_type_by_attribute_type_table() -> None:
+    from llm_finetune.vqa.report import markdown_report, type_breakdown
+    from llm_finetune.vqa.scoring import score_item, summarize
+
+    recs = [
+        {**q("single-verify", "noise", []), "answer": ["yes"]},
+        {**q("single-verify", "noise", []), "answer": ["no"]},
+        {**q("single-query", "heart_axis", []), "answer": ["left axis deviation"]},
+    ]
+    items = [
+        score_item(r, p, answered=p is not None) for r, p in zip(recs, [["yes"], ["yes"], None], strict=True)
+    ]
+    table = type_breakdown(items)
+    assert table["single-verify"]["noise"] == {"n": 2, "accuracy": 0.5, "coverage": 1.0}
+    assert table["single-query"]["heart_axis"]["coverage"] == 0.0
+    system = {**summarize(items, n_boot=10), "by_question_x_attribute": table}
+    text = markdown_report({"n_questions": 3, "systems": {"aux_head": system}})
+    assert "question type × attribute type" in text
+    assert "| single-verify | 50.0 (n=2) | – |" in text and "0.0 (n=1, cov 0%)" in text
