@@ -151,3 +151,15 @@ class EcgEncoder(PreTrainedModel):
                 "This encoder has no aux heads (config.aux_tasks is empty); train with aux tasks."
             )
         return {n: probabilities(n, v) for n, v in self.forward(ecg).aux_logits.items()}
+
+    @torch.no_grad()
+    def predict_attributes(self, ecg: torch.Tensor) -> list:
+        """(B, 12, T) -> the ECG-QA attributes the aux heads predict (``EcgAttributes`` per ECG; thresholds
+        from ``config.aux_thresholds``)."""
+        from encoder.multitask import decode
+
+        device = next(self.parameters()).device
+        probs = {n: v.cpu().numpy() for n, v in self.predict_aux(ecg.to(device, torch.float32)).items()}
+        return [
+            decode({n: p[i] for n, p in probs.items()}, self.config.aux_thresholds) for i in range(len(ecg))
+        ]

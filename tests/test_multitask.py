@@ -186,3 +186,13 @@ def test_pretraining_with_aux_tasks_calibrates_and_reports(tmp_path: Path) -> No
 
     with open(run / "metrics.csv") as f:
         assert all(float(r["aux"]) > 0 for r in csv.DictReader(f) if r["split"] == "train")
+
+
+def test_predict_attributes_decodes_with_the_tuned_thresholds() -> None:
+    model = _encoder(aux_tasks=["pacemaker", "heart_axis"])
+    ecg = torch.randn(3, 12, 1000)
+    p = model.predict_aux(ecg)["pacemaker"][:, 0]  # (3,)
+    model.config.aux_thresholds = {"pacemaker": [float(p.median())]}
+    got = model.predict_attributes(ecg)
+    assert [a.pacemaker for a in got] == (p >= p.median()).tolist()
+    assert all(a.available == {"pacemaker", "heart_axis"} and a.heart_axis for a in got)
