@@ -143,7 +143,7 @@ def _aux_answers(chat, records, ecgs, options, batch_size: int) -> list[list[str
     for idx in _batches(len(single), batch_size):
         arrays = np.stack([ecgs(records[single[j]])[0] for j in idx])  # (b, 12, T)
         p = np.asarray(chat.aux_probabilities(arrays))  # (b, L)
-        attrs = aux_attributes(arrays) if aux_attributes is not None else [None] * len(idx)
+        attrs = (aux_attributes(arrays) if aux_attributes is not None else None) or [None] * len(idx)
         for j, row, a in zip(idx, p, attrs, strict=True):
             probs[single[j]], predicted[single[j]] = row, a
     return [
