@@ -53,7 +53,7 @@ from encoder.text import TextFeatureTable, TextTower, TextTowerConfig
 log = logging.getLogger(__name__)
 
 METRICS_FIELDS = [
-    "epoch", "split", "loss", "contrastive", "bce", "grad_norm", "lr", "logit_scale", "logit_bias",
+    "epoch", "split", "loss", "contrastive", "bce", "aux", "grad_norm", "lr", "logit_scale", "logit_bias",
     "val_macro_auroc", "skipped", "seconds",
 ]  # fmt: skip
 
@@ -99,6 +99,11 @@ class PretrainConfig:
     sum J; = B for plain SigLIP) or ``batch`` (divide by the global B, SigLIP's reduction unchanged)."""
     classifier_weight: float = field(default=1.0, metadata={"ge": 0.0})
     """λ of the jointly trained per-label BCE head (0 = contrastive only; the head is then fit as a probe)."""
+    aux_tasks: list[str] = field(default_factory=list)
+    """Multi-task aux heads trained jointly (names of ``encoder.multitask.AUX_TASKS``; targets from the table's
+    ECG-QA attributes); empty = none."""
+    aux_weight: float = field(default=1.0, metadata={"ge": 0.0})
+    """Weight of the summed aux-task losses."""
     init_logit_scale: float = math.log(10.0)
     """Initial log of the logit scale (SigLIP: log 10)."""
     init_logit_bias: float = -10.0
@@ -179,6 +184,8 @@ class StageData:
     test: Any
     exclusion: Any = None
     """The :class:`encoder.exclusion.HeldoutExclusion` applied to train/val, if any."""
+    aux_targets: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
+    """Aux task -> (target, mask) (N_cache, K) per cache row, when ``aux_tasks`` are set."""
 
 
 def load_stage_data(cfg: PretrainConfig, crop_samples: int, random_crop: bool, seed: int) -> StageData:
@@ -211,7 +218,23 @@ def load_stage_data(cfg: PretrainConfig, crop_samples: int, random_crop: bool, s
         split("val", False),
         split("test", False),
         exclusion,
+        aux_targets(ds.database, cache.table, cfg.aux_tasks),
     )
+
+
+def aux_targets(
+    database: Any, cache_table: Any, tasks: list[str]
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]] | None:
+    """Aux-task targets (N_cache, K) of the cache rows, from the attributes of the PTB-XL table's rows with the
+    same ``ecg_id`` (``None`` without aux tasks)."""
+    if not tasks:
+        return None
+    from encoder.datasets.ptbxl_attributes import table_attributes
+    from encoder.ecgqa.attributes import EcgAttributes
+    from encoder.multitask import build_targets
+
+    by_id = dict(zip(database["ecg_id"].astype(int), table_attributes(database), strict=True))
+    return build_targets([by_id.get(int(e), EcgAttributes()) for e in cache_table["ecg_id"]], tasks)
 
 
 def _split(
@@ -283,6 +306,7 @@ def build_model(
         label_names=label_names,
         label_task=cfg.task,
         dropout=cfg.dropout,
+        aux_tasks=cfg.aux_tasks,
     )
     model = EcgClipModel(
         EcgEncoder(enc_cfg),
@@ -324,9 +348,13 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: PretrainConfig, total
 
 
 def pretrain_objective(
-    model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: PretrainConfig, text: TextInputs
+    model: torch.nn.Module,
+    batch: dict[str, torch.Tensor],
+    cfg: PretrainConfig,
+    text: TextInputs,
+    aux_targets: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """This process's share of contrastive (global batch) + λ · BCE (local mean; DDP averages it)."""
+    """This process's share of contrastive (global batch) + λ · BCE + aux-task losses (local means)."""
     out = model(batch["ecg"], **text(batch["index"], batch["ecg"].device))
     contrastive = global_contrastive_loss(
         cfg.loss, out["ecg_emb"], out["text_emb"], out["logit_scale"], out["logit_bias"], batch["labels"],
@@ -335,7 +363,17 @@ def pretrain_objective(
     bce = torch.zeros((), device=contrastive.device)
     if cfg.classifier_weight > 0 and out["class_logits"] is not None:
         bce = classifier_loss(out["class_logits"], batch["labels"])
-    return contrastive + cfg.classifier_weight * bce, {"contrastive": contrastive, "bce": bce}
+    aux = torch.zeros((), device=contrastive.device)
+    if aux_targets is not None and out["aux_logits"] is not None:
+        from encoder.multitask import aux_loss
+
+        rows = batch["index"].cpu()
+        batch_targets = {
+            n: (t[rows].to(aux.device), m[rows].to(aux.device)) for n, (t, m) in aux_targets.items()
+        }
+        aux = aux_loss(out["aux_logits"], batch_targets)[0]
+    loss = contrastive + cfg.classifier_weight * bce + cfg.aux_weight * aux
+    return loss, {"contrastive": contrastive, "bce": bce, "aux": aux}
 
 
 # --- the run ----------------------------------------------------------------------------------------------------
@@ -359,7 +397,7 @@ class Pretraining:
             model, optimizer, build_scheduler(optimizer, cfg, self.total)
         )
         self.raw: EcgClipModel = core.accelerator.unwrap_model(self.model)
-        self.objective = partial(pretrain_objective, cfg=cfg, text=text)
+        self.objective = partial(pretrain_objective, cfg=cfg, text=text, aux_targets=data.aux_targets)
         self.best_file = core.out / "best" / "model.safetensors"
 
     def train(self) -> None:
@@ -514,6 +552,11 @@ def finalize(
     enc = raw.encoder
     enc.config.label_temperature = [float(t) for t in temps]
     enc.config.label_thresholds = [float(t) for t in thresholds]
+    if data.aux_targets is not None and enc.aux_head is not None:
+        from encoder.multitask import calibrate_and_report
+
+        report = calibrate_and_report(enc, data.aux_targets, data.val, data.test)
+        atomic_write_json(out / "aux_metrics.json", report)
     enc.save_pretrained(out / "encoder")
     label_feats = (
         tower.encode_unique(data.label_texts)

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -29,6 +30,7 @@ from encoder.labels import scp_code_aliases
 from llm_finetune.vqa.baselines import AuxHeadAnswerer, agreement, fit_majority, majority_answer
 from llm_finetune.vqa.candidates import candidate_answers
 from llm_finetune.vqa.normalize import AnswerNormalizer
+from llm_finetune.vqa.report import type_breakdown
 from llm_finetune.vqa.scoring import QUESTION_TYPES, score_item, summarize
 
 log = logging.getLogger(__name__)
@@ -138,12 +140,18 @@ def _aux_answers(chat, records, ecgs, options, batch_size: int) -> list[list[str
     answerer = AuxHeadAnswerer(list(chat.label_names), getattr(cfg, "label_thresholds", None))
     single = [i for i, r in enumerate(records) if len(r["ecg_id"]) == 1]
     probs: dict[int, np.ndarray] = {}
+    predicted: dict[int, Any] = {}
+    aux_attributes = getattr(chat, "aux_attributes", None)  # decoded multi-task head (encoders that have one)
     for idx in _batches(len(single), batch_size):
         arrays = np.stack([ecgs(records[single[j]])[0] for j in idx])  # (b, 12, T)
         p = np.asarray(chat.aux_probabilities(arrays))  # (b, L)
-        for j, row in zip(idx, p, strict=True):
-            probs[single[j]] = row
-    return [answerer.answer(r, options[i], probs[i]) if i in probs else None for i, r in enumerate(records)]
+        attrs = (aux_attributes(arrays) if aux_attributes is not None else None) or [None] * len(idx)
+        for j, row, a in zip(idx, p, attrs, strict=True):
+            probs[single[j]], predicted[single[j]] = row, a
+    return [
+        answerer.answer_all(r, options[i], probs[i], predicted[i]) if i in probs else None
+        for i, r in enumerate(records)
+    ]
 
 
 def evaluate_vqa(
@@ -217,6 +225,7 @@ def evaluate_vqa(
     def add_system(name: str, preds: list, raw: list[str] | None = None) -> None:
         items = [score_item(r, p or [], answered=p is not None) for r, p in zip(records, preds, strict=True)]
         systems[name] = summarize(items, n_boot=n_boot, seed=seed)
+        systems[name]["by_question_x_attribute"] = type_breakdown(items)
         answers_of[name] = [sorted(p) if p is not None else None for p in preds]
         for k, (row, p, it) in enumerate(zip(rows, preds, items, strict=True)):
             row[name] = {"answer": sorted(p) if p is not None else None, "correct": it.correct}
