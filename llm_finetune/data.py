@@ -83,17 +83,11 @@ class QaDataset(torch.utils.data.Dataset):
             raise DatasetError(f"{len(missing)} ECG ids have no features (e.g. {sorted(missing)[:3]}).")
         self.rows = [[rows[e] for e in s.ecg_ids] if use_ecg else [] for s in self.samples]
         self.processor = model.processor
-        findings = model.findings(store.features.probs) if model.config.findings_hint and use_ecg else None
-        self.items: list[Encoded] = []
-        for s, r in zip(self.samples, self.rows, strict=True):
-            hints = (
-                model.hint_lines([findings[i] for i in r], s.question, store.features.probs[r])
-                if findings is not None
-                else None
-            )
-            self.items.append(
-                self.processor.encode_train(s.question, answer_text(s.answer), len(r), hints=hints)
-            )
+        hints = model.prompts.hints([s.question for s in self.samples], self.rows, store.features.probs)
+        self.items: list[Encoded] = [
+            self.processor.encode_train(s.question, answer_text(s.answer), len(r), hints=h)
+            for s, r, h in zip(self.samples, self.rows, hints, strict=True)
+        ]
 
     def __len__(self) -> int:
         return len(self.items)
