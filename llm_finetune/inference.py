@@ -98,6 +98,14 @@ class EcgChat:
         """Calibrated aux-head probabilities (n, L) of model-ready arrays (n, 12, T)."""
         return self.features(ecg_arrays).probs.cpu().numpy()
 
+    def aux_attributes(self, ecg_arrays: np.ndarray) -> list | None:
+        """ECG-QA attributes (``EcgAttributes`` per ECG) the encoder's multi-task head predicts for model-ready
+        arrays (n, 12, T); ``None`` when the encoder has no such head."""
+        encoder = self.model.encoder
+        if getattr(encoder, "aux_head", None) is None:
+            return None
+        return encoder.predict_attributes(torch.from_numpy(np.asarray(ecg_arrays, dtype=np.float32)))
+
     def _evidence(self, probs: torch.Tensor) -> list[dict[str, float]]:
         names = self.label_names
         return [
