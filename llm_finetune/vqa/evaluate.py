@@ -154,6 +154,109 @@ def _aux_answers(chat, records, ecgs, options, batch_size: int) -> list[list[str
     ]
 
 
+class _Scoreboard:
+    """Per-system summaries, normalisation stats, throughput and the per-question rows of one evaluation."""
+
+    def __init__(self, records: list[dict], answer_options: dict[int, list[str]], n_boot: int, seed: int):
+        self.records = records
+        self.n_boot, self.seed = n_boot, seed
+        aliases = scp_code_aliases()
+        self.normalizers = {
+            tid: AnswerNormalizer(opts, code_aliases=aliases) for tid, opts in answer_options.items()
+        }
+        self.rows = [
+            {
+                k: r.get(k)
+                for k in ("sample_id", "template_id", "question_type", "attribute_type", "question", "ecg_id")
+            }
+            | {"gold": list(r["answer"])}
+            for r in records
+        ]
+        self.systems: dict[str, dict] = {}
+        self.norm_stats: dict[str, dict] = {}
+        self.throughput: dict[str, dict] = {}
+        self.answers_of: dict[str, list] = {}
+        self.agreement: dict = {}
+
+    def add_system(self, name: str, preds: list, raw: list[str] | None = None) -> None:
+        """Score one system's answers (None: not answered) and add them to every row."""
+        items = [
+            score_item(r, p or [], answered=p is not None) for r, p in zip(self.records, preds, strict=True)
+        ]
+        self.systems[name] = summarize(items, n_boot=self.n_boot, seed=self.seed)
+        self.systems[name]["by_question_x_attribute"] = type_breakdown(items)
+        self.answers_of[name] = [sorted(p) if p is not None else None for p in preds]
+        for k, (row, p, it) in enumerate(zip(self.rows, preds, items, strict=True)):
+            row[name] = {"answer": sorted(p) if p is not None else None, "correct": it.correct}
+            if raw is not None:
+                row[name]["raw"] = raw[k]
+        log.info("%s: accuracy %.4f", name, self.systems[name]["overall"]["accuracy"])
+
+    def add_generated(self, name: str, texts: list[str], spent: float, wall: float) -> None:
+        """Normalise generated texts to answers, record how they were matched and the throughput, score."""
+        normed = [
+            self.normalizers[int(r["template_id"])](t) for r, t in zip(self.records, texts, strict=True)
+        ]
+        methods = [n.method for n in normed]
+        stats = {m: methods.count(m) / max(1, len(methods)) for m in ("exact", "scan", "fuzzy", "oov")}
+        stats["out_of_vocabulary_rate"] = stats["oov"]
+        stats["negated"] = sum(bool(n.negated) for n in normed) / max(1, len(normed))
+        stats["outside_exact_vocabulary_rate"] = 1.0 - stats["exact"]
+        self.norm_stats[name] = stats
+        self.throughput[name] = {
+            "answers": len(texts),
+            "seconds": spent,
+            "answers_per_s": len(texts) / max(spent, 1e-9),
+            "wall_seconds": wall,
+            "answers_per_s_incl_ecg_reading": len(texts) / max(wall, 1e-9),
+        }
+        self.add_system(name, [list(n.answers) for n in normed], raw=texts)
+        for row, n in zip(self.rows, normed, strict=True):
+            row[name]["method"] = n.method
+
+    def add_aux_head(self, aux: list[list[str] | None], seconds: float) -> None:
+        """Score the aux-head answers and how often the LLM agrees with them."""
+        self.throughput["aux_head"] = {"answers": sum(a is not None for a in aux), "seconds": seconds}
+        self.add_system("aux_head", aux)
+        for name in [n for n in ("llm", "llm_constrained") if n in self.answers_of]:
+            correct = [row[name]["correct"] for row in self.rows]
+            self.agreement[name] = agreement([a or [] for a in self.answers_of[name]], aux, correct)
+        for row, a in zip(self.rows, aux, strict=True):
+            if a is not None and "llm" in row:
+                row["llm"]["agrees_with_aux_head"] = sorted(a) == row["llm"]["answer"]
+
+    def result(self) -> dict:
+        return {
+            "n_questions": len(self.records),
+            "systems": self.systems,
+            "normalization": self.norm_stats,
+            "throughput": self.throughput,
+            "agreement": self.agreement,
+            "predictions": self.rows,
+        }
+
+
+def _check_request(
+    chat, ecg_arrays, baselines: Sequence[str], decoding: Sequence[str], records: list[dict], answer_options
+) -> None:
+    """Refuse unknown systems, templates without answer options, and model systems without a model."""
+    unknown = [b for b in baselines if b not in BASELINES] + [d for d in decoding if d not in DECODING]
+    if unknown or not decoding:
+        raise ConfigError(
+            f"Unknown baselines/decoding {unknown}; baselines ⊂ {BASELINES}, decoding ⊂ {DECODING}."
+        )
+    missing = sorted({int(r["template_id"]) for r in records} - set(answer_options))
+    if missing:
+        raise DatasetError(
+            f"No answer options for template ids {missing[:10]}; is answers_for_each_template.csv the right one?"
+        )
+    needs_model = chat is not None or any(b in baselines for b in ("ecg_removed", "aux_head"))
+    if needs_model and (chat is None or ecg_arrays is None):
+        raise ConfigError(
+            "A model (chat) and ecg_arrays are needed for the model, ecg_removed and aux_head systems."
+        )
+
+
 def evaluate_vqa(
     chat,
     dataset: Sequence[dict],
@@ -184,115 +287,36 @@ def evaluate_vqa(
     Returns ``{"systems": {name: summary}, "normalization": {...}, "throughput": {...}, "agreement":
     {...}, "predictions": [per-question rows]}``.
     """
-    unknown = [b for b in baselines if b not in BASELINES] + [d for d in decoding if d not in DECODING]
-    if unknown or not decoding:
-        raise ConfigError(
-            f"Unknown baselines/decoding {unknown}; baselines ⊂ {BASELINES}, decoding ⊂ {DECODING}."
-        )
-    _seed_everything(seed)
     records = [dict(r) for r in dataset]
-    missing = sorted({int(r["template_id"]) for r in records} - set(answer_options))
-    if missing:
-        raise DatasetError(
-            f"No answer options for template ids {missing[:10]}; is answers_for_each_template.csv the right one?"
-        )
+    _check_request(chat, ecg_arrays, baselines, decoding, records, answer_options)
+    _seed_everything(seed)
     options = [answer_options[int(r["template_id"])] for r in records]
     allowed = [  # what constrained decoding picks from: a choose question's own two options (+ both, none)
         candidate_answers(str(r["question_type"]), r.get("attribute"), opts) or list(opts)
         for r, opts in zip(records, options, strict=True)
     ]
-    aliases = scp_code_aliases()
-    normalizers = {tid: AnswerNormalizer(opts, code_aliases=aliases) for tid, opts in answer_options.items()}
-    needs_model = chat is not None or any(b in baselines for b in ("ecg_removed", "aux_head"))
-    if needs_model and (chat is None or ecg_arrays is None):
-        raise ConfigError(
-            "A model (chat) and ecg_arrays are needed for the model, ecg_removed and aux_head systems."
-        )
+    board = _Scoreboard(records, answer_options, n_boot, seed)
 
-    rows = [
-        {
-            k: r.get(k)
-            for k in ("sample_id", "template_id", "question_type", "attribute_type", "question", "ecg_id")
-        }
-        | {"gold": list(r["answer"])}
-        for r in records
-    ]
-    systems: dict[str, dict] = {}
-    norm_stats: dict[str, dict] = {}
-    throughput: dict[str, dict] = {}
-    answers_of: dict[str, list] = {}
-
-    def add_system(name: str, preds: list, raw: list[str] | None = None) -> None:
-        items = [score_item(r, p or [], answered=p is not None) for r, p in zip(records, preds, strict=True)]
-        systems[name] = summarize(items, n_boot=n_boot, seed=seed)
-        systems[name]["by_question_x_attribute"] = type_breakdown(items)
-        answers_of[name] = [sorted(p) if p is not None else None for p in preds]
-        for k, (row, p, it) in enumerate(zip(rows, preds, items, strict=True)):
-            row[name] = {"answer": sorted(p) if p is not None else None, "correct": it.correct}
-            if raw is not None:
-                row[name]["raw"] = raw[k]
-        log.info("%s: accuracy %.4f", name, systems[name]["overall"]["accuracy"])
-
-    def add_generated(name: str, texts: list[str], spent: float, wall: float) -> None:
-        normed = [normalizers[int(r["template_id"])](t) for r, t in zip(records, texts, strict=True)]
-        methods = [n.method for n in normed]
-        norm_stats[name] = {
-            m: methods.count(m) / max(1, len(methods)) for m in ("exact", "scan", "fuzzy", "oov")
-        }
-        norm_stats[name]["out_of_vocabulary_rate"] = norm_stats[name]["oov"]
-        norm_stats[name]["negated"] = sum(bool(n.negated) for n in normed) / max(1, len(normed))
-        norm_stats[name]["outside_exact_vocabulary_rate"] = 1.0 - norm_stats[name]["exact"]
-        throughput[name] = {
-            "answers": len(texts),
-            "seconds": spent,
-            "answers_per_s": len(texts) / max(spent, 1e-9),
-            "wall_seconds": wall,
-            "answers_per_s_incl_ecg_reading": len(texts) / max(wall, 1e-9),
-        }
-        add_system(name, [list(n.answers) for n in normed], raw=texts)
-        for row, n in zip(rows, normed, strict=True):
-            row[name]["method"] = n.method
+    def generate(name: str, use_ecg: bool, mode: str) -> None:
+        texts, spent, wall = _generate(
+            chat, records, ecg_arrays, allowed, use_ecg=use_ecg, constrained=mode == "constrained",
+            batch_size=batch_size, max_new_tokens=max_new_tokens, desc=name,
+        )  # fmt: skip
+        board.add_generated(name, texts, spent, wall)
 
     if chat is not None:
         for mode in decoding:
-            name = "llm" if mode == "free" else "llm_constrained"
-            texts, spent, wall = _generate(
-                chat, records, ecg_arrays, allowed, use_ecg=True, constrained=mode == "constrained",
-                batch_size=batch_size, max_new_tokens=max_new_tokens, desc=name,
-            )  # fmt: skip
-            add_generated(name, texts, spent, wall)
+            generate("llm" if mode == "free" else "llm_constrained", True, mode)
     if "ecg_removed" in baselines:
-        texts, spent, wall = _generate(
-            chat, records, ecg_arrays, allowed, use_ecg=False, constrained=decoding[0] == "constrained",
-            batch_size=batch_size, max_new_tokens=max_new_tokens, desc="ecg_removed",
-        )  # fmt: skip
-        add_generated("ecg_removed", texts, spent, wall)
+        generate("ecg_removed", False, decoding[0])
     if "majority" in baselines:
         model = fit_majority(majority_reference if majority_reference is not None else records)
-        add_system("majority", [majority_answer(model, r) for r in records])
-    agree: dict = {}
+        board.add_system("majority", [majority_answer(model, r) for r in records])
     if "aux_head" in baselines:
         t0 = time.perf_counter()
         aux = _aux_answers(chat, records, ecg_arrays, options, batch_size)
-        throughput["aux_head"] = {
-            "answers": sum(a is not None for a in aux),
-            "seconds": time.perf_counter() - t0,
-        }
-        add_system("aux_head", aux)
-        for name in [n for n in ("llm", "llm_constrained") if n in answers_of]:
-            correct = [row[name]["correct"] for row in rows]
-            agree[name] = agreement([a or [] for a in answers_of[name]], aux, correct)
-        for row, a in zip(rows, aux, strict=True):
-            if a is not None and "llm" in row:
-                row["llm"]["agrees_with_aux_head"] = sorted(a) == row["llm"]["answer"]
-    return {
-        "n_questions": len(records),
-        "systems": systems,
-        "normalization": norm_stats,
-        "throughput": throughput,
-        "agreement": agree,
-        "predictions": rows,
-    }
+        board.add_aux_head(aux, time.perf_counter() - t0)
+    return board.result()
 
 
 def _to_records(ds) -> list[dict]:
@@ -310,11 +334,10 @@ def _signal_provenance(source: str, signals_root: Path):
 
 def run_eval_vqa(cfg: EvalVqaConfig) -> Path:
     """Load model + data from ``cfg``, evaluate, write the report; returns ``cfg.out_dir``."""
-    from encoder.datasets.ecgqa import load_answer_options, load_ecgqa
+    from encoder.datasets.ecgqa import load_answer_options
     from llm_finetune.inference import EcgChat
-    from llm_finetune.vqa.leakage import check_leakage, stage2_run_info
+    from llm_finetune.vqa.leakage import check_leakage
     from llm_finetune.vqa.report import write_report
-    from llm_finetune.vqa.sampling import select_indices
     from llm_finetune.vqa.signals import EcgArrays, build_source
 
     for b in cfg.baselines:
@@ -328,31 +351,9 @@ def run_eval_vqa(cfg: EvalVqaConfig) -> Path:
     _seed_everything(cfg.seed)
 
     root = Path(cfg.ecgqa_root)
-    records = _to_records(load_ecgqa(root, source=cfg.source, variant=cfg.variant, split=cfg.split))
-    if cfg.question_types is not None:
-        unknown = sorted(set(cfg.question_types) - set(QUESTION_TYPES))
-        if unknown:
-            raise ConfigError(f"Unknown question_types {unknown}; choose from {list(QUESTION_TYPES)}.")
-        records = [r for r in records if r["question_type"] in cfg.question_types]
-        if not records:
-            raise DatasetError(f"The {cfg.split} split has no questions of types {cfg.question_types}.")
-    keep = select_indices(
-        [r["sample_id"] for r in records], limit=cfg.limit, sample=cfg.sample, sample_file=cfg.sample_file,
-        seed=cfg.seed, provenance={"source": cfg.source, "variant": cfg.variant, "split": cfg.split},
-    )  # fmt: skip
-    records = [records[i] for i in keep]
+    records = _questions(cfg, root)
     answer_options = load_answer_options(root, source=cfg.source)
-    majority_reference, majority_note = None, f"fit on the {cfg.majority_fit_split} split"
-    if "majority" in cfg.baselines:
-        try:
-            majority_reference = _to_records(
-                load_ecgqa(root, source=cfg.source, variant=cfg.variant, split=cfg.majority_fit_split)
-            )
-        except DatasetError:
-            majority_note = (
-                f"fit on the evaluated split ({cfg.majority_fit_split} split not found): optimistic"
-            )
-            log.warning("Majority baseline %s.", majority_note)
+    majority_reference, majority_note = _majority_reference(cfg, root)
 
     chat = EcgChat.from_pretrained(cfg.model_dir, device=cfg.device, llm=cfg.llm)
     enc = chat.encoder_config
@@ -369,6 +370,61 @@ def run_eval_vqa(cfg: EvalVqaConfig) -> Path:
     )  # fmt: skip
     results["majority_note"] = majority_note
 
+    train_ids = _stage2_train_ecg_ids(cfg, root)
+    provenance = _signal_provenance(cfg.source, signals_root)
+    results["leakage"] = check_leakage(
+        {e for r in records for e in r["ecg_id"]}, model_dir=cfg.model_dir, extra_run_dirs=cfg.leakage_run_dirs,
+        ptbxl_folds=getattr(source, "folds", None), ecgqa_train_ecg_ids=train_ids,
+        eval_fingerprint=provenance.fingerprint if provenance else None,
+        patient_of=provenance.patient_of if provenance else None, allow_leakage=cfg.allow_leakage,
+    )  # fmt: skip
+    write_report(results, out_dir, cfg=cfg, command=" ".join(sys.argv), model_dir=cfg.model_dir)
+    return out_dir
+
+
+def _questions(cfg: EvalVqaConfig, root: Path) -> list[dict]:
+    """The evaluated split's questions, filtered by question type, then limited or sampled."""
+    from encoder.datasets.ecgqa import load_ecgqa
+    from llm_finetune.vqa.sampling import select_indices
+
+    records = _to_records(load_ecgqa(root, source=cfg.source, variant=cfg.variant, split=cfg.split))
+    if cfg.question_types is not None:
+        unknown = sorted(set(cfg.question_types) - set(QUESTION_TYPES))
+        if unknown:
+            raise ConfigError(f"Unknown question_types {unknown}; choose from {list(QUESTION_TYPES)}.")
+        records = [r for r in records if r["question_type"] in cfg.question_types]
+        if not records:
+            raise DatasetError(f"The {cfg.split} split has no questions of types {cfg.question_types}.")
+    keep = select_indices(
+        [r["sample_id"] for r in records], limit=cfg.limit, sample=cfg.sample, sample_file=cfg.sample_file,
+        seed=cfg.seed, provenance={"source": cfg.source, "variant": cfg.variant, "split": cfg.split},
+    )  # fmt: skip
+    return [records[i] for i in keep]
+
+
+def _majority_reference(cfg: EvalVqaConfig, root: Path) -> tuple[list[dict] | None, str]:
+    """Records the majority baseline is fitted on (None: the evaluated split) and a note saying which."""
+    from encoder.datasets.ecgqa import load_ecgqa
+
+    majority_reference, majority_note = None, f"fit on the {cfg.majority_fit_split} split"
+    if "majority" in cfg.baselines:
+        try:
+            majority_reference = _to_records(
+                load_ecgqa(root, source=cfg.source, variant=cfg.variant, split=cfg.majority_fit_split)
+            )
+        except DatasetError:
+            majority_note = (
+                f"fit on the evaluated split ({cfg.majority_fit_split} split not found): optimistic"
+            )
+            log.warning("Majority baseline %s.", majority_note)
+    return majority_reference, majority_note
+
+
+def _stage2_train_ecg_ids(cfg: EvalVqaConfig, root: Path) -> list | None:
+    """ECG ids of the questions stage 2 trained on (its config.yaml, else this dataset's train split)."""
+    from encoder.datasets.ecgqa import load_ecgqa
+    from llm_finetune.vqa.leakage import stage2_run_info
+
     run = stage2_run_info(cfg.model_dir)
     train_ids = None
     try:  # the questions stage 2 trained on (its config.yaml, else this dataset's train split)
@@ -381,12 +437,4 @@ def run_eval_vqa(cfg: EvalVqaConfig) -> Path:
         ]
     except DatasetError:
         pass
-    provenance = _signal_provenance(cfg.source, signals_root)
-    results["leakage"] = check_leakage(
-        {e for r in records for e in r["ecg_id"]}, model_dir=cfg.model_dir, extra_run_dirs=cfg.leakage_run_dirs,
-        ptbxl_folds=getattr(source, "folds", None), ecgqa_train_ecg_ids=train_ids,
-        eval_fingerprint=provenance.fingerprint if provenance else None,
-        patient_of=provenance.patient_of if provenance else None, allow_leakage=cfg.allow_leakage,
-    )  # fmt: skip
-    write_report(results, out_dir, cfg=cfg, command=" ".join(sys.argv), model_dir=cfg.model_dir)
-    return out_dir
+    return train_ids
