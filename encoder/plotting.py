@@ -84,14 +84,49 @@ def plot_12lead(ecg: Ecg, title: str | None = None, answer: str | None = None) -
     window = signal[:, :shown]  # (12, S)
     window = window - np.median(window, axis=1, keepdims=True) if shown else window
     mask = np.asarray(ecg.lead_mask, dtype=bool)
-    index = {lead: i for i, lead in enumerate(CANONICAL_LEADS)}
-    col_samples = int(round(COLUMN_SECONDS * fs))
 
     n_rows = len(LAYOUT) + 1
     width_mm = LEFT_MM + SHEET_SECONDS * PAPER_SPEED_MM_S + RIGHT_MM
     height_mm = n_rows * ROW_PITCH_MM
     baselines = [height_mm - ROW_PITCH_MM * (r + 0.6) for r in range(n_rows)]  # top row first
+    traces, labels = _sheet_traces(window, mask, fs, baselines)
 
+    header_in = 0.35 if title else 0.0
+    answer_lines = textwrap.wrap(answer, 150)[:4] if answer else []
+    footer_in = 0.3 + 0.2 * len(answer_lines)
+    w_in, h_in = width_mm / 25.4, height_mm / 25.4
+    total_in = h_in + header_in + footer_in
+    fig = Figure(figsize=(w_in, total_in), dpi=150)
+    ax = fig.add_axes((0.0, footer_in / total_in, 1.0, h_in / total_in))
+    _draw_sheet(ax, width_mm, height_mm, traces, labels)
+
+    if title:
+        fig.text(0.01, 1 - 0.5 * header_in / total_in, title, fontsize=11, va="center", parse_math=False)
+    total_s = ecg.num_samples / fs if fs > 0 else 0.0
+    shown_note = (
+        f"first {shown / fs:.1f} s of {total_s:.1f} s" if shown < ecg.num_samples else f"{total_s:.1f} s"
+    )
+    footer = (
+        f"{PAPER_SPEED_MM_S:g} mm/s   {GAIN_MM_MV:g} mm/mV   fs {fs:g} Hz   {shown_note}   "
+        f"leads present {int(mask.sum())}/12"
+    )
+    y = (footer_in - 0.15) / total_in
+    fig.text(0.01, y, footer, fontsize=8, va="center", color="#444444", parse_math=False)
+    for k, line in enumerate(answer_lines):
+        prefix = "Model answer: " if k == 0 else ""
+        fig.text(0.01, y - (k + 1) * 0.2 / total_in, prefix + line, fontsize=8, va="center", parse_math=False)
+    return fig
+
+
+def _sheet_traces(
+    window: np.ndarray, mask: np.ndarray, fs: float, baselines: list[float]
+) -> tuple[list[np.ndarray], list[tuple[float, float, str]]]:
+    """Polylines (paper mm) of the 3 x 4 layout and the rhythm strip, and (t0_s, baseline_mm, text) labels.
+
+    ``window`` is (12, S) mV in canonical order, ``mask`` (12,) the present leads, ``baselines`` one per row.
+    """
+    index = {lead: i for i, lead in enumerate(CANONICAL_LEADS)}
+    col_samples = int(round(COLUMN_SECONDS * fs))
     traces, labels = [], []
     for r, row in enumerate(LAYOUT):
         traces.append(_calibration_pulse(baselines[r]))
@@ -110,20 +145,18 @@ def plot_12lead(ecg: Ecg, title: str | None = None, answer: str | None = None) -
     rb = baselines[-1]
     traces.append(_calibration_pulse(rb))
     i = index[RHYTHM_LEAD]
-    if mask[i] and shown:
+    if mask[i] and window.shape[1]:
         traces.append(_trace(window[i], fs, 0.0, rb))
         labels.append((0.0, rb, f"{RHYTHM_LEAD} (rhythm)"))
     else:
         labels.append((0.0, rb, f"{RHYTHM_LEAD} (not recorded)"))
+    return traces, labels
 
-    header_in = 0.35 if title else 0.0
-    answer_lines = textwrap.wrap(answer, 150)[:4] if answer else []
-    footer_in = 0.3 + 0.2 * len(answer_lines)
-    w_in, h_in = width_mm / 25.4, height_mm / 25.4
-    fig = Figure(figsize=(w_in, h_in + header_in + footer_in), dpi=150)
-    ax = fig.add_axes(
-        (0.0, footer_in / (h_in + header_in + footer_in), 1.0, h_in / (h_in + header_in + footer_in))
-    )
+
+def _draw_sheet(
+    ax, width_mm: float, height_mm: float, traces: list[np.ndarray], labels: list[tuple[float, float, str]]
+) -> None:
+    """ECG paper (minor + major grid), the traces and the lead labels on ``ax`` (axes in paper mm)."""
     ax.set_xlim(0, width_mm)
     ax.set_ylim(0, height_mm)
     ax.set_aspect("equal")
@@ -151,37 +184,6 @@ def plot_12lead(ecg: Ecg, title: str | None = None, answer: str | None = None) -
             parse_math=False,
             bbox={"facecolor": "white", "alpha": 0.6, "edgecolor": "none", "pad": 0.5},
         )
-
-    if title:
-        fig.text(
-            0.01,
-            1 - 0.5 * header_in / (h_in + header_in + footer_in),
-            title,
-            fontsize=11,
-            va="center",
-            parse_math=False,
-        )
-    total_s = ecg.num_samples / fs if fs > 0 else 0.0
-    shown_note = (
-        f"first {shown / fs:.1f} s of {total_s:.1f} s" if shown < ecg.num_samples else f"{total_s:.1f} s"
-    )
-    footer = (
-        f"{PAPER_SPEED_MM_S:g} mm/s   {GAIN_MM_MV:g} mm/mV   fs {fs:g} Hz   {shown_note}   "
-        f"leads present {int(mask.sum())}/12"
-    )
-    y = (footer_in - 0.15) / (h_in + header_in + footer_in)
-    fig.text(0.01, y, footer, fontsize=8, va="center", color="#444444", parse_math=False)
-    for k, line in enumerate(answer_lines):
-        prefix = "Model answer: " if k == 0 else ""
-        fig.text(
-            0.01,
-            y - (k + 1) * 0.2 / (h_in + header_in + footer_in),
-            prefix + line,
-            fontsize=8,
-            va="center",
-            parse_math=False,
-        )
-    return fig
 
 
 def plot_label_probabilities(
