@@ -328,38 +328,15 @@ def build_app(chat_or_model_dir: ChatModel | str | Path, cfg: DemoConfig | None 
     cfg = cfg or DemoConfig()
     chat = load_chat(chat_or_model_dir) if isinstance(chat_or_model_dir, (str, Path)) else chat_or_model_dir
     h = DemoHandlers(chat, cfg)
-    example_names = list(EXAMPLES)
 
     with gr.Blocks(title="ecg-llm demo", delete_cache=(300, 1800)) as app:
         gr.Markdown("# ecg-llm: chat about a 12-lead ECG")
         gr.Markdown(DISCLAIMER, elem_id="disclaimer")
         status = gr.Markdown("Load an ECG to start: pick an example or upload a file.", elem_id="status")
         states = {s: gr.State(None) for s in SLOTS}
-        inputs: dict[str, dict[str, Any]] = {}
         with gr.Row():
             with gr.Column(scale=1, min_width=320):
-                for slot in SLOTS:
-                    label = "ECG A" if slot == "A" else "ECG B (optional, for comparison questions)"
-                    with gr.Group():
-                        gr.Markdown(f"### {label}")
-                        example = gr.Dropdown(
-                            choices=example_names,
-                            value=None,
-                            label="Pick a bundled example",
-                            elem_id=f"example_{slot}",
-                        )
-                        files = gr.File(
-                            file_count="multiple",
-                            file_types=[".hea", ".dat", ".xyz", ".npy", ".csv"],
-                            label="…or upload: WFDB .hea + .dat together, or one .npy / .csv",
-                            elem_id=f"files_{slot}",
-                        )
-                        fs = gr.Number(
-                            value=None,
-                            label="Sampling rate in Hz, for .npy (and .csv without a time column); 0 = not given",
-                            elem_id=f"fs_{slot}",
-                        )
-                    inputs[slot] = {"example": example, "files": files, "fs": fs}
+                inputs = {slot: _ecg_inputs(slot) for slot in SLOTS}
             with gr.Column(scale=2, min_width=480):
                 chatbot = gr.Chatbot(label="Chat", height=360, elem_id="chat")
                 question = gr.Textbox(
@@ -370,47 +347,9 @@ def build_app(chat_or_model_dir: ChatModel | str | Path, cfg: DemoConfig | None 
                 with gr.Row():
                     send = gr.Button("Ask", variant="primary", elem_id="ask")
                     clear_chat = gr.Button("Clear chat")
-        outputs: dict[str, dict[str, Any]] = {}
+        outputs = {slot: _ecg_outputs(slot) for slot in SLOTS}
         for slot in SLOTS:
-            with gr.Row(visible=slot == "A") as row:  # ECG B's row appears once B is loaded
-                with gr.Column(scale=3):
-                    plot = gr.Plot(show_label=False, format="png", elem_id=f"plot_{slot}")
-                with gr.Column(scale=1, min_width=300):
-                    info = gr.Markdown("", elem_id=f"info_{slot}")
-                    probs = gr.Plot(show_label=False, format="png", elem_id=f"probs_{slot}")
-            outputs[slot] = {"plot": plot, "info": info, "probs": probs, "row": row}
-
-        for slot in SLOTS:
-            ins, outs = inputs[slot], outputs[slot]
-            targets = [outs["plot"], outs["info"], outs["probs"], states[slot], status, outs["row"]]
-            limit = cfg.concurrency_limit
-            ins["files"].upload(
-                lambda f, r, s=slot: _with_row(h.load_upload(f, r, s), s),
-                [ins["files"], ins["fs"]],
-                targets,
-                api_name=f"load_upload_{slot.lower()}",
-                concurrency_limit=limit,
-                concurrency_id="read",
-            )
-            ins["fs"].submit(
-                lambda f, r, s=slot: _with_row(h.load_upload(f, r, s), s),
-                [ins["files"], ins["fs"]],
-                targets,
-                api_visibility="private",
-                concurrency_limit=limit,
-                concurrency_id="read",
-            )
-            ins["example"].input(
-                lambda n, s=slot: _with_row(h.load_example(n, s), s),
-                [ins["example"]],
-                targets,
-                api_name=f"load_example_{slot.lower()}",
-                concurrency_limit=limit,
-                concurrency_id="read",
-            )
-            ins["files"].clear(
-                lambda s=slot: _with_row(h.clear(s), s), None, targets, api_visibility="private", queue=False
-            )
+            _wire_loading(h, cfg, slot, inputs[slot], outputs[slot], states[slot], status)
 
         ask_inputs = [question, chatbot, states["A"], states["B"]]
         ask_outputs = [chatbot, outputs["A"]["probs"], outputs["B"]["probs"], status, question]
@@ -429,6 +368,77 @@ def build_app(chat_or_model_dir: ChatModel | str | Path, cfg: DemoConfig | None 
             lambda: ([], "Chat cleared."), None, [chatbot, status], api_visibility="private", queue=False
         )
     return app
+
+
+def _ecg_inputs(slot: str) -> dict[str, Any]:
+    """One ECG slot's input group (example picker, file upload, sampling rate) in the current layout."""
+    label = "ECG A" if slot == "A" else "ECG B (optional, for comparison questions)"
+    with gr.Group():
+        gr.Markdown(f"### {label}")
+        example = gr.Dropdown(
+            choices=list(EXAMPLES),
+            value=None,
+            label="Pick a bundled example",
+            elem_id=f"example_{slot}",
+        )
+        files = gr.File(
+            file_count="multiple",
+            file_types=[".hea", ".dat", ".xyz", ".npy", ".csv"],
+            label="…or upload: WFDB .hea + .dat together, or one .npy / .csv",
+            elem_id=f"files_{slot}",
+        )
+        fs = gr.Number(
+            value=None,
+            label="Sampling rate in Hz, for .npy (and .csv without a time column); 0 = not given",
+            elem_id=f"fs_{slot}",
+        )
+    return {"example": example, "files": files, "fs": fs}
+
+
+def _ecg_outputs(slot: str) -> dict[str, Any]:
+    """One ECG slot's output row (12-lead plot, record info, label probabilities); B's row starts hidden."""
+    with gr.Row(visible=slot == "A") as row:  # ECG B's row appears once B is loaded
+        with gr.Column(scale=3):
+            plot = gr.Plot(show_label=False, format="png", elem_id=f"plot_{slot}")
+        with gr.Column(scale=1, min_width=300):
+            info = gr.Markdown("", elem_id=f"info_{slot}")
+            probs = gr.Plot(show_label=False, format="png", elem_id=f"probs_{slot}")
+    return {"plot": plot, "info": info, "probs": probs, "row": row}
+
+
+def _wire_loading(
+    h: DemoHandlers, cfg: DemoConfig, slot: str, ins: dict, outs: dict, state: Any, status: Any
+) -> None:
+    """Upload, sampling-rate submit, example pick and clear events of one slot."""
+    targets = [outs["plot"], outs["info"], outs["probs"], state, status, outs["row"]]
+    limit = cfg.concurrency_limit
+    ins["files"].upload(
+        lambda f, r, s=slot: _with_row(h.load_upload(f, r, s), s),
+        [ins["files"], ins["fs"]],
+        targets,
+        api_name=f"load_upload_{slot.lower()}",
+        concurrency_limit=limit,
+        concurrency_id="read",
+    )
+    ins["fs"].submit(
+        lambda f, r, s=slot: _with_row(h.load_upload(f, r, s), s),
+        [ins["files"], ins["fs"]],
+        targets,
+        api_visibility="private",
+        concurrency_limit=limit,
+        concurrency_id="read",
+    )
+    ins["example"].input(
+        lambda n, s=slot: _with_row(h.load_example(n, s), s),
+        [ins["example"]],
+        targets,
+        api_name=f"load_example_{slot.lower()}",
+        concurrency_limit=limit,
+        concurrency_id="read",
+    )
+    ins["files"].clear(
+        lambda s=slot: _with_row(h.clear(s), s), None, targets, api_visibility="private", queue=False
+    )
 
 
 def launch_app(app: gr.Blocks, cfg: DemoConfig, *, block: bool = True) -> str:
