@@ -22,17 +22,17 @@ if [ "${ALLOW_CPU:-0}" != 1 ]; then  # ALLOW_CPU=1 LLM=packaged:tiny-random-llam
 fi
 
 if [ ! -f "$COHORT/ptbxl_database.csv" ]; then
-    "$PY" -m demo.cli data synth --out_dir "$COHORT" --num_records "$NUM_RECORDS" --seed 0
+    "$PY" -m ecgllm data synth --out_dir "$COHORT" --num_records "$NUM_RECORDS" --seed 0
 fi
 
 for q in 4bit none; do
     run="$OUT_DIR/finetune_$q"
     start=$(date +%s)
-    "$PY" -m demo.cli finetune --config configs/quickstart/finetune.yaml --data_root "$COHORT" \
+    "$PY" -m ecgllm finetune --config configs/quickstart/finetune.yaml --data_root "$COHORT" \
         --encoder "$ENCODER" --output_dir "$run" --max_steps "$STEPS" --checkpoint_every "$STEPS" \
         --model.llm "$LLM" --model.quantization "$q" --model.dtype bfloat16
     echo "finetune $q: $(($(date +%s) - start)) s for $STEPS steps"
-    "$PY" -m demo.cli eval-vqa --model_dir "$run/model" --ecgqa_root "$COHORT/ecgqa" \
+    "$PY" -m ecgllm eval-vqa --model_dir "$run/model" --ecgqa_root "$COHORT/ecgqa" \
         --out_dir "$OUT_DIR/vqa_$q" --sample 300 --seed 0
 done
 

@@ -21,7 +21,7 @@ case "$SPLIT" in valid) ROLE="selection (valid)" ;; test) ROLE="HEADLINE (test, 
   *) echo "SPLIT must be valid or test, got $SPLIT"; exit 1 ;; esac
 : "${ENCODER:?set ENCODER to a stage-1 encoder folder, e.g. runs/quickstart/stage1/encoder}"
 mkdir -p "$OUT"
-[ -f "$C/ptbxl_database.csv" ] || $PY -m demo.cli data synth --out_dir "$C" --num_records 2000 --seed 0 || exit 1
+[ -f "$C/ptbxl_database.csv" ] || $PY -m ecgllm data synth --out_dir "$C" --num_records 2000 --seed 0 || exit 1
 C=$C SPLIT=$SPLIT $PY - "$OUT/ids_$SPLIT.json" <<'PY'
 import json, os, sys
 from encoder.datasets.ecgqa import load_ecgqa
@@ -33,11 +33,11 @@ PY
 run() {  # name, then finetune overrides
   name=$1; shift
   t0=$(date +%s)
-  $PY -m demo.cli finetune --config configs/quickstart/finetune.yaml --data_root "$C" --encoder "$ENCODER" \
+  $PY -m ecgllm finetune --config configs/quickstart/finetune.yaml --data_root "$C" --encoder "$ENCODER" \
      --output_dir "$OUT/ft_$name" --checkpoint_every 1000 "$@" > "$OUT/ft_$name.log" 2>&1 \
      || { echo "== $name: finetune failed"; tail -5 "$OUT/ft_$name.log"; return; }
   t1=$(date +%s)
-  $PY -m demo.cli eval-vqa --model_dir "$OUT/ft_$name/model" --ecgqa_root "$C/ecgqa" --out_dir "$OUT/vqa_${name}_$SPLIT" \
+  $PY -m ecgllm eval-vqa --model_dir "$OUT/ft_$name/model" --ecgqa_root "$C/ecgqa" --out_dir "$OUT/vqa_${name}_$SPLIT" \
      --split "$SPLIT" --sample_file "$OUT/ids_$SPLIT.json" --baselines '[majority,aux_head]' --device "${DEV:-cuda}" --batch_size 64 \
      > "$OUT/vqa_${name}_$SPLIT.log" 2>&1 || { echo "== $name: eval failed"; tail -5 "$OUT/vqa_${name}_$SPLIT.log"; return; }
   echo "== $name ($*) [$ROLE] train $((t1 - t0)) s, eval $(($(date +%s) - t1)) s  [LLM | aux head | majority]"

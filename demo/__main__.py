@@ -2,7 +2,7 @@
 
 import sys
 
-from demo.cli import main
+from ecgllm.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["demo", *sys.argv[1:]]))

@@ -3,7 +3,7 @@
 Every job in the library is a config dataclass plus a ``run_*`` function. :func:`command_parser` builds the
 jsonargparse parser for one of them (``--help`` shows each field's docstring and ``Literal`` choices) and
 :func:`run_command` parses, runs and turns the library's own errors into one ``error: ...`` line and exit code 2.
-The ``ecgllm`` CLI (``demo/cli.py``) and the launchable training modules
+The ``ecgllm`` CLI (``ecgllm/cli.py``) and the launchable training modules
 (``accelerate launch -m llm_finetune.train ...``) both use it.
 """
 

@@ -67,3 +67,16 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error:") and "Traceback" not in proc.stderr
+
+
+def test_python_dash_m_ecgllm_runs_the_cli(tmp_path):
+    bogus = tmp_path / "x.dat"
+    bogus.write_text("this is a text file renamed to .dat\n" * 50)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ecgllm", "inspect", "--path", str(bogus)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error:") and "Traceback" not in proc.stderr
