@@ -6,7 +6,7 @@ Every problem is raised as an ``encoder.errors.EcgInputError`` subclass whose me
 and what to do. Repairs (interpolated NaN gaps, masked leads) and flags (flat leads) are recorded in
 ``ecg.meta`` so nothing is accepted silently.
 
-Policy (also in the README table):
+Policy (also in the table of docs/reading_ecgs.md):
 - sampling rate must be within [MIN_FS, MAX_FS] = [50, 10000] Hz; higher rates up to 10 kHz are accepted,
   noted in ``meta["warnings"]`` and resampled when ``target_fs`` is given;
 - samples that are NaN/inf or beyond +-MAX_ABS_MV are invalid: short gaps (<= MAX_GAP_S each, <= MAX_BAD_FRACTION
