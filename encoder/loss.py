@@ -29,10 +29,9 @@ Reduction (``reduction``): ``sum_ij l_ij / N`` with
       SigLIP's normalisation, so Jaccard-SigLIP still equals plain SigLIP when the label sets are disjoint. With
       Jaccard targets each row has many (soft) positives; dividing by their mass keeps the loss and gradient scale
       of Jaccard-SigLIP comparable to plain SigLIP's instead of growing with the number of positives per row.
-    * ``"batch"``: ``N = B`` (SigLIP's reduction applied unchanged). Measured on the synthetic cohort (seed 0,
-      narrow ResNet, 200 steps): the Jaccard contrastive loss is then ~4x plain SigLIP's, with gradient norms
-      20-90 instead of ~2, so under gradient clipping it swamps the jointly trained BCE head (test aux-head macro
-      AUROC 0.895 vs 0.941 for plain SigLIP). That is why ``positives`` is the default.
+    * ``"batch"``: ``N = B`` (SigLIP's reduction applied unchanged). With many positives per row the Jaccard
+      contrastive loss and its gradients are then several times plain SigLIP's, so under gradient clipping it
+      swamps the jointly trained BCE head (measured in ``docs/stage1.md``). That is why ``positives`` is the default.
 
 Global batch over several processes (:func:`global_contrastive_loss`, open_clip's ``SigLipLoss`` / big_vision
 structure): each process scores its own ECG rows against every process's texts, which arrive through an
