@@ -116,6 +116,14 @@ def _check_size(path: Path, max_file_bytes: int) -> int:
     return size
 
 
+def _check_nonempty(path: Path, max_file_bytes: int) -> int:
+    """Size of a single-file record (.npy / .csv): within the limit and not empty."""
+    size = _check_size(path, max_file_bytes)
+    if size == 0:
+        raise EcgFormatError(f"{path.name} is empty (0 bytes).")
+    return size
+
+
 def _check_fs(fs: float, what: str = "sampling rate") -> float:
     if not math.isfinite(fs) or fs <= 0:
         raise EcgSamplingRateError(f"The {what} must be a positive number of Hz, got {fs!r}.")

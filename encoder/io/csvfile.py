@@ -15,7 +15,7 @@ from encoder.errors import (
     EcgSamplingRateError,
     EcgTooShortError,
 )
-from encoder.io.common import _check_size, _is_number, _Raw
+from encoder.io.common import _check_nonempty, _is_number, _Raw
 from encoder.io.npy import _raw_from_array
 
 _TIME_COLUMNS_S = {"t", "time", "time_s", "times", "seconds", "sec", "s", "time(s)", "time [s]"}
@@ -30,9 +30,7 @@ _INDEX_COLUMNS = {"", "index", "sample", "samples", "unnamed: 0", "idx"}
 def _read_csv(
     path: Path, fs: float | None, lead_names: Sequence[str] | None, units: str | None, max_file_bytes: int
 ) -> _Raw:
-    size = _check_size(path, max_file_bytes)
-    if size == 0:
-        raise EcgFormatError(f"{path.name} is empty (0 bytes).")
+    _check_nonempty(path, max_file_bytes)
     raw_bytes = path.read_bytes()
     if b"\x00" in raw_bytes:
         raise EcgFormatError(f"{path.name} is not a CSV text file (it contains binary data).")

@@ -12,7 +12,7 @@ from encoder.errors import (
     EcgLeadError,
     EcgSamplingRateError,
 )
-from encoder.io.common import _check_fs, _check_size, _Raw, _unit_scale
+from encoder.io.common import _check_fs, _check_nonempty, _Raw, _unit_scale
 from encoder.leads import CANONICAL_LEADS, NUM_LEADS
 
 
@@ -57,9 +57,7 @@ def _raw_from_array(
 def _read_npy(
     path: Path, fs: float | None, lead_names: Sequence[str] | None, units: str | None, max_file_bytes: int
 ) -> _Raw:
-    size = _check_size(path, max_file_bytes)
-    if size == 0:
-        raise EcgFormatError(f"{path.name} is empty (0 bytes).")
+    _check_nonempty(path, max_file_bytes)
     try:
         arr = np.load(path, allow_pickle=False)
     except ValueError as exc:

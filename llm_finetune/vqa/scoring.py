@@ -15,16 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# ECG-QA's seven question types, in the paper's order.
-QUESTION_TYPES: tuple[str, ...] = (
-    "single-verify",
-    "single-choose",
-    "single-query",
-    "comparison_consecutive-verify",
-    "comparison_consecutive-query",
-    "comparison_irrelevant-verify",
-    "comparison_irrelevant-query",
-)
+from encoder.ecgqa.templates import QUESTION_TYPES  # ECG-QA's seven question types, in the paper's order
+
 ATTRIBUTE_TYPES: tuple[str, ...] = (
     "scp_code",
     "noise",
