@@ -80,6 +80,46 @@ def read_database(root: Path) -> pd.DataFrame:
     return db
 
 
+def _label_names(
+    labels: list[list[str]], task: str, statements: ScpStatements, min_label_count: int
+) -> list[str]:
+    """The task's labels (min_label_count 0) or those seen at least ``min_label_count`` times, sorted."""
+    if min_label_count == 0:
+        return statements.task_labels(task)
+    counts = Counter(x for ls in labels for x in ls)
+    return sorted(k for k, n in counts.items() if n >= min_label_count)
+
+
+def _record_text(
+    text_labels: list[str], report: str, statements: ScpStatements, text_style: str, include_report: bool
+) -> str:
+    """A record's label text, with its free-text report appended when asked for."""
+    t = label_text(text_labels, statements, text_style)
+    if include_report and report.strip():
+        t = f"{t} Report: {report.strip()}" if t else f"Report: {report.strip()}"
+    return t
+
+
+def _record_table(
+    db: pd.DataFrame, col: str, labels: list[list[str]], texts: list[str], codes: list
+) -> pd.DataFrame:
+    """One row per database row: ecg_id, filename, strat_fold, labels, text, scp_codes (+ patient/age/sex/report)."""
+    table = pd.DataFrame(
+        {
+            "ecg_id": db["ecg_id"].astype(int).to_numpy(),
+            "filename": db[col].astype(str).to_numpy(),
+            "strat_fold": db["strat_fold"].astype(int).to_numpy(),
+            "labels": labels,
+            "text": texts,
+            "scp_codes": codes,
+        }
+    )
+    for extra in ("patient_id", "age", "sex", "report"):
+        if extra in db.columns:
+            table[extra] = db[extra].to_numpy()
+    return table
+
+
 class PtbXl:
     """PTB-XL records with labels of one task, text per record and the official folds.
 
@@ -150,35 +190,17 @@ class PtbXl:
         labels = [labels_for_record(c, task, statements, min_likelihood) for c in codes]
         text_labels = [labels_for_record(c, text_task, statements, min_likelihood) for c in codes]
 
-        if self.min_label_count == 0:
-            names = statements.task_labels(task)
-        else:
-            counts = Counter(x for ls in labels for x in ls)
-            names = sorted(k for k, n in counts.items() if n >= self.min_label_count)
+        names = _label_names(labels, task, statements, self.min_label_count)
         keep = set(names)
         labels = [[x for x in ls if x in keep] for ls in labels]
 
         reports = db["report"].fillna("").astype(str) if "report" in db.columns else [""] * len(db)
-        texts = []
-        for tl, rep in zip(text_labels, reports, strict=True):
-            t = label_text(tl, statements, text_style)
-            if include_report and rep.strip():
-                t = f"{t} Report: {rep.strip()}" if t else f"Report: {rep.strip()}"
-            texts.append(t)
+        texts = [
+            _record_text(tl, rep, statements, text_style, include_report)
+            for tl, rep in zip(text_labels, reports, strict=True)
+        ]
 
-        table = pd.DataFrame(
-            {
-                "ecg_id": db["ecg_id"].astype(int).to_numpy(),
-                "filename": db[col].astype(str).to_numpy(),
-                "strat_fold": db["strat_fold"].astype(int).to_numpy(),
-                "labels": labels,
-                "text": texts,
-                "scp_codes": codes,
-            }
-        )
-        for extra in ("patient_id", "age", "sex", "report"):
-            if extra in db.columns:
-                table[extra] = db[extra].to_numpy()
+        table = _record_table(db, col, labels, texts, codes)
         if drop_unlabeled:
             table = table[[len(x) > 0 for x in table["labels"]]]
         self._database_rows = table.index.to_numpy()  # (N,) row of each table row in ``database``
