@@ -164,7 +164,7 @@ def test_questions_are_true_for_the_labels(cohort: Path) -> None:
 def test_loaders_of_the_library_read_the_cohort(cohort: Path) -> None:
     ptbxl = pytest.importorskip("encoder.datasets.ptbxl")
     ecgqa = pytest.importorskip("encoder.datasets.ecgqa")
-    ds = ptbxl.PtbXl(cohort, task="superdiagnostic", sampling_rate=100)
+    ds = ptbxl.PtbXl(cohort, task="superdiagnostic", sampling_rate=100, drop_unlabeled=False)
     assert len(ds.table) == 40 and ds.read(0).signal.shape == (12, 1000)
     qa = ecgqa.load_ecgqa(cohort / "ecgqa", split="train")
     assert len(qa) > 0 and isinstance(qa[0]["ecg_id"], list)

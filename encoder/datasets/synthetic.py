@@ -19,10 +19,11 @@ import hashlib
 import json
 import multiprocessing as mp
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -30,12 +31,16 @@ from scipy.signal import resample_poly
 from tqdm import tqdm
 
 from encoder.config_io import atomic_directory, atomic_write_json, save_resolved_config
+from encoder.datasets.ptbxl_attributes import GROUND_TRUTH_COLUMN
+from encoder.ecgqa.attributes import ATTRIBUTE_GROUPS, NOISE_COLUMNS, EcgAttributes
 from encoder.errors import ConfigError, DatasetError
+from encoder.synth import real_labels
 from encoder.synth.labels_prior import sample_scp_codes
 from encoder.synth.questions import QaRecord, make_questions
-from encoder.synth.record import synthesize_record
+from encoder.synth.record import RecordExtras, synthesize_record
+from encoder.synth.rhythm import PAC, PVC
 
-GENERATOR_VERSION = "ssm-2"
+GENERATOR_VERSION = "ssm-3"
 MARKER = "synthetic_cohort.json"
 # PTB-XL's lead names in its WFDB headers.
 PTBXL_LEAD_NAMES = ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"]
@@ -61,6 +66,10 @@ class SyntheticConfig:
     """ECG-QA samples per record of each split (train questions use folds 1-8, valid fold 9, test fold 10)."""
     num_workers: int = 2
     """Worker processes for signal generation (1 = in-process)."""
+    label_source: Literal["real_table", "parametric"] = "real_table"
+    """Where label sets come from: "real_table" draws a real PTB-XL row per record (codes, noise, axis, stage,
+    extra beats, pacemaker; ``encoder/resources/synth/ptbxl_label_sample.csv.gz``), "parametric" the older prior
+    (``labels_prior``; no annotated noise, axis or stage). ``normal_fraction`` applies to "parametric" only."""
 
 
 def _digital(signal: np.ndarray) -> np.ndarray:
@@ -97,15 +106,40 @@ def _record_paths(ecg_id: int) -> tuple[str, str]:
 
 def _generate_one(job: tuple) -> dict:
     """Worker: synthesise one record, write it at 500 Hz and 100 Hz, return its ground truth."""
-    root, ecg_id, codes, age, seed, seconds, noise_scale = job
+    root, ecg_id, codes, age, seed, seconds, noise_scale, extras, shape_seed = job
     rng = np.random.default_rng([seed, ecg_id])
     rec = synthesize_record(
-        frozenset(codes), rng, age=age, fs=500.0, seconds=seconds, noise_scale=noise_scale
-    )
+        frozenset(codes), rng, age=age, fs=500.0, seconds=seconds, noise_scale=noise_scale, extras=extras,
+        shape_seed=shape_seed,
+    )  # fmt: skip
     lr, hr = _record_paths(ecg_id)
     _write_wfdb(Path(root) / hr, 500, _digital(rec.signal))
     _write_wfdb(Path(root) / lr, 100, _digital(resample_poly(rec.signal, 1, 5, axis=1)))
-    return {"ecg_id": ecg_id, "features": rec.features, "has_p": rec.physiology.rhythm == "sinus"}
+    return {
+        "ecg_id": ecg_id, "features": rec.features, "has_p": rec.physiology.rhythm == "sinus",
+        "numeric_ms": rec.numeric_ms, "axis_deg": rec.axis_deg,
+        "n_pvc": int((rec.beat_kinds == PVC).sum()), "n_pac": int((rec.beat_kinds == PAC).sum()),
+    }  # fmt: skip
+
+
+def _attributes(row: pd.Series, info: dict) -> EcgAttributes:
+    """The record's ground truth: the drawn noise / stage / pacemaker, the rendered extra beats, axis, intervals."""
+    noise = {t: real_labels.parse_leads(row[col]) for t, col in NOISE_COLUMNS.items()}
+    typed = "VES" in str(row.extra_beats_drawn).upper()  # the real cell stated the type
+    extra = {"ventricular extrasystoles"} if info["n_pvc"] and typed else set()
+    extra |= {"supraventricular extrasystoles"} if info["n_pac"] and typed else set()
+    extra |= {"extrasystoles"} if (info["n_pvc"] or info["n_pac"]) and not typed else set()
+    lead_ii_clean = not any(m[1] for m in noise.values()) and not extra
+    numeric = info["numeric_ms"] if lead_ii_clean else {}
+    return EcgAttributes(
+        noise=noise,
+        extra_systoles=frozenset(extra),
+        heart_axis=real_labels.axis_class(info["axis_deg"]),
+        infarction_stage=real_labels.infarction_stage(row.infarction_stadium1, row.infarction_stadium2),
+        pacemaker=bool(row.pacemaker),
+        numeric_ms=numeric,
+        available=frozenset(set(ATTRIBUTE_GROUPS) - {"form_leads"}),
+    )
 
 
 def _config_hash(cfg: SyntheticConfig) -> str:
@@ -117,6 +151,15 @@ def _config_hash(cfg: SyntheticConfig) -> str:
 def _report(codes: dict[str, float], statements: pd.DataFrame) -> str:
     parts = [str(statements.loc[c, "description"]).lower() for c in codes if c in statements.index]
     return ". ".join(parts) + "."
+
+
+def _label_row(cfg: SyntheticConfig, rng: np.random.Generator, earlier: real_labels.LabelRow | None):
+    """One record's labels: a real row (a patient's later record evolves from ``earlier``) or the parametric prior."""
+    if cfg.label_source == "parametric":
+        return real_labels.LabelRow(sample_scp_codes(rng, cfg.normal_fraction), "", "", "",
+                                    dict.fromkeys(NOISE_COLUMNS.values(), ""), "", "")  # fmt: skip
+    fresh = real_labels.sample_label_row(rng)
+    return fresh if earlier is None else real_labels.evolve(earlier, fresh, rng)
 
 
 def _sample_table(cfg: SyntheticConfig) -> pd.DataFrame:
@@ -132,17 +175,24 @@ def _sample_table(cfg: SyntheticConfig) -> pd.DataFrame:
         sex = int(rng.random() < 0.48)
         n_rec = 2 if rng.random() < 0.125 else 1
         when = start + timedelta(days=int(rng.integers(0, 365 * 10)), seconds=int(rng.integers(0, 86400)))
+        label, shape_seed = None, int(rng.integers(2**62))  # a patient's records share the beat shape
         for k in range(n_rec):
             if ecg_id > cfg.num_records:
                 break
-            codes = sample_scp_codes(rng, cfg.normal_fraction)
+            label = _label_row(cfg, rng, label if k else None)
             lr, hr = _record_paths(ecg_id)
             rows.append(
                 {
                     "ecg_id": ecg_id, "patient_id": float(patient), "age": age + k, "sex": sex,
                     "height": np.nan, "weight": np.nan, "nurse": np.nan, "site": 0.0, "device": "SYNTH-VCG",
                     "recording_date": (when + timedelta(days=200 * k)).strftime("%Y-%m-%d %H:%M:%S"),
-                    "scp_codes": codes, "strat_fold": fold, "filename_lr": lr, "filename_hr": hr,
+                    "scp_codes": label.scp_codes, "strat_fold": fold, "filename_lr": lr, "filename_hr": hr,
+                    **label.noise, "extra_beats_drawn": label.extra_beats, "pacemaker": label.pacemaker,
+                    "infarction_stadium1": label.infarction_stadium1,
+                    "infarction_stadium2": label.infarction_stadium2, "heart_axis_drawn": label.heart_axis,
+                    "axis_target": real_labels.axis_target(label.heart_axis, rng)
+                    if cfg.label_source == "real_table" else None,
+                    "shape_seed": shape_seed,
                 }
             )  # fmt: skip
             ecg_id += 1
@@ -185,15 +235,25 @@ def generate_cohort(cfg: SyntheticConfig) -> Path:
     return out
 
 
+def _job(root: Path, r: pd.Series, cfg: SyntheticConfig) -> tuple:
+    """A worker's arguments for one table row: the codes to render (plus premature beats the row's
+    ``extra_beats`` asks for), its annotated noise, axis and pacing."""
+    codes = set(r.scp_codes) | real_labels.extra_beat_codes(r.extra_beats_drawn)
+    extras = RecordExtras(
+        noise={t: m for t, col in NOISE_COLUMNS.items() if any(m := real_labels.parse_leads(r[col]))},
+        axis_deg=None if pd.isna(r.axis_target) else float(r.axis_target),
+        pacemaker=bool(r.pacemaker),
+    )
+    return (str(root), int(r.ecg_id), tuple(sorted(codes)), float(r.age), cfg.seed, cfg.seconds, cfg.noise_scale,
+            extras, int(r.shape_seed))  # fmt: skip
+
+
 def _write_cohort(root: Path, cfg: SyntheticConfig) -> None:
     res = resources.files("encoder") / "resources"
     statements = pd.read_csv(str(res / "ptbxl" / "scp_statements.csv"), index_col=0)
     shutil.copyfile(str(res / "ptbxl" / "scp_statements.csv"), root / "scp_statements.csv")
     table = _sample_table(cfg)
-    jobs = [
-        (str(root), int(r.ecg_id), tuple(r.scp_codes), float(r.age), cfg.seed, cfg.seconds, cfg.noise_scale)
-        for r in table.itertuples()
-    ]
+    jobs = [_job(root, r, cfg) for _, r in table.iterrows()]
     truth: dict[int, dict] = {}
     bar = dict(total=len(jobs), desc="synthetic ECGs", unit="rec")
     if cfg.num_workers > 1 and len(jobs) > 50:
@@ -209,19 +269,17 @@ def _write_cohort(root: Path, cfg: SyntheticConfig) -> None:
     table["report"] = [_report(c, statements) for c in table.scp_codes]
     csv = table.copy()
     csv["scp_codes"] = [str(c) for c in csv.scp_codes]
+    attrs = [_attributes(r, truth[int(r.ecg_id)]) for _, r in table.iterrows()]
+    csv[GROUND_TRUTH_COLUMN] = [a.to_json() for a in attrs]
+    csv["heart_axis"] = [real_labels.axis_code(truth[int(i)]["axis_deg"]) if cfg.label_source == "real_table"
+                         else "" for i in csv.ecg_id]  # fmt: skip
+    csv["extra_beats"] = [_extra_beats(r.extra_beats_drawn, truth[int(r.ecg_id)]) for r in csv.itertuples()]
     cols = ["ecg_id", "patient_id", "age", "sex", "height", "weight", "nurse", "site", "device", "recording_date",
-            "report", "scp_codes", "strat_fold", "filename_lr", "filename_hr"]  # fmt: skip
+            "report", "scp_codes", "heart_axis", "infarction_stadium1", "infarction_stadium2", *NOISE_COLUMNS.values(),
+            "extra_beats", "pacemaker", "strat_fold", "filename_lr", "filename_hr", GROUND_TRUTH_COLUMN]  # fmt: skip
     csv[cols].to_csv(root / "ptbxl_database.csv", index=False)
     qa_records = [
-        QaRecord(
-            int(r.ecg_id),
-            int(r.patient_id),
-            int(r.strat_fold),
-            frozenset(r.scp_codes),
-            truth[int(r.ecg_id)]["features"],
-            truth[int(r.ecg_id)]["has_p"],
-        )  # fmt: skip
-        for r in table.itertuples()
+        _qa_record(r, truth[int(r.ecg_id)], a) for r, a in zip(table.itertuples(), attrs, strict=True)
     ]
     _write_questions(root, qa_records, cfg)
     save_resolved_config(cfg, root)
@@ -229,6 +287,30 @@ def _write_cohort(root: Path, cfg: SyntheticConfig) -> None:
         root / MARKER,
         {"generator": GENERATOR_VERSION, "config_hash": _config_hash(cfg), "config": asdict(cfg)},
     )
+
+
+def _extra_beats(drawn: str, info: dict) -> str:
+    """The rendered premature beats in the table's format, typed ("1VES", "SVES") only where the drawn cell was."""
+    n = info["n_pvc"] + info["n_pac"]
+    if not n:
+        return ""
+    if "VES" in drawn.upper():
+        return real_labels.extra_beats_text(info["n_pvc"], info["n_pac"])
+    return f"{n}ES"
+
+
+def _qa_record(r, info: dict, attrs: EcgAttributes) -> QaRecord:
+    """The question writer's record (``attributes`` / ``likelihoods`` passed where its QaRecord has them)."""
+    kw = {}
+    names = {f.name for f in fields(QaRecord)}
+    if "attributes" in names:
+        kw["attributes"] = attrs
+    if "likelihoods" in names:
+        kw["likelihoods"] = dict(r.scp_codes)
+    return QaRecord(
+        int(r.ecg_id), int(r.patient_id), int(r.strat_fold), frozenset(r.scp_codes), info["features"], info["has_p"],
+        **kw,
+    )  # fmt: skip
 
 
 def _write_questions(root: Path, records: list[QaRecord], cfg: SyntheticConfig) -> None:

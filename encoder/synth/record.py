@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from encoder.ecgqa.attributes import LeadMask
+from encoder.synth.artefacts import annotated_noise, pacemaker_spikes
 from encoder.synth.beat_model import Waves, derive_12_leads, project_independent, render_vcg
 from encoder.synth.beat_render import WINDOW_S, render_beats
 from encoder.synth.labels_effects import EFFECT_ORDER, EFFECTS
-from encoder.synth.measurements import numeric_features
+from encoder.synth.measurements import numeric_features, numeric_min_max
 from encoder.synth.noise import electrode_noise, electrodes_to_independent_leads
 from encoder.synth.patient import (
     Component,
@@ -37,6 +39,22 @@ class SyntheticRecord:
     """(N,) beat kinds (see ``rhythm``)."""
     features: dict[str, float]
     """Ground-truth intervals in ms (see ``measurements.numeric_features``)."""
+    numeric_ms: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Ground-truth (min, max) over the record's beats in ms (see ``measurements.numeric_min_max``)."""
+    axis_deg: float = float("nan")
+    """Frontal-plane QRS axis (degrees, from the net QRS area in I and aVF of the mean beat)."""
+
+
+@dataclass
+class RecordExtras:
+    """What a record carries besides its SCP codes (ECG-QA's annotated attributes)."""
+
+    noise: dict[str, LeadMask] = field(default_factory=dict)
+    """Noise type (``attributes.NOISE_TYPES``) -> leads it is put on."""
+    axis_deg: float | None = None
+    """Frontal QRS axis to set (degrees, -180..180, positive = towards aVF); ``None`` keeps the patient's."""
+    pacemaker: bool = False
+    """Add a pacing spike before every QRS."""
 
 
 def _pvc_waves(ph: Physiology, rng: np.random.Generator) -> Waves:
@@ -162,6 +180,27 @@ def _region_gain(
     return np.interp(t, xs, [gains[0], gains[1], gains[1], gains[2]])
 
 
+def _limb_area(beat: np.ndarray, t: np.ndarray, q_on: float, qrs: float) -> tuple[float, float]:
+    """Net QRS area (mV s) of leads I and II of a mean beat (8, W) on grid ``t``."""
+    sel = (t >= q_on) & (t < q_on + qrs)
+    return float(beat[0, sel].sum()), float(beat[1, sel].sum())
+
+
+def frontal_axis(area_i: float, area_ii: float) -> float:
+    """Frontal QRS axis (degrees) from the net QRS of I and II (hexaxial: II at +60)."""
+    return float(np.degrees(np.arctan2((2.0 * area_ii - area_i) / np.sqrt(3.0), area_i)))
+
+
+def rotate_limb_leads(indep: np.ndarray, degrees: float) -> None:
+    """Rotate the frontal-plane part (rows I, II of ``indep`` (8, T)) by ``degrees`` (towards aVF), in place."""
+    x = indep[0]
+    y = (2.0 * indep[1] - indep[0]) / np.sqrt(3.0)
+    c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+    x2, y2 = c * x - s * y, s * x + c * y
+    indep[0] = x2
+    indep[1] = 0.5 * x2 + np.sqrt(3.0) / 2.0 * y2
+
+
 def synthesize_record(
     codes: frozenset[str],
     rng: np.random.Generator,
@@ -170,15 +209,20 @@ def synthesize_record(
     fs: float = 500.0,
     seconds: float = 10.0,
     noise_scale: float = 1.0,
+    extras: RecordExtras | None = None,
+    shape_seed: int | None = None,
 ) -> SyntheticRecord:
     """Generate one record (12, fs * seconds) in mV whose morphology and rhythm carry ``codes``.
 
     The beat is a real-data-driven patient (``shape_model``) plus the label effect (parametric label beat minus
     parametric normal beat, sized like the data beat); rhythm, AFIB f-waves, PVCs and electrode noise come from
-    the parametric model, the residual noise from the data-driven patient."""
+    the parametric model, the residual noise from the data-driven patient; ``extras`` adds the annotated noise,
+    axis and pacing spikes."""
     num_samples = int(round(fs * seconds))
+    # A patient's records share ``shape_seed``: the same data-driven beat (the same heart) under each label set.
+    shape_rng = rng if shape_seed is None else np.random.default_rng(shape_seed)
     shape = load_shape_model().sample(
-        rng, amplitude=float(np.exp(rng.normal(0, 0.2))) * (1.1 if age < 40 else 1.0)
+        shape_rng, amplitude=float(np.exp(shape_rng.normal(0, 0.2))) * (1.1 if age < 40 else 1.0)
     )
     ph, normal, tmpl, full_pair = _label_templates(codes, rng, age, shape)
     if "LVOLT" in codes:  # low voltage: the whole data-driven beat is small (the noise is not)
@@ -236,10 +280,23 @@ def synthesize_record(
         indep += project_independent(fibrillatory_waves(rng, fs, num_samples))[_TO_MODEL_ORDER]
     elif ph.rhythm == "aflt":
         indep += project_independent(flutter_waves(rng, fs, num_samples, cycle or 0.2))[_TO_MODEL_ORDER]
+    extras = extras or RecordExtras()
+    mean_beat = data_mean + delta  # (8, W)
+    axis = frontal_axis(*_limb_area(mean_beat, t, -shape.r_off, ph.qrs))
+    if extras.axis_deg is not None:
+        rotate_limb_leads(indep, extras.axis_deg - axis)
+        axis = extras.axis_deg
+    if extras.pacemaker:
+        spikes = pacemaker_spikes(beats.onset, rng, fs, num_samples)
+        indep += project_independent(spikes)[_TO_MODEL_ORDER]
+    indep += electrodes_to_independent_leads(annotated_noise(extras.noise, rng, fs, num_samples))[
+        _TO_MODEL_ORDER
+    ]
     indep += noise_scale * DATA_NOISE * shaped_noise(shape, rng, fs, num_samples)
     ph.noise_scale *= noise_scale * ELECTRODE_NOISE
     indep += electrodes_to_independent_leads(electrode_noise(ph, rng, fs, num_samples))[_TO_MODEL_ORDER]
     inside = (beats.onset >= 0) & (beats.onset < seconds)
     feats = numeric_features(ph, tmpl)
     signal = derive_12_leads(indep[_TO_DOWER_ORDER])
-    return SyntheticRecord(signal, fs, ph, beats.onset[inside], beats.kind[inside], feats)
+    minmax = numeric_min_max(feats, beats.rr_prev[inside], ph.qtc)
+    return SyntheticRecord(signal, fs, ph, beats.onset[inside], beats.kind[inside], feats, minmax, axis)
