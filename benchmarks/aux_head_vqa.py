@@ -5,7 +5,10 @@ seconds instead of a stage-2 run: use it to compare stage-1 settings before fine
 (fit on the train split) is printed beside it.
 
     python benchmarks/aux_head_vqa.py --data_root runs/quickstart/cohort \
-        --encoders runs/quickstart/stage1/encoder runs/other/encoder --splits valid test
+        --encoders runs/quickstart/stage1/encoder runs/other/encoder
+
+Settings are chosen on the **valid** split (the default); ``--splits test`` is for the one labelled headline
+run of the chosen setting (docs/evaluation_protocol.md).
 """
 
 from __future__ import annotations
@@ -56,7 +59,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data_root", type=Path, required=True, help="PTB-XL-format cohort with ecgqa/")
     ap.add_argument("--encoders", type=Path, nargs="+", required=True, help="stage-1 encoder folders")
-    ap.add_argument("--splits", nargs="+", default=["valid", "test"], help="ECG-QA splits to score")
+    ap.add_argument(
+        "--splits",
+        nargs="+",
+        default=["valid"],
+        help="ECG-QA splits to score: valid chooses (default); test only for the one headline run",
+    )
     ap.add_argument("--types", nargs="+", default=["single-verify", "single-choose", "single-query"])
     ap.add_argument(
         "--prior_shift",
@@ -93,7 +101,8 @@ def main() -> None:
                     got is not None and same(got, r["answer"])
                 )
     systems = ["majority"] + [s for s in rows[args.types[0]] if s != "majority"]
-    print(f"ECG-QA {'+'.join(args.splits)} questions, exact match % (abstentions count as wrong)\n")
+    role = "HEADLINE (test)" if "test" in args.splits else "selection (valid)"
+    print(f"[{role}] ECG-QA {'+'.join(args.splits)} questions, exact match % (abstentions count as wrong)\n")
     print("| question type | n | " + " | ".join(systems) + " |")
     print("|---|---|" + "---|" * len(systems))
     for qtype in args.types:

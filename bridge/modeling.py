@@ -7,9 +7,7 @@ adapter (``adapter_config.json`` + ``adapter_model.safetensors``), or ``llm/`` w
 
 from __future__ import annotations
 
-import functools
 import os
-import re
 import shutil
 import tempfile
 import warnings
@@ -20,13 +18,20 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from bridge.asked_hint import ASKED_FORMATS
 from bridge.configuration import EcgLlmConfig
 from bridge.llm import check_device, find_lora_targets, hidden_size, load_llm
 from bridge.processor import EcgChatProcessor
 from bridge.projector import build_projector
+from bridge.prompting import (  # noqa: F401  (label helpers re-exported: ``from bridge.modeling import ...``)
+    PromptBuilder,
+    PromptPolicy,
+    is_superclass,
+    label_description,
+    labels_in_question,
+    superclass_of,
+    superclasses,
+)
 from encoder.errors import CheckpointError, ConfigError, EcgInputError
-from encoder.heads import label_verdict
 from encoder.modeling import EcgEncoder
 
 
@@ -64,63 +69,6 @@ def resize_for_tokenizer(llm: nn.Module, tokenizer) -> None:
             id(m): m for m in (llm.get_input_embeddings(), llm.get_output_embeddings()) if m is not None
         }.values():
             emb.weight[old:] = emb.weight[:old].float().mean(0).to(emb.weight.dtype)
-
-
-def label_description(code: str) -> str:
-    """Readable lower-case text for a label code, spelled as ECG-QA spells it (``"IMI"`` -> "myocardial
-    infarction in inferior leads"), so hints and label embeddings use the questions' own words."""
-    from encoder.labels import ecgqa_name
-
-    return ecgqa_name(code).lower()
-
-
-@functools.lru_cache(maxsize=1)
-def _statements():
-    from encoder.labels import ScpStatements
-
-    return ScpStatements.load()
-
-
-@functools.cache
-def superclass_of(code: str) -> str | None:
-    """ECG-QA name of a label's PTB-XL diagnostic superclass; None for rhythm/form codes and superclasses."""
-    from encoder.labels import ecgqa_name
-
-    sup = _statements().diagnostic_class_of(code)
-    return None if sup in (None, code) else ecgqa_name(sup).lower()
-
-
-def is_superclass(name: str) -> bool:
-    """A PTB-XL diagnostic superclass label other than NORM (which is an SCP code too)."""
-    from encoder.labels import SUPERCLASS_DESCRIPTIONS
-
-    return name in SUPERCLASS_DESCRIPTIONS and name != "NORM"
-
-
-def superclasses(codes: list[str]) -> list[str]:
-    """Sorted ECG-QA names of the diagnostic superclasses of ``codes`` (NORM has none)."""
-    return sorted({s for s in map(superclass_of, codes) if s is not None})
-
-
-def labels_in_question(question: str, label_names: list[str]) -> list[int]:
-    """Indices of the labels a question names (ECG-QA spelling), in question order; longest names win, so
-    "myocardial infarction in inferior leads" is IMI, not also MI."""
-    return list(_labels_in_question(question.lower(), tuple(label_names)))
-
-
-@functools.lru_cache(maxsize=4096)
-def _labels_in_question(text: str, label_names: tuple[str, ...]) -> tuple[int, ...]:
-    # cached: ECG-QA questions are templates, so a training set repeats the same few hundred texts
-    names = sorted(((label_description(c), j) for j, c in enumerate(label_names)), key=lambda x: -len(x[0]))
-    taken = [False] * len(text)
-    found = []
-    for name, j in names:
-        for m in re.finditer(rf"(?<![\w/]){re.escape(name)}(?![\w/])", text):
-            if not any(taken[m.start() : m.end()]):
-                taken[m.start() : m.end()] = [True] * (m.end() - m.start())
-                found.append((m.start(), j))
-                break
-    return tuple(j for _, j in sorted(found))
 
 
 @torch.no_grad()
@@ -244,84 +192,36 @@ class EcgLlm(nn.Module):
     def label_names(self) -> list[str]:
         return list(self.encoder.config.label_names)
 
-    def findings(self, probs: torch.Tensor) -> list[list[str]]:
-        """Findings per ECG: labels above threshold (encoder's tuned thresholds when set), high first.
+    @property
+    def prompts(self) -> PromptBuilder:
+        """The prompt builder of this model's head and prompt policy (read from the config on each call)."""
+        ecfg = self.encoder.config
+        shifts = self.config.verdict_logit_shift
+        return PromptBuilder(
+            PromptPolicy.from_config(self.config),
+            tuple(ecfg.label_names),
+            tuple(ecfg.label_thresholds) if ecfg.label_thresholds else None,
+            tuple(shifts) if shifts is not None else None,
+        )
 
-        At most ``findings_top_k`` SCP codes; superclass labels of an ``all+superdiagnostic`` head follow them
-        (all that are above threshold, at most four).
-        """
-        names = self.label_names
-        thr = self.thresholds
-        k = self.config.findings_top_k
-        mixed = self._mixed_labels
-        result = []
-        for row in probs.tolist():
-            order = sorted(range(len(names)), key=lambda j: -row[j])
-            above = [names[j] for j in order if row[j] >= thr[j]]
-            if mixed:
-                result.append(
-                    [c for c in above if not is_superclass(c)][:k] + [c for c in above if is_superclass(c)]
-                )
-            else:
-                result.append(above[:k])
-        return result
+    def findings(self, probs: torch.Tensor) -> list[list[str]]:
+        """Findings per ECG ((n, L) probs); see ``PromptBuilder.findings``."""
+        return self.prompts.findings(probs)
 
     @property
     def thresholds(self) -> list[float]:
-        """Per-label decision thresholds: the encoder's tuned ones, else ``findings_threshold``."""
-        return self.encoder.config.label_thresholds or [self.config.findings_threshold] * len(
-            self.label_names
-        )
+        """Per-label decision thresholds; see ``PromptBuilder.thresholds``."""
+        return self.prompts.thresholds
 
     def verdict(self, j: int, prob: float) -> bool:
-        """The head's yes/no on label ``j`` named by a question: its log-odds moved by the fitted prior shift
-        above 0 (``verdict_prior_shift``), else its probability at or above the label's threshold."""
-        shifts = self.config.verdict_logit_shift
-        return label_verdict(prob, self.thresholds[j], shifts[j] if shifts is not None else None)
-
-    @property
-    def _mixed_labels(self) -> bool:
-        """SCP codes with a diagnostic superclass among the labels (the hint then names superclasses apart)."""
-        return any(superclass_of(c) for c in self.label_names)
+        """The head's yes/no on label ``j``; see ``PromptBuilder.verdict``."""
+        return self.prompts.verdict(j, prob)
 
     def hint_lines(
         self, findings: list[list[str]], question: str | None = None, probs: torch.Tensor | None = None
     ) -> list[str] | None:
-        """Prompt hint lines from per-ECG findings (None when the hint is switched off).
-
-        With SCP-code labels the superclasses are named apart: the head's own superclass labels when it has
-        them (``all+superdiagnostic``), else the superclasses of the listed codes. With
-        ``findings_for_question``, ``question`` and the ECGs' ``probs`` ((n, L)), the head's yes/no on each
-        label the question names follows.
-        """
-        if not self.config.findings_hint:
-            return None
-        if not (self.config.findings_superclass and self._mixed_labels):
-            texts = [", ".join(label_description(c) for c in f) or "none" for f in findings]
-        else:
-            direct = any(is_superclass(c) for c in self.label_names)
-            texts = []
-            for f in findings:
-                codes = [c for c in f if not is_superclass(c)]
-                sup = (
-                    sorted(label_description(c) for c in f if is_superclass(c))
-                    if direct
-                    else superclasses(codes)
-                )
-                codes_text = ", ".join(label_description(c) for c in codes) or "none"
-                texts.append(f"{codes_text}; superclass: {', '.join(sup) or 'none'}")
-        if self.config.findings_for_question and question is not None and probs is not None:
-            asked = labels_in_question(question, self.label_names)
-            if asked:
-                fmt = ASKED_FORMATS[self.config.asked_format]
-                texts = [
-                    t
-                    + fmt([(label_description(self.label_names[j]), self.verdict(j, row[j])) for j in asked])
-                    for t, row in zip(texts, probs.tolist(), strict=True)
-                ]
-        if len(texts) == 1:
-            return [f"Findings: {texts[0]}."]
-        return [f"Findings ECG {i + 1}: {t}." for i, t in enumerate(texts)]
+        """Prompt hint lines from per-ECG findings; see ``PromptBuilder.hint_lines``."""
+        return self.prompts.hint_lines(findings, question, probs)
 
     # ----- LLM side ---------------------------------------------------------------------------------------
     def project(self, features: EcgFeatures) -> torch.Tensor:

@@ -83,6 +83,7 @@ class EcgClipModel(nn.Module):
         return {
             "logits": logits,
             "class_logits": out.logits,
+            "aux_logits": out.aux_logits,
             "ecg_emb": ecg_emb,
             "text_emb": text_emb,
             "logit_scale": scale,

@@ -30,6 +30,10 @@ class EcgEncoderConfig(PretrainedConfig):
         label_temperature: per-label temperature scaling of the classifier logits (calibration).
         label_thresholds: per-label decision thresholds tuned on the validation fold.
         dropout: dropout before the projection.
+        aux_tasks: multi-task aux heads on the embedding, names of ``encoder.multitask.AUX_TASKS`` (ECG-QA
+            attributes beyond SCP codes); empty = none (older encoders).
+        aux_task_weights: loss weight per aux task (1 when not given).
+        aux_thresholds: per-output decision thresholds of the sigmoid aux tasks, tuned on the validation fold.
     """
 
     model_type = "ecg_resnet1d"
@@ -50,6 +54,9 @@ class EcgEncoderConfig(PretrainedConfig):
         label_temperature: list[float] | None = None,
         label_thresholds: list[float] | None = None,
         dropout: float = 0.1,
+        aux_tasks: list[str] | None = None,
+        aux_task_weights: dict[str, float] | None = None,
+        aux_thresholds: dict[str, list[float]] | None = None,
         **kwargs,
     ) -> None:
         if arch not in RESNET_DEPTHS:
@@ -70,6 +77,9 @@ class EcgEncoderConfig(PretrainedConfig):
         self.label_temperature = list(label_temperature) if label_temperature is not None else None
         self.label_thresholds = list(label_thresholds) if label_thresholds is not None else None
         self.dropout = dropout
+        self.aux_tasks = list(aux_tasks or [])
+        self.aux_task_weights = dict(aux_task_weights or {})
+        self.aux_thresholds = dict(aux_thresholds or {})
         super().__init__(**kwargs)
 
     @property

@@ -57,3 +57,7 @@ class CheckpointError(EcgLlmError):
 
 class ModelLoadError(EcgLlmError):
     """A model (LLM, text tower) cannot be found or loaded locally."""
+
+
+class LeakageError(EcgLlmError):
+    """ECGs (or patients) of the evaluated split were seen in training; the scores would be optimistic."""

@@ -11,6 +11,7 @@ from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from encoder.configuration import EcgEncoderConfig
+from encoder.multitask import AuxHead, probabilities
 
 
 class BasicBlock1d(nn.Module):
@@ -40,6 +41,9 @@ class EcgEncoderOutput(ModelOutput):
     tokens: torch.Tensor | None = None  # (B, N, C) token sequence for stage 2
     embedding: torch.Tensor | None = None  # (B, D) projected, not normalised
     logits: torch.Tensor | None = None  # (B, L) classifier logits (None when there are no labels)
+    aux_logits: dict[str, torch.Tensor] | None = (
+        None  # task -> (B, K) multi-task head outputs (None: no aux tasks)
+    )
 
 
 class EcgEncoder(PreTrainedModel):
@@ -79,6 +83,7 @@ class EcgEncoder(PreTrainedModel):
         # mean + max pooled features -> shared embedding
         self.projection = nn.Linear(2 * config.token_dim, config.embed_dim)
         self.classifier = nn.Linear(config.embed_dim, len(config.label_names)) if config.label_names else None
+        self.aux_head = AuxHead(config.embed_dim, config.aux_tasks) if config.aux_tasks else None
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -120,7 +125,8 @@ class EcgEncoder(PreTrainedModel):
         tokens = self.forward_features(ecg)
         embedding = self.pool(tokens)
         logits = self.forward_head(embedding) if self.classifier is not None else None
-        return EcgEncoderOutput(tokens=tokens, embedding=embedding, logits=logits)
+        aux = self.aux_head(embedding) if self.aux_head is not None else None
+        return EcgEncoderOutput(tokens=tokens, embedding=embedding, logits=logits, aux_logits=aux)
 
     def calibrated_probs(self, logits: torch.Tensor) -> torch.Tensor:
         """(B, L) logits -> calibrated probabilities (temperature scaling from the config when set)."""
@@ -134,3 +140,26 @@ class EcgEncoder(PreTrainedModel):
     def predict_proba(self, ecg: torch.Tensor) -> torch.Tensor:
         """Calibrated per-label probabilities (B, L)."""
         return self.calibrated_probs(self.forward(ecg).logits)
+
+    @torch.no_grad()
+    def predict_aux(self, ecg: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Multi-task head outputs as probabilities / normalised values: task -> (B, K)."""
+        if self.aux_head is None:
+            from encoder.errors import ConfigError
+
+            raise ConfigError(
+                "This encoder has no aux heads (config.aux_tasks is empty); train with aux tasks."
+            )
+        return {n: probabilities(n, v) for n, v in self.forward(ecg).aux_logits.items()}
+
+    @torch.no_grad()
+    def predict_attributes(self, ecg: torch.Tensor) -> list:
+        """(B, 12, T) -> the ECG-QA attributes the aux heads predict (``EcgAttributes`` per ECG; thresholds
+        from ``config.aux_thresholds``)."""
+        from encoder.multitask import decode
+
+        device = next(self.parameters()).device
+        probs = {n: v.cpu().numpy() for n, v in self.predict_aux(ecg.to(device, torch.float32)).items()}
+        return [
+            decode({n: p[i] for n, p in probs.items()}, self.config.aux_thresholds) for i in range(len(ecg))
+        ]

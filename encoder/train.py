@@ -43,6 +43,7 @@ from encoder.engine.distributed import use_global_batchnorm, use_global_dropout
 from encoder.engine.inference import EncodedDataset, encode_dataset
 from encoder.engine.settings import run_settings
 from encoder.errors import ConfigError
+from encoder.exclusion import load_exclusion, seen_record_extras, split_rows
 from encoder.heads import classifier_loss, fit_temperature
 from encoder.loss import contrastive_loss, global_contrastive_loss
 from encoder.metrics import macro_auroc, tune_thresholds
@@ -52,7 +53,7 @@ from encoder.text import TextFeatureTable, TextTower, TextTowerConfig
 log = logging.getLogger(__name__)
 
 METRICS_FIELDS = [
-    "epoch", "split", "loss", "contrastive", "bce", "grad_norm", "lr", "logit_scale", "logit_bias",
+    "epoch", "split", "loss", "contrastive", "bce", "aux", "grad_norm", "lr", "logit_scale", "logit_bias",
     "val_macro_auroc", "skipped", "seconds",
 ]  # fmt: skip
 
@@ -63,6 +64,10 @@ class PretrainConfig:
 
     data_dir: str = "data/synthetic"
     """PTB-XL-format folder (real PTB-XL or the synthetic cohort from ``ecgllm data synth``)."""
+    heldout_ecgqa_root: str | None = None
+    """ECG-QA root whose valid/test ECGs, and every ECG of their patients, stage 1 must not train or validate on."""
+    exclude_ids_file: str | None = None
+    """File of held-out ecg_ids (JSON list or ECG-QA's test_ecgs.tsv), excluded with their patients like above."""
     out_dir: str = field(default="runs/pretrain", metadata={"resume_free": True})
     """Run folder (encoder/, clip_model/, metrics.csv, checkpoints/, config.yaml)."""
     cache_dir: str | None = field(default=None, metadata={"resume_free": True})
@@ -94,6 +99,11 @@ class PretrainConfig:
     sum J; = B for plain SigLIP) or ``batch`` (divide by the global B, SigLIP's reduction unchanged)."""
     classifier_weight: float = field(default=1.0, metadata={"ge": 0.0})
     """λ of the jointly trained per-label BCE head (0 = contrastive only; the head is then fit as a probe)."""
+    aux_tasks: list[str] = field(default_factory=list)
+    """Multi-task aux heads trained jointly (names of ``encoder.multitask.AUX_TASKS``; targets from the table's
+    ECG-QA attributes); empty = none."""
+    aux_weight: float = field(default=1.0, metadata={"ge": 0.0})
+    """Weight of the summed aux-task losses."""
     init_logit_scale: float = math.log(10.0)
     """Initial log of the logit scale (SigLIP: log 10)."""
     init_logit_bias: float = -10.0
@@ -172,6 +182,10 @@ class StageData:
     train: Any
     val: Any
     test: Any
+    exclusion: Any = None
+    """The :class:`encoder.exclusion.HeldoutExclusion` applied to train/val, if any."""
+    aux_targets: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
+    """Aux task -> (target, mask) (N_cache, K) per cache row, when ``aux_tasks`` are set."""
 
 
 def load_stage_data(cfg: PretrainConfig, crop_samples: int, random_crop: bool, seed: int) -> StageData:
@@ -193,7 +207,8 @@ def load_stage_data(cfg: PretrainConfig, crop_samples: int, random_crop: bool, s
         raise ConfigError(
             f"crop_seconds={cfg.crop_seconds} is longer than the cached records ({cache.num_samples} samples)."
         )
-    split = partial(_split, cache, cfg, crop_samples, seed)
+    exclusion = load_exclusion(cfg.data_dir, cfg.heldout_ecgqa_root, cfg.exclude_ids_file)
+    split = partial(_split, cache, cfg, crop_samples, seed, exclusion)
     return StageData(
         cache,
         names,
@@ -202,15 +217,38 @@ def load_stage_data(cfg: PretrainConfig, crop_samples: int, random_crop: bool, s
         split("train", random_crop),
         split("val", False),
         split("test", False),
+        exclusion,
+        aux_targets(ds.database, cache.table, cfg.aux_tasks),
     )
 
 
+def aux_targets(
+    database: Any, cache_table: Any, tasks: list[str]
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]] | None:
+    """Aux-task targets (N_cache, K) of the cache rows, from the attributes of the PTB-XL table's rows with the
+    same ``ecg_id`` (``None`` without aux tasks)."""
+    if not tasks:
+        return None
+    from encoder.datasets.ptbxl_attributes import table_attributes
+    from encoder.ecgqa.attributes import EcgAttributes
+    from encoder.multitask import build_targets
+
+    by_id = dict(zip(database["ecg_id"].astype(int), table_attributes(database), strict=True))
+    return build_targets([by_id.get(int(e), EcgAttributes()) for e in cache_table["ecg_id"]], tasks)
+
+
 def _split(
-    cache: Any, cfg: PretrainConfig, crop_samples: int, seed: int, name: str, random_crop: bool
+    cache: Any,
+    cfg: PretrainConfig,
+    crop_samples: int,
+    seed: int,
+    exclusion: Any,
+    name: str,
+    random_crop: bool,
 ) -> Any:
     from encoder.datasets.cache import CachedEcgDataset
 
-    idx = cache.split_indices(name)
+    idx = split_rows(cache, name, exclusion)
     if len(idx) == 0:
         raise ConfigError(f"The {name} fold of {cfg.data_dir} is empty; stage 1 needs folds 1-8, 9 and 10.")
     return CachedEcgDataset(
@@ -226,10 +264,10 @@ def _split(
 def write_seen_ecg_ids(data: StageData, out: Path) -> None:
     """``train_ecg_ids.json``: which ECGs training and model selection saw (read by the VQA leakage check)."""
     ecg_ids = data.cache.table["ecg_id"].to_numpy()
-    folds = {
-        name: sorted(int(i) for i in ecg_ids[data.cache.split_indices(name)]) for name in ("train", "val")
-    }
-    atomic_write_json(out / "train_ecg_ids.json", {"stage": 1, **folds})
+    rows = {name: split_rows(data.cache, name, data.exclusion) for name in ("train", "val")}
+    folds = {name: sorted(int(i) for i in ecg_ids[r]) for name, r in rows.items()}
+    record = {"stage": 1, **folds, **seen_record_extras(data.exclusion, folds, out)}
+    atomic_write_json(out / "train_ecg_ids.json", record)
 
 
 class TextInputs:
@@ -268,6 +306,7 @@ def build_model(
         label_names=label_names,
         label_task=cfg.task,
         dropout=cfg.dropout,
+        aux_tasks=cfg.aux_tasks,
     )
     model = EcgClipModel(
         EcgEncoder(enc_cfg),
@@ -309,9 +348,13 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: PretrainConfig, total
 
 
 def pretrain_objective(
-    model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: PretrainConfig, text: TextInputs
+    model: torch.nn.Module,
+    batch: dict[str, torch.Tensor],
+    cfg: PretrainConfig,
+    text: TextInputs,
+    aux_targets: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """This process's share of contrastive (global batch) + λ · BCE (local mean; DDP averages it)."""
+    """This process's share of contrastive (global batch) + λ · BCE + aux-task losses (local means)."""
     out = model(batch["ecg"], **text(batch["index"], batch["ecg"].device))
     contrastive = global_contrastive_loss(
         cfg.loss, out["ecg_emb"], out["text_emb"], out["logit_scale"], out["logit_bias"], batch["labels"],
@@ -320,7 +363,17 @@ def pretrain_objective(
     bce = torch.zeros((), device=contrastive.device)
     if cfg.classifier_weight > 0 and out["class_logits"] is not None:
         bce = classifier_loss(out["class_logits"], batch["labels"])
-    return contrastive + cfg.classifier_weight * bce, {"contrastive": contrastive, "bce": bce}
+    aux = torch.zeros((), device=contrastive.device)
+    if aux_targets is not None and out["aux_logits"] is not None:
+        from encoder.multitask import aux_loss
+
+        rows = batch["index"].cpu()
+        batch_targets = {
+            n: (t[rows].to(aux.device), m[rows].to(aux.device)) for n, (t, m) in aux_targets.items()
+        }
+        aux = aux_loss(out["aux_logits"], batch_targets)[0]
+    loss = contrastive + cfg.classifier_weight * bce + cfg.aux_weight * aux
+    return loss, {"contrastive": contrastive, "bce": bce, "aux": aux}
 
 
 # --- the run ----------------------------------------------------------------------------------------------------
@@ -344,7 +397,7 @@ class Pretraining:
             model, optimizer, build_scheduler(optimizer, cfg, self.total)
         )
         self.raw: EcgClipModel = core.accelerator.unwrap_model(self.model)
-        self.objective = partial(pretrain_objective, cfg=cfg, text=text)
+        self.objective = partial(pretrain_objective, cfg=cfg, text=text, aux_targets=data.aux_targets)
         self.best_file = core.out / "best" / "model.safetensors"
 
     def train(self) -> None:
@@ -499,6 +552,11 @@ def finalize(
     enc = raw.encoder
     enc.config.label_temperature = [float(t) for t in temps]
     enc.config.label_thresholds = [float(t) for t in thresholds]
+    if data.aux_targets is not None and enc.aux_head is not None:
+        from encoder.multitask import calibrate_and_report
+
+        report = calibrate_and_report(enc, data.aux_targets, data.val, data.test)
+        atomic_write_json(out / "aux_metrics.json", report)
     enc.save_pretrained(out / "encoder")
     label_feats = (
         tower.encode_unique(data.label_texts)

@@ -72,25 +72,22 @@ def load_qa_samples(
 class QaDataset(torch.utils.data.Dataset):
     """Tokenised training examples; ``collate`` returns padded ids/labels + the feature rows in prompt order."""
 
-    def __init__(self, samples: Sequence[QaSample], model: EcgLlm, store: FeatureStore) -> None:
+    def __init__(
+        self, samples: Sequence[QaSample], model: EcgLlm, store: FeatureStore, use_ecg: bool = True
+    ) -> None:
+        """``use_ecg=False``: question-only examples (no ECG tokens, no findings hint, no feature rows)."""
         self.samples = list(samples)
         rows = store.rows
         missing = {e for s in self.samples for e in s.ecg_ids if e not in rows}
         if missing:
             raise DatasetError(f"{len(missing)} ECG ids have no features (e.g. {sorted(missing)[:3]}).")
-        self.rows = [[rows[e] for e in s.ecg_ids] for s in self.samples]
+        self.rows = [[rows[e] for e in s.ecg_ids] if use_ecg else [] for s in self.samples]
         self.processor = model.processor
-        findings = model.findings(store.features.probs) if model.config.findings_hint else None
-        self.items: list[Encoded] = []
-        for s, r in zip(self.samples, self.rows, strict=True):
-            hints = (
-                model.hint_lines([findings[i] for i in r], s.question, store.features.probs[r])
-                if findings is not None
-                else None
-            )
-            self.items.append(
-                self.processor.encode_train(s.question, answer_text(s.answer), len(r), hints=hints)
-            )
+        hints = model.prompts.hints([s.question for s in self.samples], self.rows, store.features.probs)
+        self.items: list[Encoded] = [
+            self.processor.encode_train(s.question, answer_text(s.answer), len(r), hints=h)
+            for s, r, h in zip(self.samples, self.rows, hints, strict=True)
+        ]
 
     def __len__(self) -> int:
         return len(self.items)

@@ -12,10 +12,15 @@ from encoder.errors import EcgLlmError
 from llm_finetune.data import QaSample, answer_text
 from llm_finetune.features import FeatureStore
 from llm_finetune.vqa.candidates import candidate_answers
+from llm_finetune.vqa.normalize import normalize_answer
+from llm_finetune.vqa.scoring import exact_match
 
 
-def _answer_set(text: str) -> frozenset[str]:
-    return frozenset(a.strip().lower() for a in text.split(",") if a.strip())
+def _answer_set(text: str, options: list[str] | None) -> list[str]:
+    """The answer set a text stands for: the full harness's normalizer when the template's options are known."""
+    if options:
+        return list(normalize_answer(text, options).answers)
+    return [a for a in text.split(",") if a.strip()]
 
 
 def template_options(cfg) -> dict[int, list[str]]:
@@ -31,8 +36,10 @@ def template_options(cfg) -> dict[int, list[str]]:
 def evaluate_heldout(
     model: EcgLlm, heldout: list[QaSample], store: FeatureStore, train: list[QaSample], cfg
 ) -> dict:
-    """Exact match of answer sets per question type for: the model (with ECG), the same model text-only,
-    the train-majority answer per template, and the aux-head answerer (stage-1 probabilities)."""
+    """Exact match of answer sets per question type for: the model (with ECG; a question-only run,
+    ``cfg.ecg_input == "none"``, answers without), the same model with its ECG removed (``ecg_removed``:
+    prompts it never saw in training; not run for a question-only model), the train-majority answer per
+    template, and the aux-head answerer (stage-1 probabilities). ``split`` says which split was scored."""
     from collections import Counter, defaultdict
 
     from llm_finetune.inference import answer_questions
@@ -51,7 +58,10 @@ def evaluate_heldout(
         for t in {s.template_id for s in train}
     }
     rows = store.rows
-    preds: dict[str, list[str]] = {"model": [""] * len(heldout), "text_only": [""] * len(heldout)}
+    with_tokens = getattr(cfg, "ecg_input", "tokens") == "tokens"
+    preds: dict[str, list[str]] = {"model": [""] * len(heldout)}
+    if with_tokens:
+        preds["ecg_removed"] = [""] * len(heldout)
     groups = [
         [i for i, o in enumerate(options) if o is not None],
         [i for i, o in enumerate(options) if o is None],
@@ -64,10 +74,14 @@ def evaluate_heldout(
             opts = [options[i] for i in part] if options[part[0]] is not None else None
             qs = [s.question for s in samples]
             kw = dict(options=opts, max_new_tokens=cfg.eval_max_new_tokens)
-            with_ecg = answer_questions(model, qs, [len(s.ecg_ids) for s in samples], feats, **kw)
-            text_only = answer_questions(model, qs, [0] * len(samples), None, **kw)
-            for i, a, t in zip(part, with_ecg, text_only, strict=True):
-                preds["model"][i], preds["text_only"][i] = a, t
+            no_ecg = answer_questions(model, qs, [0] * len(samples), None, **kw)
+            if with_tokens:
+                with_ecg = answer_questions(model, qs, [len(s.ecg_ids) for s in samples], feats, **kw)
+                for i, a, t in zip(part, with_ecg, no_ecg, strict=True):
+                    preds["model"][i], preds["ecg_removed"][i] = a, t
+            else:
+                for i, a in zip(part, no_ecg, strict=True):
+                    preds["model"][i] = a
     preds["majority"] = [majority.get(s.template_id, "no") for s in heldout]
     aux = AuxHeadAnswerer(model.label_names, model.encoder.config.label_thresholds)
     probs = store.features.probs.numpy()
@@ -77,10 +91,16 @@ def evaluate_heldout(
         got = aux.answer(record, o or template.get(s.template_id, []), probs[rows[s.ecg_ids[0]]])
         aux_answers.append(", ".join(got) if got else "(abstain)")
     preds["aux_head"] = aux_answers
-    report: dict = {"n": len(heldout), "constrained": cfg.eval_constrained, "by_type": defaultdict(dict)}
+    report: dict = {
+        "split": cfg.eval_split,
+        "ecg_input": getattr(cfg, "ecg_input", "tokens"),
+        "n": len(heldout),
+        "constrained": cfg.eval_constrained,
+        "by_type": defaultdict(dict),
+    }
     for name, answers in preds.items():
         hits = [
-            _answer_set(a) == _answer_set(answer_text(s.answer))
+            exact_match(_answer_set(a, template.get(s.template_id)), s.answer)
             for a, s in zip(answers, heldout, strict=True)
         ]
         report[name] = float(np.mean(hits))
@@ -90,7 +110,7 @@ def evaluate_heldout(
             report["by_type"][qt]["n"] = len(sel)
     report["by_type"] = dict(report["by_type"])
     report["examples"] = [
-        {"question": s.question, "answer": answer_text(s.answer), "model": m, "text_only": t}
-        for s, m, t in list(zip(heldout, preds["model"], preds["text_only"], strict=True))[:12]
+        {"question": s.question, "answer": answer_text(s.answer), **{k: v[i] for k, v in preds.items()}}
+        for i, s in enumerate(heldout[:12])
     ]
     return report

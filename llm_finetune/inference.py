@@ -17,6 +17,7 @@ import torch
 
 from bridge.modeling import EcgFeatures, EcgLlm
 from bridge.processor import Encoded
+from bridge.prompting import consecutive_rows
 from encoder.errors import ConfigError, EcgInputError
 from encoder.record import Ecg
 
@@ -97,6 +98,14 @@ class EcgChat:
         """Calibrated aux-head probabilities (n, L) of model-ready arrays (n, 12, T)."""
         return self.features(ecg_arrays).probs.cpu().numpy()
 
+    def aux_attributes(self, ecg_arrays: np.ndarray) -> list | None:
+        """ECG-QA attributes (``EcgAttributes`` per ECG) the encoder's multi-task head predicts for model-ready
+        arrays (n, 12, T); ``None`` when the encoder has no such head."""
+        encoder = self.model.encoder
+        if getattr(encoder, "aux_head", None) is None:
+            return None
+        return encoder.predict_attributes(torch.from_numpy(np.asarray(ecg_arrays, dtype=np.float32)))
+
     def _evidence(self, probs: torch.Tensor) -> list[dict[str, float]]:
         names = self.label_names
         return [
@@ -119,12 +128,8 @@ class EcgChat:
         feats = self.features(self.prepare(ecgs))
         findings = self.model.findings(feats.probs)
         evidence = self._evidence(feats.probs)
-        enc = self.model.processor.encode_prompt(
-            question.strip(),
-            len(feats),
-            history=history,
-            hints=self.model.hint_lines(findings, question, feats.probs),
-        )
+        hints = self.model.prompts.hints([question], [list(range(len(feats)))], feats.probs)[0]
+        enc = self.model.processor.encode_prompt(question.strip(), len(feats), history=history, hints=hints)
         batch = self.model.processor.pad([enc], side="left")
         if not stream:
             ids = self.model.generate(
@@ -199,17 +204,14 @@ class EcgChat:
 def _prompts(
     model: EcgLlm, questions: Sequence[str], counts: Sequence[int], feats: EcgFeatures | None
 ) -> list[Encoded]:
-    findings = model.findings(feats.probs) if feats is not None and model.config.findings_hint else None
-    out, row = [], 0
-    for q, n in zip(questions, counts, strict=True):
-        hints = (
-            model.hint_lines(findings[row : row + n], q, feats.probs[row : row + n])
-            if findings is not None and n
-            else None
-        )
-        out.append(model.processor.encode_prompt(q, n, hints=hints))
-        row += n
-    return out
+    hints = model.prompts.hints(questions, consecutive_rows(counts), _probs(feats))
+    return [
+        model.processor.encode_prompt(q, n, hints=h) for q, n, h in zip(questions, counts, hints, strict=True)
+    ]
+
+
+def _probs(feats: EcgFeatures | None) -> torch.Tensor | None:
+    return feats.probs if feats is not None else None
 
 
 @torch.no_grad()
@@ -255,18 +257,12 @@ def choose_answers(
     Each prompt runs once (at most ``chunk`` questions and ``max_option_rows`` options per pass); its key/value
     cache is then shared by all of that question's options, which only run their few answer tokens.
     """
-    findings = model.findings(feats.probs) if feats is not None and model.config.findings_hint else None
     items: list[tuple[Encoded, list[list[int]], list[int]]] = []  # prompt, answer ids per option, ECG rows
-    row = 0
-    for i, (q, n) in enumerate(zip(questions, counts, strict=True)):
+    all_rows = consecutive_rows(counts)
+    all_hints = model.prompts.hints(questions, all_rows, _probs(feats))
+    for i, (q, n, rows, hints) in enumerate(zip(questions, counts, all_rows, all_hints, strict=True)):
         if not options[i]:
             raise ConfigError(f"Question {i} has an empty list of allowed answers.")
-        rows = list(range(row, row + n))
-        hints = (
-            model.hint_lines([findings[r] for r in rows], q, feats.probs[rows])
-            if findings is not None and n
-            else None
-        )
         prompt = model.processor.encode_prompt(q, n, hints=hints)
         k = len(prompt.input_ids)
         answers = [model.processor.encode_train(q, opt, n, hints=hints).input_ids[k:] for opt in options[i]]
@@ -275,7 +271,6 @@ def choose_answers(
                 f"An allowed answer of question {i} tokenizes to nothing: {list(options[i])!r}."
             )
         items.append((prompt, answers, rows))
-        row += n
     choices: list[str] = []
     start = 0
     while start < len(items):

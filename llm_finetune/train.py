@@ -31,6 +31,7 @@ from encoder.engine.core import TrainingCore, optimizer_step
 from encoder.engine.distributed import rank_and_world, sum_over_processes
 from encoder.engine.settings import run_settings as engine_run_settings
 from encoder.errors import ConfigError
+from encoder.exclusion import source_record
 from llm_finetune.data import QaDataset, QaSample, load_qa_samples
 from llm_finetune.features import FeatureStore, compute_features, ptbxl_reader
 from llm_finetune.heldout import evaluate_heldout
@@ -57,6 +58,9 @@ class FinetuneConfig:
     """Run folder: config.yaml, metrics.csv, checkpoints/, features.safetensors, summary.json, model/ (the result)."""
     model: EcgLlmConfig = field(default_factory=EcgLlmConfig)
     """Stage-2 model: LLM, projector, LoRA/QLoRA, findings hint."""
+    ecg_input: Literal["tokens", "none"] = "tokens"
+    """``tokens``: the ECG tokens (and findings hint) in every prompt. ``none``: the question-only baseline,
+    trained the same steps on the same questions with no ECG tokens and no hint."""
     train_split: str = "train"
     """ECG-QA split to train on."""
     eval_split: str = field(default="valid", metadata=FREE)
@@ -192,7 +196,10 @@ def answer_objective(
 ) -> tuple[torch.Tensor, dict]:
     """This process's share of the mean answer-token loss of the global micro-batch (the token count is summed
     over processes, so the mean over processes of the shares is the one-process loss)."""
-    out = model(micro["input_ids"], micro["attention_mask"], features=features.index(micro["rows"]))
+    rows = micro["rows"]  # (M,); empty for a question-only run
+    out = model(
+        micro["input_ids"], micro["attention_mask"], features=features.index(rows) if rows.numel() else None
+    )
     total, count = answer_token_loss(out.logits, micro["labels"])
     tokens = sum_over_processes(count.float())
     return rank_and_world()[1] * total / tokens.clamp_min(1.0), {}
@@ -291,14 +298,21 @@ def run_finetune(cfg: FinetuneConfig) -> Path:
     train = _samples(cfg, cfg.train_split, cfg.max_train_samples)
     if core.is_main:  # which ECGs training saw: read by the VQA leakage check
         ids = sorted({e for s in train for e in s.ecg_ids})
-        atomic_write_json(out / "train_ecg_ids.json", {"stage": 2, "train": ids})
+        atomic_write_json(
+            out / "train_ecg_ids.json", {"stage": 2, "train": ids, **source_record(cfg.data_root, ids)}
+        )
     heldout = _samples(cfg, cfg.eval_split, cfg.max_eval_samples) if cfg.max_eval_samples != 0 else []
     store = load_features(cfg, model, train + heldout, core)
     if model.config.verdict_prior_shift:  # before the prompts are built: the verdicts are part of them
         train_rows = sorted({store.rows[e] for s in train for e in s.ecg_ids})
         prevalence = store.features.probs[train_rows].double().mean(0).numpy()  # (L,)
         model.config.verdict_logit_shift = fit_verdict_shifts(train, model.label_names, prevalence)
-    dataset = QaDataset(weight_by_question_type(train, cfg.question_type_weights, cfg.seed), model, store)
+    dataset = QaDataset(
+        weight_by_question_type(train, cfg.question_type_weights, cfg.seed),
+        model,
+        store,
+        use_ecg=cfg.ecg_input == "tokens",
+    )
     run = Finetuning(cfg, core, model, dataset, store.features.to(core.device))
     core.start(
         checkpoint, fields=METRICS_FIELDS, total_steps=cfg.max_steps, desc="stage-2", progress=cfg.progress,

@@ -324,3 +324,28 @@ def test_question_type_weights_repeat_and_thin_out_types():
         weight_by_question_type(samples, {"single-choose": -1}, seed=0)
     with pytest.raises(ConfigError, match="removed every"):
         weight_by_question_type(samples, {"single-choose": 0, "single-verify": 0}, seed=0)
+
+
+def test_question_only_baseline_trains_without_ecg_tokens_or_hint(setup, tmp_path):
+    cfg = _cfg(setup, tmp_path / "qonly", ecg_input="none", max_steps=4, max_eval_samples=6)
+    model = EcgLlm.build(cfg.model, cfg.encoder)
+    samples = load_qa_samples(setup / "data" / "ecgqa", "train", limit=8)
+    ecgs = sorted({e for s in samples for e in s.ecg_ids})
+    store = compute_features(model, ecgs, ptbxl_reader(setup / "data", 100, 1000))
+    with_ecg = QaDataset(samples, model, store)
+    question_only = QaDataset(samples, model, store, use_ecg=False)
+    token = model.ecg_token_id
+    assert all(token in with_ecg[i][0].input_ids for i in range(len(samples)))
+    for i in range(len(samples)):
+        item, rows = question_only[i]
+        assert rows == [] and token not in item.input_ids and item.num_ecgs == 0
+    assert question_only.collate([question_only[0], question_only[1]])["rows"].numel() == 0
+    run_finetune(cfg)
+    report = json.loads((tmp_path / "qonly" / "eval.json").read_text())
+    assert report["split"] == "valid" and report["ecg_input"] == "none"
+    assert "ecg_removed" not in report and "model" in report  # removing an ECG it never had is meaningless
+    from encoder.exclusion import data_fingerprint, read_table
+
+    seen = json.loads((tmp_path / "qonly" / "train_ecg_ids.json").read_text())
+    assert seen["stage"] == 2 and seen["data_fingerprint"] == data_fingerprint(read_table(setup / "data"))
+    assert seen["train_patients"]  # patients recorded too, for the patient-level leakage check

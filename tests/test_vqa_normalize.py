@@ -104,3 +104,64 @@ def test_gold_texts_of_real_shard_round_trip(options):
         ):
             n = normalize_answer(text, opts)
             assert exact_match(n.answers, r["answer"]), (text, n)
+
+
+# --- wrong -> right: the normalizer must never turn a wrong answer into a right one -------------
+
+
+@pytest.mark.parametrize(
+    ("template", "text"),
+    [
+        (7, "no atrial fibrillation"),
+        (7, "not sinus rhythm"),
+        (3, "no hypertrophy"),
+        (4, "without left ventricular hypertrophy"),
+        (4, "There is no evidence of complete left bundle branch block."),
+        (7, "no atrial fibrilation"),  # negated typo: no fuzzy rescue either
+    ],
+)
+def test_negated_finding_never_maps_to_the_positive_option(options, template, text):
+    n = normalize_answer(text, options[template])
+    assert n.answers == ()
+    assert n.negated or n.method == "oov"
+
+
+def test_negation_of_every_option_is_never_that_option(options):
+    for tid, opts in options.items():
+        norm = AnswerNormalizer(opts)
+        if norm._closed:
+            continue
+        for o in opts:
+            if canon(o) == "none":
+                continue
+            for text in (f"no {o}", f"not {o}", f"without {o}", f"absence of {o}", f"negative for {o}"):
+                n = norm(text)
+                assert o not in n.answers, (tid, text, n)
+
+
+def test_negation_scope(options):
+    n = normalize_answer("no atrial fibrillation or sinus rhythm", options[7])
+    assert n.answers == ()  # joined by "or": both negated
+    n = normalize_answer("no atrial fibrillation, but sinus rhythm", options[7])
+    assert n.answers == ("sinus rhythm",)  # "but" ends the negation
+    assert n.negated == ("atrial fibrillation",)
+
+
+def test_fuzzy_refuses_when_two_options_are_nearly_as_close(options):
+    opts = options[4]
+    assert normalize_answer("complete left bundle branch blok", opts).answers == ()
+    assert normalize_answer("incomplete left bundle branch blok", opts).answers == ()
+    # every option with a one-letter typo maps to itself or to nothing, never to another option
+    for tid in (4, 8):
+        norm = AnswerNormalizer(options[tid])
+        for o in options[tid]:
+            got = norm(o[:-1] + "x").answers
+            assert got in ((), (o,)), (tid, o, got)
+
+
+def test_quick_heldout_check_scores_with_the_harness_normalizer(options):
+    from llm_finetune.heldout import _answer_set
+
+    assert exact_match(_answer_set("Atrial fibrillation.", options[7]), ["atrial fibrillation"])
+    assert not exact_match(_answer_set("no atrial fibrillation", options[7]), ["atrial fibrillation"])
+    assert exact_match(_answer_set("MI, STTC", None), ["mi", "sttc"])  # no options: comma split

@@ -21,6 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from encoder.datasets.ptbxl_attributes import table_attributes
+from encoder.ecg_measurements import measure_record
+from encoder.ecgqa.attributes import EcgAttributes
 from encoder.errors import ConfigError, DatasetError
 from encoder.io import read_ecg
 from encoder.labels import ScpStatements, check_task, label_text, labels_for_record
@@ -178,7 +181,9 @@ class PtbXl:
                 table[extra] = db[extra].to_numpy()
         if drop_unlabeled:
             table = table[[len(x) > 0 for x in table["labels"]]]
+        self._database_rows = table.index.to_numpy()  # (N,) row of each table row in ``database``
         self.table = table.reset_index(drop=True)
+        self._attributes: list[EcgAttributes] | None = None
         self.label_names: list[str] = list(names)
         self._ecg_id_to_file = dict(zip(db["ecg_id"].astype(int), db[col].astype(str), strict=True))
 
@@ -190,6 +195,26 @@ class PtbXl:
             f"PtbXl(root={str(self.root)!r}, task={self.task!r}, sampling_rate={self.sampling_rate}, "
             f"records={len(self)}, labels={len(self.label_names)})"
         )
+
+    @property
+    def attributes(self) -> list[EcgAttributes]:
+        """ECG-QA attributes of each table row from the database columns (no signal measurements)."""
+        if self._attributes is None:
+            self._attributes = table_attributes(self.database.iloc[self._database_rows])
+        return self._attributes
+
+    def measured_attributes(self, cache_dir: str | Path) -> list[EcgAttributes]:
+        """:attr:`attributes` plus numeric features and heart axis measured from each 500 Hz record.
+
+        Measurements are cached in ``cache_dir`` (keyed on record path and mtime); reads ``filename_hr``.
+        """
+        if "filename_hr" not in self.database.columns:
+            raise DatasetError(
+                f"{self.root / 'ptbxl_database.csv'} has no filename_hr: cannot measure at 500 Hz."
+            )
+        files = self.database["filename_hr"].astype(str).to_numpy()[self._database_rows]
+        rows = self.database.iloc[self._database_rows]
+        return table_attributes(rows, measure=lambda i: measure_record(self.root / files[i], cache_dir))
 
     def multi_hot(self) -> np.ndarray:
         """Labels as a (N, L) uint8 matrix in ``label_names`` order."""

@@ -1,2 +1,3 @@
-"""ECG-QA (Oh et al., NeurIPS 2023) in one home: its schema (question types, attribute types, the sample record)
-and its templates, imported by the loader, the question writer, the scorer and the baselines."""
+"""ECG-QA (Oh et al., NeurIPS 2023) in one home, imported by the loader, the question writer, the scorer and the
+baselines: ``attributes`` (a record's attributes beyond SCP codes, answer strings, normal ranges) and
+``templates`` (the 70 templates: ids, question and attribute types, wordings, options, MIMIC-IV-ECG subset)."""

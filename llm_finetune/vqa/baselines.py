@@ -7,6 +7,9 @@
   classifier's calibrated label probabilities, like ECG-QA's upper-bound (classification) models do.
   A question is answered only when the attributes / options it needs map to the classifier's labels;
   other questions are abstentions (reported as coverage, scored as wrong).
+- :meth:`AuxHeadAnswerer.answer_all`: every template — SCP-code questions from the label probabilities, the other
+  attribute types and lead-specific form statements from the multi-task head's decoded attributes
+  (:class:`llm_finetune.vqa.attribute_answerer.AttributeAnswerer`); abstentions are counted per template.
 - :func:`agreement`: how often the LLM's answer equals the aux head's (a hallucination flag).
 """
 
@@ -19,8 +22,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from encoder.ecgqa.attributes import EcgAttributes
 from encoder.heads import label_verdict
 from encoder.labels import scp_code_aliases
+from llm_finetune.vqa.attribute_answerer import AttributeAnswerer
 from llm_finetune.vqa.normalize import canon
 from llm_finetune.vqa.scoring import answer_set
 
@@ -117,6 +122,8 @@ class AuxHeadAnswerer:
     logit_shifts: Sequence[float | None] | None = None
     """Per-label log-odds shifts for the labels a question names (``llm_finetune.question_prior``): a label
     with a shift is positive when its shifted log-odds are above 0, the others use their threshold."""
+    attributes: AttributeAnswerer = field(default_factory=AttributeAnswerer)
+    """Answers (and counts) the questions the label probabilities cannot."""
     _lookup: dict[str, list[int]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -168,6 +175,22 @@ class AuxHeadAnswerer:
                 return ["none"] if has_none else None
             return [mapped[int(np.argmax([probs[g].max() for _, g in mapped]))][0]]
         return None
+
+    def answer_all(
+        self, record: dict, options: Sequence[str], probs: np.ndarray, predicted: EcgAttributes | None
+    ) -> list[str] | None:
+        """Any template: SCP-code questions without a lead from ``probs``, the rest from ``predicted`` (the
+        decoded multi-task head outputs of the ECG; ``None`` = no such head, so those abstain)."""
+        if str(record.get("attribute_type")) == "scp_code":
+            out = self.answer(record, options, probs)
+            if out is not None:
+                self.attributes.answered[int(record.get("template_id", -1))] += 1
+                return out
+        return self.attributes.answer(record, options, predicted or EcgAttributes())
+
+    def coverage(self) -> dict[int, dict[str, int]]:
+        """Template id -> answered / abstained counts of :meth:`answer_all`."""
+        return self.attributes.coverage()
 
 
 def agreement(

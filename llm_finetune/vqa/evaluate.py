@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -29,11 +30,12 @@ from encoder.labels import scp_code_aliases
 from llm_finetune.vqa.baselines import AuxHeadAnswerer, agreement, fit_majority, majority_answer
 from llm_finetune.vqa.candidates import candidate_answers
 from llm_finetune.vqa.normalize import AnswerNormalizer
+from llm_finetune.vqa.report import type_breakdown
 from llm_finetune.vqa.scoring import QUESTION_TYPES, score_item, summarize
 
 log = logging.getLogger(__name__)
 
-BASELINES: tuple[str, ...] = ("majority", "text_only", "aux_head")
+BASELINES: tuple[str, ...] = ("majority", "ecg_removed", "aux_head")
 DECODING: tuple[str, ...] = ("free", "constrained")
 
 
@@ -56,7 +58,7 @@ class EvalVqaConfig:
     split: str = "test"
     """Split to evaluate: ``train``, ``valid`` or ``test``."""
     baselines: list[str] = field(default_factory=lambda: list(BASELINES))
-    """Baselines to run beside the model: any of ``majority``, ``text_only``, ``aux_head``."""
+    """Baselines to run beside the model: any of ``majority``, ``ecg_removed``, ``aux_head``."""
     decoding: list[str] = field(default_factory=lambda: ["free"])
     """Decoding modes of the model: ``free`` (greedy free text, then normalised) and/or ``constrained`` (to the template's answer options)."""
     majority_fit_split: str = "train"
@@ -83,6 +85,8 @@ class EvalVqaConfig:
     """Bootstrap resamples for the 95 % CIs."""
     leakage_run_dirs: list[Path] = field(default_factory=list)
     """Stage-1 run directories searched for ``train_ecg_ids.json`` (the stage-2 run's config.yaml already names its encoder)."""
+    allow_leakage: bool = False
+    """Report even when recorded training ids (or patients) overlap the evaluated ECGs; else LeakageError."""
 
 
 def _seed_everything(seed: int) -> None:
@@ -136,12 +140,18 @@ def _aux_answers(chat, records, ecgs, options, batch_size: int) -> list[list[str
     answerer = AuxHeadAnswerer(list(chat.label_names), getattr(cfg, "label_thresholds", None))
     single = [i for i, r in enumerate(records) if len(r["ecg_id"]) == 1]
     probs: dict[int, np.ndarray] = {}
+    predicted: dict[int, Any] = {}
+    aux_attributes = getattr(chat, "aux_attributes", None)  # decoded multi-task head (encoders that have one)
     for idx in _batches(len(single), batch_size):
         arrays = np.stack([ecgs(records[single[j]])[0] for j in idx])  # (b, 12, T)
         p = np.asarray(chat.aux_probabilities(arrays))  # (b, L)
-        for j, row in zip(idx, p, strict=True):
-            probs[single[j]] = row
-    return [answerer.answer(r, options[i], probs[i]) if i in probs else None for i, r in enumerate(records)]
+        attrs = (aux_attributes(arrays) if aux_attributes is not None else None) or [None] * len(idx)
+        for j, row, a in zip(idx, p, attrs, strict=True):
+            probs[single[j]], predicted[single[j]] = row, a
+    return [
+        answerer.answer_all(r, options[i], probs[i], predicted[i]) if i in probs else None
+        for i, r in enumerate(records)
+    ]
 
 
 def evaluate_vqa(
@@ -167,8 +177,8 @@ def evaluate_vqa(
         answer_options: ``template_id -> options`` (``load_answer_options``).
         ecg_arrays: record -> list of model-ready (12, T) arrays, one per ``ecg_id`` (e.g.
             ``signals.EcgArrays(...).for_record``).
-        baselines: any of ``majority``, ``text_only``, ``aux_head``.
-        decoding: ``free`` and/or ``constrained``; the first one is also used by ``text_only``.
+        baselines: any of ``majority``, ``ecg_removed``, ``aux_head``.
+        decoding: ``free`` and/or ``constrained``; the first one is also used by ``ecg_removed``.
         majority_reference: records the majority baseline is fitted on (default: ``dataset`` itself).
 
     Returns ``{"systems": {name: summary}, "normalization": {...}, "throughput": {...}, "agreement":
@@ -193,10 +203,10 @@ def evaluate_vqa(
     ]
     aliases = scp_code_aliases()
     normalizers = {tid: AnswerNormalizer(opts, code_aliases=aliases) for tid, opts in answer_options.items()}
-    needs_model = chat is not None or any(b in baselines for b in ("text_only", "aux_head"))
+    needs_model = chat is not None or any(b in baselines for b in ("ecg_removed", "aux_head"))
     if needs_model and (chat is None or ecg_arrays is None):
         raise ConfigError(
-            "A model (chat) and ecg_arrays are needed for the model, text_only and aux_head systems."
+            "A model (chat) and ecg_arrays are needed for the model, ecg_removed and aux_head systems."
         )
 
     rows = [
@@ -215,6 +225,7 @@ def evaluate_vqa(
     def add_system(name: str, preds: list, raw: list[str] | None = None) -> None:
         items = [score_item(r, p or [], answered=p is not None) for r, p in zip(records, preds, strict=True)]
         systems[name] = summarize(items, n_boot=n_boot, seed=seed)
+        systems[name]["by_question_x_attribute"] = type_breakdown(items)
         answers_of[name] = [sorted(p) if p is not None else None for p in preds]
         for k, (row, p, it) in enumerate(zip(rows, preds, items, strict=True)):
             row[name] = {"answer": sorted(p) if p is not None else None, "correct": it.correct}
@@ -229,6 +240,7 @@ def evaluate_vqa(
             m: methods.count(m) / max(1, len(methods)) for m in ("exact", "scan", "fuzzy", "oov")
         }
         norm_stats[name]["out_of_vocabulary_rate"] = norm_stats[name]["oov"]
+        norm_stats[name]["negated"] = sum(bool(n.negated) for n in normed) / max(1, len(normed))
         norm_stats[name]["outside_exact_vocabulary_rate"] = 1.0 - norm_stats[name]["exact"]
         throughput[name] = {
             "answers": len(texts),
@@ -249,12 +261,12 @@ def evaluate_vqa(
                 batch_size=batch_size, max_new_tokens=max_new_tokens, desc=name,
             )  # fmt: skip
             add_generated(name, texts, spent, wall)
-    if "text_only" in baselines:
+    if "ecg_removed" in baselines:
         texts, spent, wall = _generate(
             chat, records, ecg_arrays, allowed, use_ecg=False, constrained=decoding[0] == "constrained",
-            batch_size=batch_size, max_new_tokens=max_new_tokens, desc="text_only",
+            batch_size=batch_size, max_new_tokens=max_new_tokens, desc="ecg_removed",
         )  # fmt: skip
-        add_generated("text_only", texts, spent, wall)
+        add_generated("ecg_removed", texts, spent, wall)
     if "majority" in baselines:
         model = fit_majority(majority_reference if majority_reference is not None else records)
         add_system("majority", [majority_answer(model, r) for r in records])
@@ -285,6 +297,15 @@ def evaluate_vqa(
 
 def _to_records(ds) -> list[dict]:
     return ds.to_list() if hasattr(ds, "to_list") else [dict(r) for r in ds]
+
+
+def _signal_provenance(source: str, signals_root: Path):
+    """Fingerprint and ``ecg_id -> patient_id`` of a PTB-XL-layout signal folder (None for other sources)."""
+    from encoder.exclusion import HeldoutExclusion, read_table
+
+    if source != "ptbxl" or not (signals_root / "ptbxl_database.csv").is_file():
+        return None
+    return HeldoutExclusion.from_table(read_table(signals_root))
 
 
 def run_eval_vqa(cfg: EvalVqaConfig) -> Path:
@@ -360,9 +381,12 @@ def run_eval_vqa(cfg: EvalVqaConfig) -> Path:
         ]
     except DatasetError:
         pass
+    provenance = _signal_provenance(cfg.source, signals_root)
     results["leakage"] = check_leakage(
         {e for r in records for e in r["ecg_id"]}, model_dir=cfg.model_dir, extra_run_dirs=cfg.leakage_run_dirs,
         ptbxl_folds=getattr(source, "folds", None), ecgqa_train_ecg_ids=train_ids,
+        eval_fingerprint=provenance.fingerprint if provenance else None,
+        patient_of=provenance.patient_of if provenance else None, allow_leakage=cfg.allow_leakage,
     )  # fmt: skip
     write_report(results, out_dir, cfg=cfg, command=" ".join(sys.argv), model_dir=cfg.model_dir)
     return out_dir

@@ -9,8 +9,14 @@ mapped onto the template's vocabulary (``answers_for_each_template.csv``). The r
 3. Otherwise scan the text for options and aliases as whole words, longest first, without overlaps
    (``"myocardial infarction in inferior leads"`` wins over ``"myocardial infarction"``). For
    yes/no templates only the first hit counts ("No, there is no ..." -> ``{"no"}``).
+   Negation: outside yes/no templates, a hit right after a negation cue (``no``, ``not``,
+   ``without``, ``absence of``, ``negative for`` ..., optionally followed by filler such as
+   ``evidence of``) is dropped, and so is a hit joined to a negated one by ``or``/``nor``/``and``
+   ("no atrial fibrillation or flutter"). A negated finding is never turned into the positive option.
 4. Nothing found -> a fuzzy match (``difflib``, ratio >= ``fuzzy_cutoff``) of the whole answer to one
-   option; else the answer is out of vocabulary (empty set, scored wrong).
+   option, refused when the text holds a negation cue or when a second option scores within
+   ``fuzzy_margin`` of the best (complete vs incomplete bundle branch block); else the answer is out
+   of vocabulary (empty set, scored wrong).
 
 Aliases: yes/no/none/not-sure synonyms, PTB-XL SCP codes -> their descriptions (``"AFIB"`` ->
 ``"atrial fibrillation"``), bare lead names (``"aVF"`` -> ``"lead aVF"``). An alias is only used when
@@ -87,6 +93,45 @@ _LEAD_SHORT = (
     "V6",
 )  # "I" alone is too ambiguous
 _CLOSED = frozenset({"yes", "no", "not sure"})
+# Words that negate the finding right after them, and filler allowed between cue and finding.
+NEGATION_CUES = frozenset(
+    {"no", "not", "without", "absent", "absence", "negative", "free", "nor", "neither", "excluded"}
+)
+NEGATION_FILLER = frozenset(
+    {
+        "of",
+        "for",
+        "any",
+        "a",
+        "an",
+        "the",
+        "evidence",
+        "signs",
+        "sign",
+        "features",
+        "definite",
+        "clear",
+        "obvious",
+        "is",
+        "are",
+        "there",
+        "shows",
+        "show",
+        "present",
+        "seen",
+        "ecg",
+        "this",
+    }
+)
+_NEGATION_JOINERS = frozenset({"or", "nor", "and"})
+
+
+def _is_negated(before: str) -> bool:
+    """Whether the canonical text right before a hit ends with a negation cue (filler skipped)."""
+    words = before.split()
+    while words and words[-1] in NEGATION_FILLER and words[-1] not in NEGATION_CUES:
+        words.pop()
+    return bool(words) and words[-1] in NEGATION_CUES
 
 
 def canon(text: str) -> str:
@@ -106,6 +151,8 @@ class NormalizedAnswer:
     """How they were found: ``exact`` (whole text), ``scan`` (options inside the text), ``fuzzy`` or ``oov``."""
     raw: str = ""
     """The generated text."""
+    negated: tuple[str, ...] = ()
+    """Options seen only in negated form ("no atrial fibrillation"); never part of ``answers``."""
 
     @property
     def in_vocab(self) -> bool:
@@ -122,6 +169,8 @@ class AnswerNormalizer:
     """Extra alias -> option text (e.g. SCP code -> description); only aliases of present options are used."""
     fuzzy_cutoff: float = 0.85
     """Minimum ``difflib`` ratio of a fuzzy whole-answer match (set > 1 to disable fuzzy matching)."""
+    fuzzy_margin: float = 0.05
+    """A fuzzy match is refused when the second-best option's ratio is within this of the best."""
 
     def __post_init__(self) -> None:
         by_canon = {canon(o): o for o in self.options}
@@ -154,21 +203,46 @@ class AnswerNormalizer:
         c = canon(text)
         if c in self._whole:
             return NormalizedAnswer((self._whole[c],), "exact", text)
-        hits: list[str] = []
-        if self._pattern is not None:
-            for m in self._pattern.finditer(c):  # regex alternation is longest-first: no overlaps
-                option = self._scan[m.group(1)]
-                if option not in hits:
-                    hits.append(option)
-                if self._closed:
-                    break
+        hits, negated = self._scan_hits(c)
         if hits:
-            return NormalizedAnswer(tuple(sorted(hits)), "scan", text)
-        if c and self.fuzzy_cutoff <= 1.0:
-            best = difflib.get_close_matches(c, list(self._by_canon), n=1, cutoff=self.fuzzy_cutoff)
-            if best:
-                return NormalizedAnswer((self._by_canon[best[0]],), "fuzzy", text)
-        return NormalizedAnswer((), "oov", text)
+            return NormalizedAnswer(tuple(sorted(hits)), "scan", text, tuple(sorted(negated)))
+        has_cue = bool(NEGATION_CUES & set(c.split())) and not self._closed
+        if c and self.fuzzy_cutoff <= 1.0 and not negated and not has_cue:
+            best = self._fuzzy(c)
+            if best is not None:
+                return NormalizedAnswer((best,), "fuzzy", text)
+        return NormalizedAnswer((), "oov", text, tuple(sorted(negated)))
+
+    def _scan_hits(self, c: str) -> tuple[list[str], list[str]]:
+        """Options found as whole words in ``c`` (longest first), split into affirmed and negated."""
+        hits: list[str] = []
+        negated: list[str] = []
+        if self._pattern is None:
+            return hits, negated
+        prev_end, prev_negated = 0, False
+        for m in self._pattern.finditer(c):  # regex alternation is longest-first: no overlaps
+            option = self._scan[m.group(1)]
+            if self._closed:
+                return [option], []
+            gap = c[prev_end : m.start()].split()
+            joined = prev_negated and all(w in _NEGATION_JOINERS for w in gap)
+            is_neg = joined or _is_negated(c[prev_end : m.start()])
+            target = negated if is_neg else hits
+            if option not in target:
+                target.append(option)
+            prev_end, prev_negated = m.end(), is_neg
+        return [h for h in hits if h not in negated], negated
+
+    def _fuzzy(self, c: str) -> str | None:
+        """The one option within ``fuzzy_cutoff`` of ``c`` that no other option comes close to."""
+        scored = sorted(
+            ((difflib.SequenceMatcher(None, c, k).ratio(), k) for k in self._by_canon), reverse=True
+        )
+        if not scored or scored[0][0] < self.fuzzy_cutoff:
+            return None
+        if len(scored) > 1 and scored[1][0] >= scored[0][0] - self.fuzzy_margin:
+            return None  # ambiguous: two options nearly as close
+        return self._by_canon[scored[0][1]]
 
 
 def normalize_answer(text: str, options: Sequence[str], *, use_scp_codes: bool = True) -> NormalizedAnswer:

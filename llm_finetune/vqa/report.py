@@ -17,11 +17,11 @@ from encoder.config_io import atomic_write_json, atomic_write_text, to_plain
 from llm_finetune.vqa.scoring import ATTRIBUTE_TYPES, QUESTION_TYPES
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".model")
-SYSTEM_ORDER = ("llm", "llm_constrained", "text_only", "aux_head", "majority")
+SYSTEM_ORDER = ("llm", "llm_constrained", "ecg_removed", "aux_head", "majority")
 SYSTEM_TITLES = {
     "llm": "LLM (ECG, free text)",
     "llm_constrained": "LLM (ECG, constrained)",
-    "text_only": "Text-only LLM",
+    "ecg_removed": "Trained LLM, ECG removed (unseen prompts)",
     "aux_head": "Aux-head answerer",
     "majority": "Majority per template",
 }
@@ -173,6 +173,41 @@ def bar_chart(results: dict, path: str | Path, by: str = "question_type") -> Pat
     return path
 
 
+def type_breakdown(items: list) -> dict[str, dict[str, dict[str, float]]]:
+    """Question type -> attribute type -> ``n`` / ``accuracy`` / ``coverage`` of scored items (ScoredItem)."""
+    groups: dict[tuple[str, str], list] = {}
+    for it in items:
+        groups.setdefault((it.question_type, it.attribute_type), []).append(it)
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for (qtype, atype), g in groups.items():
+        out.setdefault(qtype, {})[atype] = {
+            "n": len(g),
+            "accuracy": sum(it.correct for it in g) / len(g),
+            "coverage": sum(it.answered for it in g) / len(g),
+        }
+    return out
+
+
+def breakdown_table(results: dict, system: str) -> str:
+    """Accuracy (%) of one system per question type (rows) × attribute type (columns); ``n`` and coverage."""
+    table = results["systems"][system].get("by_question_x_attribute")
+    if not table:
+        return ""
+    qtypes = [q for q in QUESTION_TYPES if q in table] + sorted(q for q in table if q not in QUESTION_TYPES)
+    present = {a for row in table.values() for a in row}
+    atypes = [a for a in ATTRIBUTE_TYPES if a in present] + sorted(present - set(ATTRIBUTE_TYPES))
+    lines = ["| question type | " + " | ".join(a.replace("_", " ") for a in atypes) + " |"]
+    lines.append("|" + "---|" * (len(atypes) + 1))
+    for q in qtypes:
+        cells = []
+        for a in atypes:
+            m = table[q].get(a)
+            cov = f", cov {100 * m['coverage']:.0f}%" if m and m["coverage"] < 1 else ""
+            cells.append(f"{100 * m['accuracy']:.1f} (n={m['n']}{cov})" if m else "–")
+        lines.append(f"| {q} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def markdown_report(results: dict) -> str:
     """The whole human-readable report."""
     prov = results.get("provenance", {})
@@ -192,6 +227,11 @@ def markdown_report(results: dict) -> str:
     ]
     parts += ["## By question type", "", markdown_table(results, "question_type"), ""]
     parts += ["## By attribute type", "", markdown_table(results, "attribute_type"), ""]
+    for system in _systems(results):
+        table = breakdown_table(results, system)
+        if table:
+            title = SYSTEM_TITLES.get(system, system)
+            parts += [f"## {title}: question type × attribute type (accuracy %)", "", table, ""]
     prf = prf_table(results)
     if prf:
         parts += ["## Query questions: set precision / recall / F1 (%)", "", prf, ""]

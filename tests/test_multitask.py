@@ -1,0 +1,198 @@
+"""Stage 1's multi-task aux head: targets from EcgAttributes, masked losses, learning, save/reload."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from encoder.configuration import EcgEncoderConfig
+from encoder.ecgqa.attributes import LEADS, EcgAttributes
+from encoder.errors import ConfigError
+from encoder.modeling import EcgEncoder
+from encoder.multitask import (
+    AUX_TASKS,
+    AuxHead,
+    aux_loss,
+    build_targets,
+    decode,
+    fit_thresholds,
+    task_loss,
+    task_metrics,
+)
+
+ALL = list(AUX_TASKS)
+V1 = tuple(i == LEADS.index("V1") for i in range(12))
+
+
+def _attrs() -> list[EcgAttributes]:
+    full = EcgAttributes(
+        noise={"baseline drift": V1},
+        extra_systoles=frozenset({"ventricular extrasystoles"}),
+        heart_axis="left axis deviation",
+        infarction_stage="old stage of myocardial infarction",
+        form_leads={"NDT": V1},
+        numeric_ms={"qrs duration": (80.0, 130.0), "pr interval": (math.nan, 150.0)},
+        available=frozenset({"noise", "extra_systole", "heart_axis", "stage_of_infarction", "numeric_feature",
+                             "form_leads", "pacemaker"}),
+    )  # fmt: skip
+    return [full, EcgAttributes()]  # the second record knows nothing
+
+
+def test_targets_and_masks_follow_available() -> None:
+    t = build_targets(_attrs(), ALL)
+    noise, mask = t["noise"]
+    assert noise.shape == (2, 60) and mask[0].all() and not mask[1].any()
+    assert (
+        noise[0, LEADS.index("V1")] == 1 and noise[0, 48 + LEADS.index("V1")] == 1
+    )  # type row and any-noise
+    assert t["heart_axis"][0][0].tolist() == [0, 1, 0, 0]
+    assert t["stage_of_infarction"][0][0].argmax() == 3
+    form_mask = t["form_leads"][1][0].reshape(13, 12)
+    assert form_mask[0].all() and not form_mask[1:].any()  # only NDT, which the record has
+    num_mask = t["numeric_feature"][1][0].reshape(6, 2)
+    assert num_mask[3].tolist() == [1, 1] and num_mask[2].tolist() == [0, 1]  # qrs both; pr max only
+    with pytest.raises(ConfigError):
+        build_targets(_attrs(), ["nonsense"])
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_masked_entries_get_no_gradient(name: str) -> None:
+    target, mask = build_targets(_attrs(), [name])[name]
+    logits = torch.randn(target.shape, requires_grad=True)
+    task_loss(name, logits, target, mask).backward()
+    grad = logits.grad
+    assert grad[mask == 0].abs().sum() == 0
+    if mask.any():
+        assert grad[mask > 0].abs().sum() > 0
+    every_masked = task_loss(name, logits, target, torch.zeros_like(mask))
+    assert float(every_masked.detach()) == 0.0
+
+
+def test_head_learns_a_separable_toy_task() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(200, 8)
+    axis = ["normal heart axis", "left axis deviation"]
+    attrs = [
+        EcgAttributes(heart_axis=axis[int(v > 0)], extra_systoles=frozenset({"extrasystoles"} if w > 0 else ()),
+                      available=frozenset({"heart_axis", "extra_systole"}))
+        for v, w in zip(x[:, 0].tolist(), x[:, 1].tolist(), strict=True)
+    ]  # fmt: skip
+    tasks = ["heart_axis", "extra_systole"]
+    targets = build_targets(attrs, tasks)
+    head = AuxHead(8, tasks)
+    opt = torch.optim.Adam(head.parameters(), lr=0.05)
+    for _ in range(200):
+        opt.zero_grad()
+        aux_loss(head(x), targets)[0].backward()
+        opt.step()
+    with torch.no_grad():
+        out = head(x)
+    probs = {n: torch.softmax(v, -1) if n == "heart_axis" else torch.sigmoid(v) for n, v in out.items()}
+    acc = task_metrics("heart_axis", probs["heart_axis"].numpy(), *(t.numpy() for t in targets["heart_axis"]))
+    auc = task_metrics(
+        "extra_systole", probs["extra_systole"].numpy(), *(t.numpy() for t in targets["extra_systole"])
+    )
+    assert acc["accuracy"] > 0.95 and auc["macro_auroc"] > 0.95
+
+
+def _encoder(**kw) -> EcgEncoder:
+    cfg = dict(widths=[8, 8, 8, 8], embed_dim=16, label_names=["SR", "AFIB"], **kw)
+    return EcgEncoder(EcgEncoderConfig(**cfg)).eval()
+
+
+def test_save_reload_round_trip_keeps_aux_outputs(tmp_path: Path) -> None:
+    model = _encoder(aux_tasks=ALL, aux_task_weights={"noise": 0.5}, aux_thresholds={"pacemaker": [0.3]})
+    ecg = torch.randn(2, 12, 1000)
+    before = model.predict_aux(ecg)
+    model.save_pretrained(tmp_path)
+    again = EcgEncoder.from_pretrained(tmp_path).eval()
+    after = again.predict_aux(ecg)
+    assert again.config.aux_thresholds == {"pacemaker": [0.3]} and again.config.aux_task_weights == {
+        "noise": 0.5
+    }
+    for name in ALL:
+        torch.testing.assert_close(before[name], after[name])
+
+
+def test_an_encoder_saved_without_aux_heads_still_loads(tmp_path: Path) -> None:
+    old = _encoder()
+    old.save_pretrained(tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    for key in ("aux_tasks", "aux_task_weights", "aux_thresholds"):
+        cfg.pop(key)
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    ecg = torch.randn(1, 12, 1000)
+    loaded = EcgEncoder.from_pretrained(tmp_path).eval()
+    assert loaded.aux_head is None and loaded(ecg).aux_logits is None
+    torch.testing.assert_close(loaded(ecg).logits, old(ecg).logits)
+    with pytest.raises(ConfigError):
+        loaded.predict_aux(ecg)
+
+
+def test_thresholds_and_decode_give_attributes_back() -> None:
+    t = build_targets(_attrs()[:1], ALL)
+    probs = {n: v[0].numpy() * 0.9 + 0.05 for n, (v, _) in t.items()}
+    probs["numeric_feature"] = t["numeric_feature"][0][0].numpy()
+    got = decode(probs)
+    want = _attrs()[0]
+    assert got.noise["baseline drift"] == V1 and got.heart_axis == want.heart_axis
+    assert got.infarction_stage == want.infarction_stage and got.extra_systoles == want.extra_systoles
+    assert got.numeric_ms["qrs duration"] == pytest.approx((80.0, 130.0))
+    y = np.array([[0.0], [0.0], [1.0], [1.0]])
+    assert 0.3 < fit_thresholds(np.array([[0.1], [0.3], [0.6], [0.9]]), y, np.ones_like(y))[0] <= 0.6
+
+
+def _write_attribute_column(data: Path) -> None:
+    """Give a tiny PTB-XL table an ``ecgqa_attributes`` column (what the synthetic cohort writes)."""
+    import pandas as pd
+
+    table_path = data / "ptbxl_database.csv"
+    table = pd.read_csv(table_path)
+    rng = np.random.default_rng(0)
+    axes = ["normal heart axis", "left axis deviation"]
+    table["ecgqa_attributes"] = [
+        EcgAttributes(
+            heart_axis=axes[int(rng.integers(2))],
+            numeric_ms={"qrs duration": (float(rng.uniform(60, 140)), float(rng.uniform(60, 140)))},
+            available=frozenset({"heart_axis", "numeric_feature", "noise"}),
+        ).to_json()
+        for _ in range(len(table))
+    ]
+    table.to_csv(table_path, index=False)
+
+
+def test_pretraining_with_aux_tasks_calibrates_and_reports(tmp_path: Path) -> None:
+    from encoder.datasets.testing import write_tiny_ptbxl
+    from encoder.train import run_pretrain
+    from tests.test_pretrain import tiny_config
+
+    data = write_tiny_ptbxl(tmp_path / "ptbxl", num_records=40, rates=(100,))
+    _write_attribute_column(data)
+    tasks = ["noise", "heart_axis", "numeric_feature"]
+    run = run_pretrain(tiny_config(data, tmp_path / "run", epochs=1, aux_tasks=tasks))
+    enc = EcgEncoder.from_pretrained(run / "encoder")
+    assert enc.config.aux_tasks == tasks and enc.aux_head is not None
+    assert set(enc.config.aux_thresholds) == {"noise"} and len(enc.config.aux_thresholds["noise"]) == 60
+    report = json.loads((run / "aux_metrics.json").read_text())
+    assert 0 <= report["heart_axis"]["accuracy"] <= 1 and report["numeric_feature"]["mae_ms"] > 0
+    assert 0 <= report["numeric_feature"]["range_class_accuracy"] <= 1
+    assert math.isnan(report["noise"]["macro_auroc"])  # no noisy lead anywhere: nothing to score
+    import csv
+
+    with open(run / "metrics.csv") as f:
+        assert all(float(r["aux"]) > 0 for r in csv.DictReader(f) if r["split"] == "train")
+
+
+def test_predict_attributes_decodes_with_the_tuned_thresholds() -> None:
+    model = _encoder(aux_tasks=["pacemaker", "heart_axis"])
+    ecg = torch.randn(3, 12, 1000)
+    p = model.predict_aux(ecg)["pacemaker"][:, 0]  # (3,)
+    model.config.aux_thresholds = {"pacemaker": [float(p.median())]}
+    got = model.predict_attributes(ecg)
+    assert [a.pacemaker for a in got] == (p >= p.median()).tolist()
+    assert all(a.available == {"pacemaker", "heart_axis"} and a.heart_axis for a in got)
