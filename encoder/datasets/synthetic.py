@@ -19,7 +19,7 @@ import hashlib
 import json
 import multiprocessing as mp
 import shutil
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -31,13 +31,15 @@ from scipy.signal import resample_poly
 from tqdm import tqdm
 
 from encoder.config_io import atomic_directory, atomic_write_json, save_resolved_config
-from encoder.datasets.ptbxl_attributes import GROUND_TRUTH_COLUMN
-from encoder.ecgqa.attributes import ATTRIBUTE_GROUPS, NOISE_COLUMNS, EcgAttributes
+from encoder.datasets.ptbxl_attributes import GROUND_TRUTH_COLUMN, parse_infarction_stage, parse_lead_list
+from encoder.ecg_measurements import axis_class
+from encoder.ecgqa.attributes import LEADS, NOISE_COLUMNS, EcgAttributes
 from encoder.errors import ConfigError, DatasetError
 from encoder.synth import real_labels
 from encoder.synth.labels_prior import sample_scp_codes
 from encoder.synth.questions import QaRecord, make_questions
 from encoder.synth.record import RecordExtras, synthesize_record
+from encoder.synth.report import write_report
 from encoder.synth.rhythm import PAC, PVC
 
 GENERATOR_VERSION = "ssm-3"
@@ -66,6 +68,8 @@ class SyntheticConfig:
     """ECG-QA samples per record of each split (train questions use folds 1-8, valid fold 9, test fold 10)."""
     num_workers: int = 2
     """Worker processes for signal generation (1 = in-process)."""
+    repeat_fraction: float = 0.125
+    """Fraction of patients with a second, later record (PTB-XL: about 0.13); it evolves from the first."""
     label_source: Literal["real_table", "parametric"] = "real_table"
     """Where label sets come from: "real_table" draws a real PTB-XL row per record (codes, noise, axis, stage,
     extra beats, pacemaker; ``encoder/resources/synth/ptbxl_label_sample.csv.gz``), "parametric" the older prior
@@ -117,28 +121,39 @@ def _generate_one(job: tuple) -> dict:
     _write_wfdb(Path(root) / lr, 100, _digital(resample_poly(rec.signal, 1, 5, axis=1)))
     return {
         "ecg_id": ecg_id, "features": rec.features, "has_p": rec.physiology.rhythm == "sinus",
-        "numeric_ms": rec.numeric_ms, "axis_deg": rec.axis_deg,
+        "numeric_ms": rec.numeric_ms, "axis_deg": rec.axis_deg, "form_leads": rec.form_leads,
         "n_pvc": int((rec.beat_kinds == PVC).sum()), "n_pac": int((rec.beat_kinds == PAC).sum()),
     }  # fmt: skip
 
 
+def _noise_masks(row: pd.Series) -> dict[str, tuple[bool, ...]]:
+    """Noise type -> the leads the drawn real cells name (ECG-QA's parser), for all four types."""
+    return {t: parse_lead_list(row[col])[0] for t, col in NOISE_COLUMNS.items()}
+
+
 def _attributes(row: pd.Series, info: dict) -> EcgAttributes:
-    """The record's ground truth: the drawn noise / stage / pacemaker, the rendered extra beats, axis, intervals."""
-    noise = {t: real_labels.parse_leads(row[col]) for t, col in NOISE_COLUMNS.items()}
+    """The record's ground truth: the rendered noise, extra beats, stage, pacing, form-statement leads, axis and
+    intervals. As ECG-QA, intervals count only with a clean lead II and the axis only with clean I and aVF."""
+    noise = _noise_masks(row)
     typed = "VES" in str(row.extra_beats_drawn).upper()  # the real cell stated the type
     extra = {"ventricular extrasystoles"} if info["n_pvc"] and typed else set()
     extra |= {"supraventricular extrasystoles"} if info["n_pac"] and typed else set()
     extra |= {"extrasystoles"} if (info["n_pvc"] or info["n_pac"]) and not typed else set()
-    lead_ii_clean = not any(m[1] for m in noise.values()) and not extra
-    numeric = info["numeric_ms"] if lead_ii_clean else {}
+    dirty = [any(m[i] for m in noise.values()) for i in range(len(LEADS))]
+    available = {"noise", "extra_systole", "stage_of_infarction", "pacemaker", "form_leads"}
+    numeric = info["numeric_ms"] if not dirty[LEADS.index("II")] else {}
+    available |= {"numeric_feature"} if numeric else set()
+    axis_clean = not (dirty[LEADS.index("I")] or dirty[LEADS.index("aVF")])
+    available |= {"heart_axis"} if axis_clean else set()
     return EcgAttributes(
         noise=noise,
         extra_systoles=frozenset(extra),
-        heart_axis=real_labels.axis_class(info["axis_deg"]),
-        infarction_stage=real_labels.infarction_stage(row.infarction_stadium1, row.infarction_stadium2),
-        pacemaker=bool(row.pacemaker),
+        heart_axis=axis_class(info["axis_deg"]) if axis_clean else None,
+        infarction_stage=parse_infarction_stage(row.infarction_stadium1, row.infarction_stadium2)[0],
+        pacemaker="PACE" in row.scp_codes,
+        form_leads=info["form_leads"],
         numeric_ms=numeric,
-        available=frozenset(set(ATTRIBUTE_GROUPS) - {"form_leads"}),
+        available=frozenset(available),
     )
 
 
@@ -146,11 +161,6 @@ def _config_hash(cfg: SyntheticConfig) -> str:
     keys = {k: v for k, v in asdict(cfg).items() if k not in ("out_dir", "num_workers")}
     keys["version"] = GENERATOR_VERSION
     return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _report(codes: dict[str, float], statements: pd.DataFrame) -> str:
-    parts = [str(statements.loc[c, "description"]).lower() for c in codes if c in statements.index]
-    return ". ".join(parts) + "."
 
 
 def _label_row(cfg: SyntheticConfig, rng: np.random.Generator, earlier: real_labels.LabelRow | None):
@@ -173,13 +183,16 @@ def _sample_table(cfg: SyntheticConfig) -> pd.DataFrame:
         fold = int(rng.integers(1, 11))
         age = float(np.clip(round(rng.normal(61, 17)), 18, 95))
         sex = int(rng.random() < 0.48)
-        n_rec = 2 if rng.random() < 0.125 else 1
+        n_rec = 2 if rng.random() < cfg.repeat_fraction else 1
         when = start + timedelta(days=int(rng.integers(0, 365 * 10)), seconds=int(rng.integers(0, 86400)))
-        label, shape_seed = None, int(rng.integers(2**62))  # a patient's records share the beat shape
+        # A patient's records share the beat shape and the axis (the same heart).
+        label, shape_seed, axis = None, int(rng.integers(2**62)), None
         for k in range(n_rec):
             if ecg_id > cfg.num_records:
                 break
             label = _label_row(cfg, rng, label if k else None)
+            if k == 0 and cfg.label_source == "real_table":
+                axis = real_labels.axis_target(label.heart_axis, rng)
             lr, hr = _record_paths(ecg_id)
             rows.append(
                 {
@@ -190,8 +203,7 @@ def _sample_table(cfg: SyntheticConfig) -> pd.DataFrame:
                     **label.noise, "extra_beats_drawn": label.extra_beats, "pacemaker": label.pacemaker,
                     "infarction_stadium1": label.infarction_stadium1,
                     "infarction_stadium2": label.infarction_stadium2, "heart_axis_drawn": label.heart_axis,
-                    "axis_target": real_labels.axis_target(label.heart_axis, rng)
-                    if cfg.label_source == "real_table" else None,
+                    "axis_target": axis,
                     "shape_seed": shape_seed,
                 }
             )  # fmt: skip
@@ -237,12 +249,15 @@ def generate_cohort(cfg: SyntheticConfig) -> Path:
 
 def _job(root: Path, r: pd.Series, cfg: SyntheticConfig) -> tuple:
     """A worker's arguments for one table row: the codes to render (plus premature beats the row's
-    ``extra_beats`` asks for), its annotated noise, axis and pacing."""
-    codes = set(r.scp_codes) | real_labels.extra_beat_codes(r.extra_beats_drawn)
+    ``extra_beats`` asks for; no atrial ones without P waves), its annotated noise, axis and infarction stage."""
+    extra = real_labels.extra_beat_codes(r.extra_beats_drawn)
+    if r.scp_codes.keys() & {"AFIB", "AFLT"}:
+        extra -= {"PAC"}
+    codes = set(r.scp_codes) | extra
     extras = RecordExtras(
-        noise={t: m for t, col in NOISE_COLUMNS.items() if any(m := real_labels.parse_leads(r[col]))},
-        axis_deg=None if pd.isna(r.axis_target) else float(r.axis_target),
-        pacemaker=bool(r.pacemaker),
+        noise={t: m for t, m in _noise_masks(r).items() if any(m)},
+        axis_deg=None if r.axis_target is None or pd.isna(r.axis_target) else float(r.axis_target),
+        infarction_stage=parse_infarction_stage(r.infarction_stadium1, r.infarction_stadium2)[0],
     )
     return (str(root), int(r.ecg_id), tuple(sorted(codes)), float(r.age), cfg.seed, cfg.seconds, cfg.noise_scale,
             extras, int(r.shape_seed))  # fmt: skip
@@ -266,27 +281,32 @@ def _write_cohort(root: Path, cfg: SyntheticConfig) -> None:
         for job in tqdm(jobs, **bar):
             info = _generate_one(job)
             truth[info["ecg_id"]] = info
-    table["report"] = [_report(c, statements) for c in table.scp_codes]
-    csv = table.copy()
-    csv["scp_codes"] = [str(c) for c in csv.scp_codes]
-    attrs = [_attributes(r, truth[int(r.ecg_id)]) for _, r in table.iterrows()]
-    csv[GROUND_TRUTH_COLUMN] = [a.to_json() for a in attrs]
-    csv["heart_axis"] = [real_labels.axis_code(truth[int(i)]["axis_deg"]) if cfg.label_source == "real_table"
-                         else "" for i in csv.ecg_id]  # fmt: skip
-    csv["extra_beats"] = [_extra_beats(r.extra_beats_drawn, truth[int(r.ecg_id)]) for r in csv.itertuples()]
-    cols = ["ecg_id", "patient_id", "age", "sex", "height", "weight", "nurse", "site", "device", "recording_date",
-            "report", "scp_codes", "heart_axis", "infarction_stadium1", "infarction_stadium2", *NOISE_COLUMNS.values(),
-            "extra_beats", "pacemaker", "strat_fold", "filename_lr", "filename_hr", GROUND_TRUTH_COLUMN]  # fmt: skip
-    csv[cols].to_csv(root / "ptbxl_database.csv", index=False)
-    qa_records = [
-        _qa_record(r, truth[int(r.ecg_id)], a) for r, a in zip(table.itertuples(), attrs, strict=True)
+    table["scp_codes"] = [
+        _with_rendered_extra_beats(c, truth[int(i)])
+        for c, i in zip(table.scp_codes, table.ecg_id, strict=True)
     ]
+    attrs = [_attributes(r, truth[int(r.ecg_id)]) for _, r in table.iterrows()]
+    _write_table(root, table, truth, attrs, statements)
+    qa_records = [
+        QaRecord(int(r.ecg_id), int(r.patient_id), int(r.strat_fold), frozenset(r.scp_codes),
+                 truth[int(r.ecg_id)]["features"], truth[int(r.ecg_id)]["has_p"], a, dict(r.scp_codes))
+        for r, a in zip(table.itertuples(), attrs, strict=True)
+    ]  # fmt: skip
     _write_questions(root, qa_records, cfg)
     save_resolved_config(cfg, root)
     atomic_write_json(
         root / MARKER,
         {"generator": GENERATOR_VERSION, "config_hash": _config_hash(cfg), "config": asdict(cfg)},
     )
+
+
+def _with_rendered_extra_beats(codes: dict[str, float], info: dict) -> dict[str, float]:
+    """The SCP codes plus PVC / PAC where premature beats were rendered (asked for by ``extra_beats``)."""
+    out = dict(codes)
+    for code, n in (("PVC", info["n_pvc"]), ("PAC", info["n_pac"])):
+        if n:
+            out.setdefault(code, 0.0)
+    return dict(sorted(out.items()))
 
 
 def _extra_beats(drawn: str, info: dict) -> str:
@@ -299,18 +319,30 @@ def _extra_beats(drawn: str, info: dict) -> str:
     return f"{n}ES"
 
 
-def _qa_record(r, info: dict, attrs: EcgAttributes) -> QaRecord:
-    """The question writer's record (``attributes`` / ``likelihoods`` passed where its QaRecord has them)."""
-    kw = {}
-    names = {f.name for f in fields(QaRecord)}
-    if "attributes" in names:
-        kw["attributes"] = attrs
-    if "likelihoods" in names:
-        kw["likelihoods"] = dict(r.scp_codes)
-    return QaRecord(
-        int(r.ecg_id), int(r.patient_id), int(r.strat_fold), frozenset(r.scp_codes), info["features"], info["has_p"],
-        **kw,
-    )  # fmt: skip
+def _write_table(
+    root: Path,
+    table: pd.DataFrame,
+    truth: dict[int, dict],
+    attrs: list[EcgAttributes],
+    statements: pd.DataFrame,
+) -> None:
+    """``ptbxl_database.csv`` in the real table's formats, plus the ground-truth ``ecgqa_attributes`` column."""
+    csv = table.copy()
+    info = [truth[int(i)] for i in csv.ecg_id]
+    csv["report"] = [
+        write_report(c, statements, t["form_leads"]) for c, t in zip(csv.scp_codes, info, strict=True)
+    ]
+    csv["scp_codes"] = [str(c) for c in csv.scp_codes]
+    for noise_type, col in NOISE_COLUMNS.items():
+        csv[col] = [real_labels.format_lead_list(a.noise[noise_type]) for a in attrs]
+    csv["heart_axis"] = [real_labels.axis_code(t["axis_deg"]) for t in info]
+    csv["extra_beats"] = [_extra_beats(d, t) for d, t in zip(csv.extra_beats_drawn, info, strict=True)]
+    csv["pacemaker"] = ["ja, pacemaker" if a.pacemaker else "" for a in attrs]
+    csv[GROUND_TRUTH_COLUMN] = [a.to_json() for a in attrs]
+    cols = ["ecg_id", "patient_id", "age", "sex", "height", "weight", "nurse", "site", "device", "recording_date",
+            "report", "scp_codes", "heart_axis", "infarction_stadium1", "infarction_stadium2", *NOISE_COLUMNS.values(),
+            "extra_beats", "pacemaker", "strat_fold", "filename_lr", "filename_hr", GROUND_TRUTH_COLUMN]  # fmt: skip
+    csv[cols].to_csv(root / "ptbxl_database.csv", index=False)
 
 
 def _write_questions(root: Path, records: list[QaRecord], cfg: SyntheticConfig) -> None:

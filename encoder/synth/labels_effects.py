@@ -246,3 +246,53 @@ EFFECT_ORDER: tuple[str, ...] = (
 )  # fmt: skip
 
 MODELLED_CODES: frozenset[str] = frozenset(EFFECTS)
+
+
+# --- infarction stage (ECG-QA's stage_of_infarction; PTB-XL's infarction_stadium) ------------------------------
+
+INFARCT_WALL: dict[str, tuple[float, float, float]] = {
+    "IMI": (0.0, 1.0, 0.0),
+    "ASMI": (0.0, 0.0, -1.0),
+    "AMI": (0.45, 0.0, -0.9),
+}
+"""Infarction code -> direction towards the infarcted wall (Frank XYZ: +x left, +y inferior, -z anterior)."""
+
+
+def infarct_wall(codes: frozenset[str]) -> np.ndarray | None:
+    """Unit vector (3,) towards the infarcted wall(s) of ``codes``; None without a modelled infarction."""
+    walls = [np.array(v) for c, v in INFARCT_WALL.items() if c in codes]
+    if not walls:
+        return None
+    d = np.sum(walls, axis=0)
+    return d / max(float(np.linalg.norm(d)), 1e-9)
+
+
+def _stage_early(t: Template, ph: Physiology, wall: np.ndarray, rng: Rng) -> None:
+    """Acute (Stadium I, I-II): ST elevation and tall (hyperacute) T towards the wall, Q waves not yet formed."""
+    t["ST"].vector = t["ST"].vector + wall * rng.uniform(0.14, 0.24)
+    t["ST"].sigma_left = t["ST"].sigma_right = 0.05
+    t["T"].vector = t["T"].vector + wall * float(np.linalg.norm(t["T"].vector)) * rng.uniform(0.8, 1.3)
+    t["Q"].vector = t["Q"].vector * 0.3
+
+
+def _stage_middle(t: Template, ph: Physiology, wall: np.ndarray, rng: Rng) -> None:
+    """Evolving (Stadium II, II-III): Q waves, residual ST elevation, T inverted over the wall."""
+    t["ST"].vector = t["ST"].vector + wall * rng.uniform(0.03, 0.07)
+    towards = float(t["T"].vector @ wall)
+    size = float(np.linalg.norm(t["T"].vector))
+    t["T"].vector = t["T"].vector - wall * (towards + size * rng.uniform(0.6, 1.0))
+
+
+def _stage_old(t: Template, ph: Physiology, wall: np.ndarray, rng: Rng) -> None:
+    """Old (Stadium III): Q waves only; ST back at baseline and T upright again over the wall."""
+    towards = float(t["T"].vector @ wall)
+    if towards < 0.0:
+        t["T"].vector = t["T"].vector - wall * towards * rng.uniform(1.1, 1.5)
+
+
+STAGE_EFFECTS: dict[str, Callable[[Template, Physiology, np.ndarray, Rng], None]] = {
+    "early stage of myocardial infarction": _stage_early,
+    "middle stage of myocardial infarction": _stage_middle,
+    "old stage of myocardial infarction": _stage_old,
+}
+"""ECG-QA stage -> change of an infarction beat (after the codes' effects); "unknown" stage changes nothing."""

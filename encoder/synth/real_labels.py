@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from encoder.ecgqa.attributes import LEADS, NOISE_COLUMNS
+from encoder.ecgqa.attributes import LEADS, NOISE_COLUMNS, LeadMask
 from encoder.synth.labels_effects import MODELLED_CODES
 from encoder.synth.labels_prior import EXCLUSIVE, NEEDS_P_WAVES
 
@@ -30,7 +30,16 @@ SAMPLE_COLUMNS = ["scp_codes", "heart_axis", "infarction_stadium1", "infarction_
 RHYTHMS = ("SR", "AFIB", "AFLT", "STACH", "SBRAD", "SARRH")
 DIAGNOSTIC = frozenset({"NORM", "IMI", "ASMI", "AMI", "LVH", "LAFB", "ISC_", "IRBBB", "1AVB", "CRBBB", "CLBBB",
                         "NDT", "LNGQT", "WPW", "LAO/LAE"})  # fmt: skip
-_UPPER_LEADS = [lead.upper() for lead in LEADS]
+ALIASES: dict[str, str] = {
+    "ILMI": "IMI", "IPLMI": "IMI", "IPMI": "IMI", "PMI": "IMI", "INJIN": "IMI", "INJIL": "IMI",
+    "ALMI": "AMI", "LMI": "AMI", "INJAL": "AMI", "INJLA": "AMI", "INJAS": "ASMI",
+    "ISCAL": "ISC_", "ISCIN": "ISC_", "ISCIL": "ISC_", "ISCAS": "ISC_", "ISCLA": "ISC_", "ISCAN": "ISC_",
+    "BIGU": "PVC", "TRIGU": "PVC", "LNGPR": "1AVB",
+}  # fmt: skip
+"""Real codes the generator does not model -> the modelled code it renders them as (infarction and ischaemia
+territories, bigeminy / trigeminy, long PR), so infarction stages keep their infarction."""
+KEPT = frozenset({"PACE"})
+"""Unmodelled codes kept as they are (PACE: the record gets pacing spikes)."""
 
 
 @dataclass(frozen=True)
@@ -70,9 +79,17 @@ def _cell(value: object) -> str:
 def renderable_codes(codes: dict[str, float]) -> dict[str, float]:
     """The modelled codes of a real label set, dropping those the generator cannot combine; SR if no rhythm."""
     kept: dict[str, float] = {}
+    mapped: dict[str, float] = {}
+    for code, likelihood in codes.items():
+        code = ALIASES.get(code, code)
+        mapped[code] = max(mapped.get(code, 0.0), float(likelihood))
+    codes = mapped
     rhythm = next((c for c in RHYTHMS if c in codes), "SR")
     no_p = rhythm in ("AFIB", "AFLT")
     for code in sorted(codes, key=lambda c: -codes[c]):
+        if code in KEPT:
+            kept[code] = float(codes[code])
+            continue
         if code not in MODELLED_CODES or code in RHYTHMS or (no_p and code in NEEDS_P_WAVES):
             continue
         if all(frozenset((code, c)) not in EXCLUSIVE for c in kept):
@@ -100,63 +117,17 @@ def sample_label_row(rng: np.random.Generator) -> LabelRow:
     )
 
 
-def parse_leads(text: str) -> tuple[bool, ...]:
-    """A real table's lead list (", I-AVR,", "alles", "v4-6", "V1???") -> 12-lead mask.
-
-    A non-empty cell that names no lead ("mittel", "noisy recording") means the whole record."""
-    mask = [False] * len(LEADS)
-    for part in text.upper().replace("?", "").replace(" ", "").split(","):
-        if part in ("ALLES", "ALLE", "ALL"):
-            return (True,) * len(LEADS)
-        ends = part.split("-")
-        if len(ends) == 2 and ends[0].startswith("V") and ends[1].isdigit():
-            ends[1] = "V" + ends[1]
-        if len(ends) == 2 and ends[0] in _UPPER_LEADS and ends[1] in _UPPER_LEADS:
-            lo, hi = sorted((_UPPER_LEADS.index(ends[0]), _UPPER_LEADS.index(ends[1])))
-            mask[lo : hi + 1] = [True] * (hi - lo + 1)
-        elif part in _UPPER_LEADS:
-            mask[_UPPER_LEADS.index(part)] = True
-    if not any(mask) and text.strip(" ,"):
-        return (True,) * len(LEADS)
-    return tuple(mask)
-
-
-if __name__ == "__main__":
-    build_sample(sys.argv[1], Path(__file__).parents[1] / "resources" / "synth" / SAMPLE_FILE)
-
-
 AXIS_DEGREES: dict[str, tuple[float, float]] = {
     "MID": (-20.0, 80.0), "LAD": (-60.0, -35.0), "ALAD": (-85.0, -45.0), "RAD": (95.0, 130.0),
     "ARAD": (115.0, 170.0), "AXL": (-170.0, -100.0), "AXR": (-170.0, -100.0), "SAG": (-20.0, 80.0), "": (-20.0, 80.0),
 }  # fmt: skip
 """PTB-XL ``heart_axis`` code -> range of frontal QRS axis (degrees) the generator sets."""
 
-STAGES: dict[str, str] = {
-    "Stadium I": "early stage of myocardial infarction",
-    "Stadium I-II": "early stage of myocardial infarction",
-    "Stadium II": "middle stage of myocardial infarction",
-    "Stadium II-III": "middle stage of myocardial infarction",
-    "Stadium III": "old stage of myocardial infarction",
-    "unknown": "unknown stage of myocardial infarction",
-}
-"""PTB-XL ``infarction_stadium`` value -> ECG-QA's stage (ECG-QA reads stadium2, else stadium1)."""
-
 
 def axis_target(code: str, rng: np.random.Generator) -> float:
     """A frontal QRS axis (degrees) for a PTB-XL heart-axis code."""
     lo, hi = AXIS_DEGREES.get(code, AXIS_DEGREES[""])
     return float(rng.uniform(lo, hi))
-
-
-def axis_class(degrees: float) -> str:
-    """ECG-QA's axis class: normal -30..90, left -90..-30, right 90..180, extreme -180..-90."""
-    if -30.0 <= degrees <= 90.0:
-        return "normal heart axis"
-    if -90.0 <= degrees < -30.0:
-        return "left axis deviation"
-    if degrees > 90.0:
-        return "right axis deviation"
-    return "extreme axis deviation"
 
 
 def axis_code(degrees: float) -> str:
@@ -170,9 +141,24 @@ def axis_code(degrees: float) -> str:
     return "AXL"
 
 
-def infarction_stage(stadium1: str, stadium2: str) -> str | None:
-    """ECG-QA's stage from the two stadium columns (``None`` = no infarction)."""
-    return STAGES.get(stadium2 or stadium1)
+def format_lead_list(mask: LeadMask) -> str:
+    """A 12-lead mask in the real table's lead-list style (``" , I-AVF,V6"``, ``"alles"``; empty -> ``""``)."""
+    if all(mask):
+        return "alles"
+    names = [lead.upper() for lead in LEADS]
+    parts, i = [], 0
+    while i < len(mask):
+        if not mask[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(mask) and mask[j + 1]:
+            j += 1
+        parts.append(names[i] if j - i < 2 else f"{names[i]}-{names[j]}")
+        if 0 < j - i < 2:
+            parts.append(names[j])
+        i = j + 1
+    return " , " + ",".join(parts) if parts else ""
 
 
 def extra_beat_codes(text: str) -> set[str]:
@@ -194,11 +180,11 @@ def evolve(earlier: LabelRow, fresh: LabelRow, rng: np.random.Generator) -> Labe
     recording conditions (noise, extra beats) of ``fresh``; same axis code, the infarction aged if any."""
     codes = dict(earlier.scp_codes)
     u = rng.random()
-    droppable = [c for c in codes if c not in RHYTHMS and c != "NORM"]
+    droppable = [c for c in codes if c not in RHYTHMS and c != "NORM" and c not in KEPT]
     if u < 0.3 and droppable:
         del codes[droppable[int(rng.integers(len(droppable)))]]
     elif u < 0.6:
-        new = [c for c in fresh.scp_codes if c not in codes and c not in RHYTHMS and c != "NORM"]
+        new = [c for c in fresh.scp_codes if c not in codes and c not in RHYTHMS and c not in ("NORM", *KEPT)]
         if new:
             codes.pop("NORM", None)
             codes[new[int(rng.integers(len(new)))]] = 100.0
@@ -209,3 +195,7 @@ def evolve(earlier: LabelRow, fresh: LabelRow, rng: np.random.Generator) -> Labe
         renderable_codes(codes), earlier.heart_axis, st1, earlier.infarction_stadium2, fresh.noise,
         fresh.extra_beats, earlier.pacemaker,
     )  # fmt: skip
+
+
+if __name__ == "__main__":
+    build_sample(sys.argv[1], Path(__file__).parents[1] / "resources" / "synth" / SAMPLE_FILE)

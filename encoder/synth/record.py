@@ -10,7 +10,8 @@ from encoder.ecgqa.attributes import LeadMask
 from encoder.synth.artefacts import annotated_noise, pacemaker_spikes
 from encoder.synth.beat_model import Waves, derive_12_leads, project_independent, render_vcg
 from encoder.synth.beat_render import WINDOW_S, render_beats
-from encoder.synth.labels_effects import EFFECT_ORDER, EFFECTS
+from encoder.synth.form_leads import beat_levels, form_lead_masks
+from encoder.synth.labels_effects import EFFECT_ORDER, EFFECTS, STAGE_EFFECTS, infarct_wall
 from encoder.synth.measurements import numeric_features, numeric_min_max
 from encoder.synth.noise import electrode_noise, electrodes_to_independent_leads
 from encoder.synth.patient import (
@@ -43,6 +44,8 @@ class SyntheticRecord:
     """Ground-truth (min, max) over the record's beats in ms (see ``measurements.numeric_min_max``)."""
     axis_deg: float = float("nan")
     """Frontal-plane QRS axis (degrees, from the net QRS area in I and aVF of the mean beat)."""
+    form_leads: dict[str, LeadMask] = field(default_factory=dict)
+    """Lead-localised form statement among the codes -> leads its change is seen in (``form_leads``)."""
 
 
 @dataclass
@@ -53,8 +56,8 @@ class RecordExtras:
     """Noise type (``attributes.NOISE_TYPES``) -> leads it is put on."""
     axis_deg: float | None = None
     """Frontal QRS axis to set (degrees, -180..180, positive = towards aVF); ``None`` keeps the patient's."""
-    pacemaker: bool = False
-    """Add a pacing spike before every QRS."""
+    infarction_stage: str | None = None
+    """ECG-QA stage (``labels_effects.STAGE_EFFECTS``) the infarction codes are shown in; None = as coded."""
 
 
 def _pvc_waves(ph: Physiology, rng: np.random.Generator) -> Waves:
@@ -105,7 +108,7 @@ ELECTRODE_NOISE = 0.1
 
 
 def _label_templates(
-    codes: frozenset[str], rng: np.random.Generator, age: float, shape: BeatShape
+    codes: frozenset[str], rng: np.random.Generator, age: float, shape: BeatShape, stage: str | None = None
 ) -> tuple[Physiology, dict, dict, tuple[dict, dict] | None]:
     """Physiology (intervals from the data-driven beat, then the label effects) and parametric templates with the
     same jitter: the normal beat and the beat with all codes' morphology, and (if ``codes`` hold full-size codes)
@@ -133,6 +136,9 @@ def _label_templates(
         EFFECTS[code].morphology(tmpl, ph, codes, np.random.default_rng(code_seed[code]))
         if code in FULL_SIZE:
             EFFECTS[code].morphology(full, ph_full, codes, np.random.default_rng(code_seed[code]))
+    wall = infarct_wall(codes)
+    if stage in STAGE_EFFECTS and wall is not None:
+        STAGE_EFFECTS[stage](tmpl, ph, wall, np.random.default_rng([seed, 1]))
     normal = normal_template(replace(ph, qrs=qrs_normal), np.random.default_rng(seed))
     rotate_ventricular(tmpl, ph)
     rotate_ventricular(normal, ph)
@@ -224,7 +230,8 @@ def synthesize_record(
     shape = load_shape_model().sample(
         shape_rng, amplitude=float(np.exp(shape_rng.normal(0, 0.2))) * (1.1 if age < 40 else 1.0)
     )
-    ph, normal, tmpl, full_pair = _label_templates(codes, rng, age, shape)
+    extras = extras or RecordExtras()
+    ph, normal, tmpl, full_pair = _label_templates(codes, rng, age, shape, extras.infarction_stage)
     if "LVOLT" in codes:  # low voltage: the whole data-driven beat is small (the noise is not)
         shape.template = shape.template * rng.uniform(0.3, 0.42)
     cycle = flutter_cycle(ph, rng) if ph.rhythm == "aflt" else None
@@ -280,13 +287,18 @@ def synthesize_record(
         indep += project_independent(fibrillatory_waves(rng, fs, num_samples))[_TO_MODEL_ORDER]
     elif ph.rhythm == "aflt":
         indep += project_independent(flutter_waves(rng, fs, num_samples, cycle or 0.2))[_TO_MODEL_ORDER]
-    extras = extras or RecordExtras()
     mean_beat = data_mean + delta  # (8, W)
     axis = frontal_axis(*_limb_area(mean_beat, t, -shape.r_off, ph.qrs))
     if extras.axis_deg is not None:
-        rotate_limb_leads(indep, extras.axis_deg - axis)
+        for x in (indep, mean_beat, data_mean):
+            rotate_limb_leads(x, extras.axis_deg - axis)
         axis = extras.axis_deg
-    if extras.pacemaker:
+    levels = [
+        beat_levels(derive_12_leads(b[_TO_DOWER_ORDER]), t, -shape.r_off, ph.qrs, qt_mean)
+        for b in (mean_beat, data_mean)
+    ]
+    form_leads = form_lead_masks(codes, *levels)
+    if "PACE" in codes:
         spikes = pacemaker_spikes(beats.onset, rng, fs, num_samples)
         indep += project_independent(spikes)[_TO_MODEL_ORDER]
     indep += electrodes_to_independent_leads(annotated_noise(extras.noise, rng, fs, num_samples))[
@@ -299,4 +311,6 @@ def synthesize_record(
     feats = numeric_features(ph, tmpl)
     signal = derive_12_leads(indep[_TO_DOWER_ORDER])
     minmax = numeric_min_max(feats, beats.rr_prev[inside], ph.qtc)
-    return SyntheticRecord(signal, fs, ph, beats.onset[inside], beats.kind[inside], feats, minmax, axis)
+    return SyntheticRecord(
+        signal, fs, ph, beats.onset[inside], beats.kind[inside], feats, minmax, axis, form_leads
+    )
