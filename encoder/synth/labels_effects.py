@@ -269,7 +269,7 @@ def infarct_wall(codes: frozenset[str]) -> np.ndarray | None:
 
 def _stage_early(t: Template, ph: Physiology, wall: np.ndarray, rng: Rng) -> None:
     """Acute (Stadium I, I-II): ST elevation and tall (hyperacute) T towards the wall, Q waves not yet formed."""
-    t["ST"].vector = t["ST"].vector + wall * rng.uniform(0.14, 0.24)
+    t["ST"].vector = t["ST"].vector + wall * rng.uniform(0.4, 0.6)
     t["ST"].sigma_left = t["ST"].sigma_right = 0.05
     t["T"].vector = t["T"].vector + wall * float(np.linalg.norm(t["T"].vector)) * rng.uniform(0.8, 1.3)
     t["Q"].vector = t["Q"].vector * 0.3

@@ -207,6 +207,20 @@ def rotate_limb_leads(indep: np.ndarray, degrees: float) -> None:
     indep[1] = 0.5 * x2 + np.sqrt(3.0) / 2.0 * y2
 
 
+def _axis_turn(
+    data_mean: np.ndarray, delta: np.ndarray, t: np.ndarray, q_on: float, qrs: float, target: float
+) -> float:
+    """Frontal rotation (degrees) of the data beat (8, W) that puts the axis of data beat + label effect at
+    ``target`` (a few fixed-point steps; a large label effect may leave it short)."""
+    turn = 0.0
+    for _ in range(4):
+        beat = data_mean.copy()
+        rotate_limb_leads(beat, turn)
+        miss = target - frontal_axis(*_limb_area(beat + delta, t, q_on, qrs))
+        turn += (miss + 180.0) % 360.0 - 180.0
+    return turn
+
+
 def synthesize_record(
     codes: frozenset[str],
     rng: np.random.Generator,
@@ -254,6 +268,12 @@ def synthesize_record(
     # The full-size codes' effect at full size, the rest at FORM_SCALE.
     label_delta = p_label - p_normal
     delta = (FORM_SCALE * label_delta + (1.0 - FORM_SCALE) * full_delta) * gain[None, :]  # (8, W)
+    # The heart axis turns the data-driven (normal) beat in the frontal plane; the label effects (infarct Q waves,
+    # ST-T changes) stay where their anatomy puts them.
+    turn = 0.0
+    if extras.axis_deg is not None:
+        turn = _axis_turn(data_mean, delta, t, -shape.r_off, ph.qrs, extras.axis_deg)
+        rotate_limb_leads(data_mean, turn)
     if codes & REPLACE_QRS:  # a different activation sequence: the label's QRS replaces the data QRS
         q_on = -shape.r_off
         m = np.clip((t - (q_on - 0.012)) / 0.008, 0, 1) * np.clip(
@@ -271,6 +291,7 @@ def synthesize_record(
     qt = ph.qtc * np.sqrt(np.clip(beats.rr_prev, 0.3, 2.0))
     has_p = (beats.kind == SINUS) | (beats.kind == PAC)
     indep = render_beats(shape, r_times[vent], ph.pr, qt[vent], has_p[vent], amp[vent], fs, num_samples)
+    rotate_limb_leads(indep, turn)
     w = t.size
     pvc = _pvc_waves(ph, rng)
     pvc_beat = _beat_leads(pvc, -shape.r_off, fs) * float(gain[np.searchsorted(t, 0.0)])
@@ -289,10 +310,6 @@ def synthesize_record(
         indep += project_independent(flutter_waves(rng, fs, num_samples, cycle or 0.2))[_TO_MODEL_ORDER]
     mean_beat = data_mean + delta  # (8, W)
     axis = frontal_axis(*_limb_area(mean_beat, t, -shape.r_off, ph.qrs))
-    if extras.axis_deg is not None:
-        for x in (indep, mean_beat, data_mean):
-            rotate_limb_leads(x, extras.axis_deg - axis)
-        axis = extras.axis_deg
     levels = [
         beat_levels(derive_12_leads(b[_TO_DOWER_ORDER]), t, -shape.r_off, ph.qrs, qt_mean)
         for b in (mean_beat, data_mean)
