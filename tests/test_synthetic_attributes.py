@@ -121,7 +121,9 @@ def test_annotated_noise_is_on_the_listed_leads(noise_type: str, band: tuple[flo
 def test_electrode_problem_shows_as_jumps_on_its_lead() -> None:
     """Same seed with and without the annotation: the difference is the rendered problem, on V5 only."""
     mask = tuple(lead == "V5" for lead in LEADS)
-    diff = _record({"NORM", "SR"}, noise={"electrodes problems": mask}).signal - _record({"NORM", "SR"}).signal
+    diff = (
+        _record({"NORM", "SR"}, noise={"electrodes problems": mask}).signal - _record({"NORM", "SR"}).signal
+    )
     jump = np.abs(np.diff(diff, axis=1)).max(axis=1)
     assert jump[LEADS.index("V5")] > 0.4 and np.delete(jump, LEADS.index("V5")).max() < 1e-9
 

@@ -2,14 +2,20 @@
 
 ``generate_cohort(SyntheticConfig(out_dir=...))`` writes::
 
-    <out>/ptbxl_database.csv          ecg_id, patient_id, age, sex, report, scp_codes, strat_fold, filename_lr/hr ...
+    <out>/ptbxl_database.csv          ecg_id, patient_id, ..., report, scp_codes, heart_axis, infarction_stadium1/2,
+                                      baseline_drift, static_noise, burst_noise, electrodes_problems, extra_beats,
+                                      pacemaker, strat_fold, filename_lr/hr (real PTB-XL formats), ecgqa_attributes
     <out>/scp_statements.csv          the real PTB-XL statements (copied from encoder/resources/ptbxl)
     <out>/records100/00000/00001_lr.{hea,dat}   WFDB, 16 bit, 1000 units/mV, leads I ... V6 (PTB-XL names)
     <out>/records500/00000/00001_hr.{hea,dat}
     <out>/ecgqa/ptbxl/template/{train,valid,test}/<first sample id>.json + answers.csv + answers_for_each_template.csv
     <out>/synthetic_cohort.json       what made it (config + version); lets a second call reuse the directory
 
-Signals come from the heart-vector model in ``encoder.synth`` (see its package docstring). Everything is
+Signals come from the heart-vector model in ``encoder.synth`` (see its package docstring). Each record takes a
+real PTB-XL row's labels (``encoder.synth.real_labels``) and carries them in its signal: noise on the listed leads,
+premature beats, infarction stage, heart axis, pacing spikes; the columns are written in the real formats so
+``encoder.datasets.ptbxl_attributes`` parses them as it parses the real table, and ``ecgqa_attributes`` holds the
+ground truth (with the intervals and axis). See ``docs/synthetic_cohort.md``. Everything is
 deterministic by ``seed``: record ``i`` uses its own random stream, so the worker count does not change the output.
 """
 

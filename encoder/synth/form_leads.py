@@ -40,7 +40,7 @@ def beat_levels(beat: np.ndarray, t: np.ndarray, q_on: float, qrs: float, qt: fl
     base = beat[:, sel(q_on - 0.04, q_on - 0.01)].mean(axis=1, keepdims=True)
     x = beat - base
     j = q_on + qrs
-    tw = x[:, sel(j + 0.1, q_on + qt)]
+    tw = x[:, sel(j + 0.08, max(q_on + qt, j + 0.16))]  # (12, >= 1) at any rate and QRS width
     qrs_part = x[:, sel(q_on, j)]
     return BeatLevels(
         st=x[:, sel(j + 0.04, j + 0.08)].mean(axis=1),
