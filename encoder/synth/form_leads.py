@@ -61,10 +61,16 @@ RULES: dict[str, Rule] = {
     "NDT": lambda b, n: np.abs(b.t - n.t) > np.maximum(0.08, 0.4 * np.abs(n.t)),
     "QWAVE": lambda b, n: (b.q < -0.1) & (b.q - n.q < -0.05),
     "VCLVH": lambda b, n: b.p2p > np.where(LIMB, 1.5, 2.5),
+    "HVOLT": lambda b, n: b.p2p > np.where(LIMB, 1.5, 2.5),
     "LVOLT": lambda b, n: b.p2p < np.where(LIMB, 0.5, 1.0),
+    "NST_": lambda b, n: (
+        (np.abs(b.st - n.st) > 0.03) | (np.abs(b.t - n.t) > np.maximum(0.06, 0.3 * np.abs(n.t)))
+    ),
+    "NT_": lambda b, n: np.abs(b.t - n.t) > np.maximum(0.06, 0.3 * np.abs(n.t)),
+    "TAB_": lambda b, n: np.abs(b.t - n.t) > np.maximum(0.08, 0.4 * np.abs(n.t)),
+    "DIG": lambda b, n: (b.st < -0.03) & (b.st - n.st < -0.02),
 }
-"""Form statement -> the leads it is seen in. Statements without a rendered effect (DIG, NST_, NT_, HVOLT, TAB_)
-are not generated."""
+"""Form statement -> the leads it is seen in (all 13 of ECG-QA's lead-localised statements)."""
 
 
 def form_lead_masks(
@@ -74,7 +80,5 @@ def form_lead_masks(
     out: dict[str, LeadMask] = {}
     for code in FORM_LEAD_CODES:
         if code in codes:
-            rule = RULES.get(code)
-            mask = rule(with_label, without) if rule is not None else np.zeros(12, bool)
-            out[code] = tuple(bool(x) for x in mask)
+            out[code] = tuple(bool(x) for x in RULES[code](with_label, without))
     return out

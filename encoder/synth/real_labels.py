@@ -29,7 +29,7 @@ SAMPLE_COLUMNS = ["scp_codes", "heart_axis", "infarction_stadium1", "infarction_
                   "static_noise", "burst_noise", "electrodes_problems", "extra_beats", "pacemaker", "report"]  # fmt: skip
 RHYTHMS = ("SR", "AFIB", "AFLT", "STACH", "SBRAD", "SARRH")
 DIAGNOSTIC = frozenset({"NORM", "IMI", "ASMI", "AMI", "LVH", "LAFB", "ISC_", "IRBBB", "1AVB", "CRBBB", "CLBBB",
-                        "NDT", "LNGQT", "WPW", "LAO/LAE"})  # fmt: skip
+                        "NDT", "LNGQT", "WPW", "LAO/LAE", "NST_", "DIG"})  # fmt: skip
 ALIASES: dict[str, str] = {
     "ILMI": "IMI", "IPLMI": "IMI", "IPMI": "IMI", "PMI": "IMI", "INJIN": "IMI", "INJIL": "IMI",
     "ALMI": "AMI", "LMI": "AMI", "INJAL": "AMI", "INJLA": "AMI", "INJAS": "ASMI",

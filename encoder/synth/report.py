@@ -19,8 +19,15 @@ LEAD_SENTENCES: dict[str, str] = {
     "QWAVE": "q waves present in {leads}",
     "VCLVH": "voltages are high in {leads}",
     "LVOLT": "low voltage in {leads}",
+    "HVOLT": "hohe amplituden in {leads}",
+    "NST_": "st-t-veraenderungen in {leads}",
+    "NT_": "t wave flattening in {leads}",
+    "TAB_": "t abnormal in {leads}",
+    "DIG": "digitalis effect in {leads}",
 }
-"""Form statement -> sentence naming its leads (mutually exclusive statements may share a parser phrase)."""
+"""Form statement -> sentence naming its leads, in English or German as PTB-XL's reports are. Statements whose
+phrases the parser cannot tell apart (NDT and NT_ / TAB_, VCLVH and HVOLT, LVOLT and VCLVH) are never generated
+together (``labels_prior.EXCLUSIVE``)."""
 
 
 def write_report(codes: dict[str, float], statements: pd.DataFrame, form_leads: dict[str, LeadMask]) -> str:
