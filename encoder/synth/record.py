@@ -236,8 +236,8 @@ def synthesize_record(
 
     The beat is a real-data-driven patient (``shape_model``) plus the label effect (parametric label beat minus
     parametric normal beat, sized like the data beat); rhythm, AFIB f-waves, PVCs and electrode noise come from
-    the parametric model, the residual noise from the data-driven patient; ``extras`` adds the annotated noise,
-    axis and pacing spikes."""
+    the parametric model, the residual noise from the data-driven patient. ``extras`` adds ECG-QA's annotated
+    noise, sets the heart axis (turning the data-driven beat) and the infarction stage; PACE adds pacing spikes."""
     num_samples = int(round(fs * seconds))
     # A patient's records share ``shape_seed``: the same data-driven beat (the same heart) under each label set.
     shape_rng = rng if shape_seed is None else np.random.default_rng(shape_seed)
