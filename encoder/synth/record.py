@@ -207,6 +207,52 @@ def rotate_limb_leads(indep: np.ndarray, degrees: float) -> None:
     indep[1] = 0.5 * x2 + np.sqrt(3.0) / 2.0 * y2
 
 
+def _place_beats(
+    indep: np.ndarray,
+    delta: np.ndarray,
+    pvc_beat: np.ndarray,
+    pac_delta: np.ndarray | float,
+    r_times: np.ndarray,
+    amp: np.ndarray,
+    kinds: np.ndarray,
+    fs: float,
+) -> None:
+    """Add each beat's label effect (8, W) (or the PVC beat; a PAC's ectopic P wave) to ``indep`` (8, T) in place."""
+    w, num_samples = delta.shape[1], indep.shape[1]
+    for r, a, kind in zip(r_times, amp, kinds, strict=True):
+        s0 = int(round(r * fs)) + int(WINDOW_S[0] * fs)
+        lo, hi = max(s0, 0), min(s0 + w, num_samples)
+        if hi > lo:
+            is_vent = kind != PVC
+            indep[:, lo:hi] += (delta if is_vent else pvc_beat)[:, lo - s0 : hi - s0] * (
+                a if is_vent else 1.0
+            )
+            if kind == PAC:  # ectopic atrial focus: a different P wave
+                indep[:, lo:hi] += pac_delta[:, lo - s0 : hi - s0] * a
+
+
+def _add_recording(
+    indep: np.ndarray,
+    paced: bool,
+    onsets: np.ndarray,
+    noise: dict[str, LeadMask],
+    ph: Physiology,
+    shape: BeatShape,
+    rng: np.random.Generator,
+    fs: float,
+    noise_scale: float,
+) -> None:
+    """Add to ``indep`` (8, T) in place what the recording adds: pacing spikes, ECG-QA's annotated noise on its
+    leads, the data-driven residual and the parametric electrode noise."""
+    num_samples = indep.shape[1]
+    if paced:
+        indep += project_independent(pacemaker_spikes(onsets, rng, fs, num_samples))[_TO_MODEL_ORDER]
+    indep += electrodes_to_independent_leads(annotated_noise(noise, rng, fs, num_samples))[_TO_MODEL_ORDER]
+    indep += noise_scale * DATA_NOISE * shaped_noise(shape, rng, fs, num_samples)
+    ph.noise_scale *= noise_scale * ELECTRODE_NOISE
+    indep += electrodes_to_independent_leads(electrode_noise(ph, rng, fs, num_samples))[_TO_MODEL_ORDER]
+
+
 def _axis_turn(
     data_mean: np.ndarray, delta: np.ndarray, t: np.ndarray, q_on: float, qrs: float, target: float
 ) -> float:
@@ -292,18 +338,9 @@ def synthesize_record(
     has_p = (beats.kind == SINUS) | (beats.kind == PAC)
     indep = render_beats(shape, r_times[vent], ph.pr, qt[vent], has_p[vent], amp[vent], fs, num_samples)
     rotate_limb_leads(indep, turn)
-    w = t.size
     pvc = _pvc_waves(ph, rng)
     pvc_beat = _beat_leads(pvc, -shape.r_off, fs) * float(gain[np.searchsorted(t, 0.0)])
-    for r, a, is_vent, kind in zip(r_times, amp, vent, beats.kind, strict=True):
-        s0 = int(round(r * fs)) + int(WINDOW_S[0] * fs)
-        lo, hi = max(s0, 0), min(s0 + w, num_samples)
-        if hi > lo:
-            indep[:, lo:hi] += (delta if is_vent else pvc_beat)[:, lo - s0 : hi - s0] * (
-                a if is_vent else 1.0
-            )
-            if kind == PAC:  # ectopic atrial focus: a different P wave
-                indep[:, lo:hi] += pac_delta[:, lo - s0 : hi - s0] * a
+    _place_beats(indep, delta, pvc_beat, pac_delta, r_times, amp, beats.kind, fs)
     if ph.rhythm == "afib":
         indep += project_independent(fibrillatory_waves(rng, fs, num_samples))[_TO_MODEL_ORDER]
     elif ph.rhythm == "aflt":
@@ -315,15 +352,7 @@ def synthesize_record(
         for b in (mean_beat, data_mean)
     ]
     form_leads = form_lead_masks(codes, *levels)
-    if "PACE" in codes:
-        spikes = pacemaker_spikes(beats.onset, rng, fs, num_samples)
-        indep += project_independent(spikes)[_TO_MODEL_ORDER]
-    indep += electrodes_to_independent_leads(annotated_noise(extras.noise, rng, fs, num_samples))[
-        _TO_MODEL_ORDER
-    ]
-    indep += noise_scale * DATA_NOISE * shaped_noise(shape, rng, fs, num_samples)
-    ph.noise_scale *= noise_scale * ELECTRODE_NOISE
-    indep += electrodes_to_independent_leads(electrode_noise(ph, rng, fs, num_samples))[_TO_MODEL_ORDER]
+    _add_recording(indep, "PACE" in codes, beats.onset, extras.noise, ph, shape, rng, fs, noise_scale)
     inside = (beats.onset >= 0) & (beats.onset < seconds)
     feats = numeric_features(ph, tmpl)
     signal = derive_12_leads(indep[_TO_DOWER_ORDER])
