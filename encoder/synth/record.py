@@ -43,7 +43,7 @@ class SyntheticRecord:
     numeric_ms: dict[str, tuple[float, float]] = field(default_factory=dict)
     """Ground-truth (min, max) over the record's beats in ms (see ``measurements.numeric_min_max``)."""
     axis_deg: float = float("nan")
-    """Frontal-plane QRS axis (degrees, from the net QRS area in I and aVF of the mean beat)."""
+    """Heart axis (degrees) of the mean beat by ECG-QA's rule (``frontal_axis``)."""
     form_leads: dict[str, LeadMask] = field(default_factory=dict)
     """Lead-localised form statement among the codes -> leads its change is seen in (``form_leads``)."""
 
@@ -186,15 +186,21 @@ def _region_gain(
     return np.interp(t, xs, [gains[0], gains[1], gains[1], gains[2]])
 
 
-def _limb_area(beat: np.ndarray, t: np.ndarray, q_on: float, qrs: float) -> tuple[float, float]:
-    """Net QRS area (mV s) of leads I and II of a mean beat (8, W) on grid ``t``."""
-    sel = (t >= q_on) & (t < q_on + qrs)
-    return float(beat[0, sel].sum()), float(beat[1, sel].sum())
+AXIS_WINDOW_S = 0.1
+"""Half-width (s) around the R peak for the net QRS amplitude (ECG-QA's axis rule, as ``encoder.ecg_measurements``)."""
 
 
-def frontal_axis(area_i: float, area_ii: float) -> float:
-    """Frontal QRS axis (degrees) from the net QRS of I and II (hexaxial: II at +60)."""
-    return float(np.degrees(np.arctan2((2.0 * area_ii - area_i) / np.sqrt(3.0), area_i)))
+def frontal_axis(beat: np.ndarray, t: np.ndarray, q_on: float) -> float:
+    """ECG-QA's heart axis (degrees) of a mean beat (8, W) on grid ``t`` (s, R peak at 0): the angle of the net QRS
+    amplitude (max + min within ``AXIS_WINDOW_S`` of the R peak, relative to the QRS onset) in I and aVF."""
+    sel = np.abs(t) < AXIS_WINDOW_S
+    onset = int(np.searchsorted(t, q_on))
+
+    def net(x: np.ndarray) -> float:
+        seg = x[sel] - x[onset]
+        return float(seg.max() + seg.min())
+
+    return float(np.degrees(np.arctan2(net(beat[1] - 0.5 * beat[0]), net(beat[0]))))
 
 
 def rotate_limb_leads(indep: np.ndarray, degrees: float) -> None:
@@ -253,16 +259,14 @@ def _add_recording(
     indep += electrodes_to_independent_leads(electrode_noise(ph, rng, fs, num_samples))[_TO_MODEL_ORDER]
 
 
-def _axis_turn(
-    data_mean: np.ndarray, delta: np.ndarray, t: np.ndarray, q_on: float, qrs: float, target: float
-) -> float:
+def _axis_turn(data_mean: np.ndarray, delta: np.ndarray, t: np.ndarray, q_on: float, target: float) -> float:
     """Frontal rotation (degrees) of the data beat (8, W) that puts the axis of data beat + label effect at
     ``target`` (a few fixed-point steps; a large label effect may leave it short)."""
     turn = 0.0
-    for _ in range(4):
+    for _ in range(6):
         beat = data_mean.copy()
         rotate_limb_leads(beat, turn)
-        miss = target - frontal_axis(*_limb_area(beat + delta, t, q_on, qrs))
+        miss = target - frontal_axis(beat + delta, t, q_on)
         turn += (miss + 180.0) % 360.0 - 180.0
     return turn
 
@@ -318,7 +322,7 @@ def synthesize_record(
     # ST-T changes) stay where their anatomy puts them.
     turn = 0.0
     if extras.axis_deg is not None:
-        turn = _axis_turn(data_mean, delta, t, -shape.r_off, ph.qrs, extras.axis_deg)
+        turn = _axis_turn(data_mean, delta, t, -shape.r_off, extras.axis_deg)
         rotate_limb_leads(data_mean, turn)
     if codes & REPLACE_QRS:  # a different activation sequence: the label's QRS replaces the data QRS
         q_on = -shape.r_off
@@ -346,7 +350,7 @@ def synthesize_record(
     elif ph.rhythm == "aflt":
         indep += project_independent(flutter_waves(rng, fs, num_samples, cycle or 0.2))[_TO_MODEL_ORDER]
     mean_beat = data_mean + delta  # (8, W)
-    axis = frontal_axis(*_limb_area(mean_beat, t, -shape.r_off, ph.qrs))
+    axis = frontal_axis(mean_beat, t, -shape.r_off)
     levels = [
         beat_levels(derive_12_leads(b[_TO_DOWER_ORDER]), t, -shape.r_off, ph.qrs, qt_mean)
         for b in (mean_beat, data_mean)
