@@ -140,7 +140,9 @@ def test_questions_are_true_for_the_labels(cohort: Path) -> None:
             assert all(folds[e] in allowed for e in s["ecg_id"])
             assert set(s["answer"]) <= options[s["template_id"]], s
             ids = s["ecg_id"]
-            if s["template_id"] in (1, 2, 43, 45, 57, 59):  # verify one named finding
+            if s["template_id"] in (1, 2, 43, 45, 57, 59) and s["answer"] != [
+                "not sure"
+            ]:  # verify one finding
                 first, second = attrs[ids[0]], attrs[ids[-1]]
                 name = s["attribute"][0]
                 truth = {
@@ -156,19 +158,23 @@ def test_questions_are_true_for_the_labels(cohort: Path) -> None:
                 pool = {8: DIAGNOSTIC, 10: RHYTHM, 11: FORM}[s["template_id"]]
                 want = {ATTRIBUTE_NAMES[c] for c in pool if c in codes[ids[0]]} or {"none"}
                 assert set(s["answer"]) == want, s
-            elif s["question_type"] == "single-choose" and s["template_id"] != 3:
+            elif (
+                s["question_type"] == "single-choose"
+                and s["attribute_type"] == "scp_code"
+                and s["template_id"] != 3
+            ):
                 want = {a for a in s["attribute"] if a in attrs[ids[0]]} or {"none"}
                 assert set(s["answer"]) == want, s
             elif s["template_id"] in (47, 61):
                 new = (attrs[ids[1]] - attrs[ids[0]]) & options[s["template_id"]]
                 assert set(s["answer"]) == (new or {"none"}), s
-    assert n_yes > 5 and n_no > 5 and 0.25 < n_yes / (n_yes + n_no) < 0.75
+    assert n_yes > 5 and n_no > 5 and 0.15 < n_yes / (n_yes + n_no) < 0.85
 
 
 def test_loaders_of_the_library_read_the_cohort(cohort: Path) -> None:
     ptbxl = pytest.importorskip("encoder.datasets.ptbxl")
     ecgqa = pytest.importorskip("encoder.datasets.ecgqa")
-    ds = ptbxl.PtbXl(cohort, task="superdiagnostic", sampling_rate=100)
+    ds = ptbxl.PtbXl(cohort, task="superdiagnostic", sampling_rate=100, drop_unlabeled=False)
     assert len(ds.table) == 40 and ds.read(0).signal.shape == (12, 1000)
     qa = ecgqa.load_ecgqa(cohort / "ecgqa", split="train")
     assert len(qa) > 0 and isinstance(qa[0]["ecg_id"], list)

@@ -187,6 +187,37 @@ def _lowt(t: Template, ph: Physiology, codes: frozenset[str], rng: Rng) -> None:
     t["T"].vector = t["T"].vector * rng.uniform(0.15, 0.3)
 
 
+def _nst(t: Template, ph: Physiology, codes: frozenset[str], rng: Rng) -> None:
+    """Non-specific ST-T changes: slight ST shift and flatter T."""
+    t["ST"].vector = t["ST"].vector + np.array([-0.04, -0.03, 0.03]) * rng.uniform(0.8, 1.4)
+    t["T"].vector = t["T"].vector * rng.uniform(0.45, 0.7)
+
+
+def _nt(t: Template, ph: Physiology, codes: frozenset[str], rng: Rng) -> None:
+    """Non-specific T-wave changes: flatter T turned 25-45 degrees in the horizontal plane."""
+    ang = np.deg2rad(rng.uniform(25, 45) * rng.choice([-1, 1]))
+    v = t["T"].vector * rng.uniform(0.45, 0.7)
+    t["T"].vector = np.array(
+        [v[0] * np.cos(ang) - v[2] * np.sin(ang), v[1], v[0] * np.sin(ang) + v[2] * np.cos(ang)]
+    )
+
+
+def _tab(t: Template, ph: Physiology, codes: frozenset[str], rng: Rng) -> None:
+    """T-wave abnormality: T turned away from the left ventricle (flat or negative in I, aVL, V5-V6)."""
+    t["T"].vector = t["T"].vector * np.array([-0.4, 0.6, 1.0]) + ph.t_amp * np.array([0.0, 0.0, 0.06])
+
+
+def _dig_phys(ph: Physiology, rng: Rng) -> None:
+    ph.qtc = float(rng.uniform(0.36, 0.4))
+
+
+def _dig(t: Template, ph: Physiology, codes: frozenset[str], rng: Rng) -> None:
+    """Digitalis effect: scooped (wide, sagging) ST depression, low T, short QT."""
+    t["ST"].vector = t["ST"].vector + np.array([-0.07, -0.06, 0.04]) * rng.uniform(0.9, 1.4)
+    t["ST"].sigma_left = t["ST"].sigma_right = 0.06
+    t["T"].vector = t["T"].vector * rng.uniform(0.4, 0.6)
+
+
 def _lngqt(ph: Physiology, rng: Rng) -> None:
     ph.qtc = float(rng.uniform(0.49, 0.56))
 
@@ -222,6 +253,7 @@ EFFECTS: dict[str, Effect] = {
     "LVH": Effect(morphology=_voltage(2.3, 2.9, strain=0.6)),
     "VCLVH": Effect(morphology=_voltage(2.1, 2.6, strain=0.0)),
     "LVOLT": Effect(morphology=_lvolt),
+    "HVOLT": Effect(morphology=_voltage(1.6, 2.0, strain=0.0)),
     "IMI": Effect(morphology=_imi),
     "ASMI": Effect(morphology=_asmi(lateral=False)),
     "AMI": Effect(morphology=_asmi(lateral=True)),
@@ -231,6 +263,10 @@ EFFECTS: dict[str, Effect] = {
     "INVT": Effect(morphology=_invt),
     "NDT": Effect(morphology=_ndt),
     "LOWT": Effect(morphology=_lowt),
+    "NST_": Effect(morphology=_nst),
+    "NT_": Effect(morphology=_nt),
+    "TAB_": Effect(morphology=_tab),
+    "DIG": Effect(physiology=_dig_phys, morphology=_dig),
     "LNGQT": Effect(physiology=_lngqt),
     "LAO/LAE": Effect(morphology=_lae),
     "QWAVE": Effect(),
@@ -241,8 +277,58 @@ EFFECTS: dict[str, Effect] = {
 # Application order: rate/rhythm first, conduction, then voltage, infarction and repolarisation.
 EFFECT_ORDER: tuple[str, ...] = (
     "NORM", "SR", "SBRAD", "STACH", "SARRH", "AFIB", "AFLT", "1AVB", "WPW", "CLBBB", "LAFB", "CRBBB", "IRBBB",
-    "LVH", "VCLVH", "LVOLT", "IMI", "ASMI", "AMI", "ISC_", "STD_", "STE_", "INVT", "NDT", "LOWT", "LNGQT",
-    "LAO/LAE", "QWAVE", "PVC", "PAC",
+    "LVH", "VCLVH", "HVOLT", "LVOLT", "IMI", "ASMI", "AMI", "ISC_", "STD_", "STE_", "INVT", "NDT", "LOWT", "NST_",
+    "NT_", "TAB_", "DIG", "LNGQT", "LAO/LAE", "QWAVE", "PVC", "PAC",
 )  # fmt: skip
 
 MODELLED_CODES: frozenset[str] = frozenset(EFFECTS)
+
+
+# --- infarction stage (ECG-QA's stage_of_infarction; PTB-XL's infarction_stadium) ------------------------------
+
+INFARCT_WALL: dict[str, tuple[float, float, float]] = {
+    "IMI": (0.0, 1.0, 0.0),
+    "ASMI": (0.0, 0.0, -1.0),
+    "AMI": (0.45, 0.0, -0.9),
+}
+"""Infarction code -> direction towards the infarcted wall (Frank XYZ: +x left, +y inferior, -z anterior)."""
+
+
+def infarct_wall(codes: frozenset[str]) -> np.ndarray | None:
+    """Unit vector (3,) towards the infarcted wall(s) of ``codes``; None without a modelled infarction."""
+    walls = [np.array(v) for c, v in INFARCT_WALL.items() if c in codes]
+    if not walls:
+        return None
+    d = np.sum(walls, axis=0)
+    return d / max(float(np.linalg.norm(d)), 1e-9)
+
+
+def _stage_early(t: Template, ph: Physiology, wall: np.ndarray, rng: Rng) -> None:
+    """Acute (Stadium I, I-II): ST elevation and tall (hyperacute) T towards the wall, Q waves not yet formed."""
+    t["ST"].vector = t["ST"].vector + wall * rng.uniform(0.4, 0.6)
+    t["ST"].sigma_left = t["ST"].sigma_right = 0.05
+    t["T"].vector = t["T"].vector + wall * float(np.linalg.norm(t["T"].vector)) * rng.uniform(0.8, 1.3)
+    t["Q"].vector = t["Q"].vector * 0.3
+
+
+def _stage_middle(t: Template, ph: Physiology, wall: np.ndarray, rng: Rng) -> None:
+    """Evolving (Stadium II, II-III): Q waves, residual ST elevation, T inverted over the wall."""
+    t["ST"].vector = t["ST"].vector + wall * rng.uniform(0.03, 0.07)
+    towards = float(t["T"].vector @ wall)
+    size = float(np.linalg.norm(t["T"].vector))
+    t["T"].vector = t["T"].vector - wall * (towards + size * rng.uniform(0.6, 1.0))
+
+
+def _stage_old(t: Template, ph: Physiology, wall: np.ndarray, rng: Rng) -> None:
+    """Old (Stadium III): Q waves only; ST back at baseline and T upright again over the wall."""
+    towards = float(t["T"].vector @ wall)
+    if towards < 0.0:
+        t["T"].vector = t["T"].vector - wall * towards * rng.uniform(1.1, 1.5)
+
+
+STAGE_EFFECTS: dict[str, Callable[[Template, Physiology, np.ndarray, Rng], None]] = {
+    "early stage of myocardial infarction": _stage_early,
+    "middle stage of myocardial infarction": _stage_middle,
+    "old stage of myocardial infarction": _stage_old,
+}
+"""ECG-QA stage -> change of an infarction beat (after the codes' effects); "unknown" stage changes nothing."""

@@ -15,6 +15,7 @@ from encoder.synth.labels_effects import MODELLED_CODES
 DIAGNOSTIC_WEIGHTS: dict[str, float] = {
     "IMI": 0.14, "ASMI": 0.11, "AMI": 0.045, "LVH": 0.12, "LAFB": 0.08, "ISC_": 0.08, "IRBBB": 0.065,
     "1AVB": 0.055, "CRBBB": 0.05, "CLBBB": 0.05, "NDT": 0.065, "LNGQT": 0.035, "WPW": 0.042, "LAO/LAE": 0.035,
+    "NST_": 0.035, "DIG": 0.035,
 }  # fmt: skip
 RHYTHM_NORMAL: dict[str, float] = {"SR": 0.86, "SBRAD": 0.05, "STACH": 0.04, "SARRH": 0.05}
 RHYTHM_ABNORMAL: dict[str, float] = {
@@ -27,6 +28,7 @@ RHYTHM_ABNORMAL: dict[str, float] = {
 }
 FORM_ABNORMAL: dict[str, float] = {
     "PVC": 0.07, "PAC": 0.05, "LVOLT": 0.045, "STD_": 0.06, "STE_": 0.035, "INVT": 0.05, "LOWT": 0.05, "VCLVH": 0.03,
+    "NT_": 0.05, "TAB_": 0.05, "HVOLT": 0.04,
 }  # fmt: skip
 
 # Pairs that cannot be both present (one masks or contradicts the other).
@@ -37,7 +39,8 @@ EXCLUSIVE: tuple[frozenset[str], ...] = tuple(
         ("WPW", "CRBBB"), ("WPW", "IRBBB"), ("WPW", "LAFB"), ("WPW", "1AVB"), ("CLBBB", "IMI"), ("CLBBB", "ASMI"),
         ("CLBBB", "AMI"), ("WPW", "IMI"), ("WPW", "ASMI"), ("WPW", "AMI"), ("ASMI", "AMI"), ("LVOLT", "LVH"),
         ("LVOLT", "VCLVH"), ("INVT", "NDT"), ("LOWT", "INVT"), ("LOWT", "NDT"), ("STD_", "STE_"), ("ISC_", "NDT"),
-        ("ISC_", "LOWT"), ("CLBBB", "LVH"),
+        ("ISC_", "LOWT"), ("CLBBB", "LVH"), ("NDT", "NT_"), ("NDT", "TAB_"), ("HVOLT", "VCLVH"), ("HVOLT", "LVOLT"),
+        ("HVOLT", "LVH"), ("DIG", "LNGQT"), ("TAB_", "INVT"), ("NT_", "INVT"), ("ISC_", "TAB_"),
     ]
 )  # fmt: skip
 NEEDS_P_WAVES = frozenset({"1AVB", "WPW", "LAO/LAE", "PAC"})

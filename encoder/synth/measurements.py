@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from encoder.ecgqa.attributes import range_class
 from encoder.synth.patient import Physiology, Template
-
-# Normal ranges (ms) used for ECG-QA numeric-feature questions; outside = abnormal.
-NORMAL_RANGES_MS: dict[str, tuple[float, float]] = {
-    "rr interval": (600.0, 1000.0),
-    "p duration": (60.0, 120.0),
-    "pr interval": (120.0, 200.0),
-    "qrs duration": (60.0, 120.0),
-    "qt interval": (300.0, 450.0),
-    "qt corrected": (350.0, 460.0),
-}
 
 
 def numeric_features(ph: Physiology, tmpl: Template) -> dict[str, float]:
@@ -33,11 +24,23 @@ def numeric_features(ph: Physiology, tmpl: Template) -> dict[str, float]:
     }
 
 
+def numeric_min_max(
+    features: dict[str, float], rr_prev: np.ndarray, qtc: float
+) -> dict[str, tuple[float, float]]:
+    """(min, max) in ms over the record's beats: RR and QT vary beat to beat (QT follows the preceding RR), the
+    rest are the patient's constants."""
+    rr = np.clip(rr_prev[1:] if rr_prev.size > 1 else rr_prev, 0.3, 2.0)
+    qt = qtc * np.sqrt(rr)
+    out = {name: (v, v) for name, v in features.items()}
+    out["rr interval"] = (1000.0 * float(rr.min()), 1000.0 * float(rr.max()))
+    out["qt interval"] = (1000.0 * float(qt.min()), 1000.0 * float(qt.max()))
+    return out
+
+
 def abnormal_features(values: dict[str, float]) -> set[str]:
-    """Names of the numeric features outside their normal range (NaN counts as not measurable, not abnormal)."""
+    """Names of the numeric features outside ECG-QA's normal range (NaN counts as not measurable, not abnormal)."""
     out = set()
-    for name, (lo, hi) in NORMAL_RANGES_MS.items():
-        v = values.get(name, float("nan"))
-        if np.isfinite(v) and not lo <= v <= hi:
+    for name, v in values.items():
+        if np.isfinite(v) and range_class(name, v) != "within the normal range":
             out.add(name)
     return out

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from encoder.ecgqa.attributes import LeadMask
+from encoder.synth.artefacts import annotated_noise, pacemaker_spikes
 from encoder.synth.beat_model import Waves, derive_12_leads, project_independent, render_vcg
 from encoder.synth.beat_render import WINDOW_S, render_beats
-from encoder.synth.labels_effects import EFFECT_ORDER, EFFECTS
-from encoder.synth.measurements import numeric_features
+from encoder.synth.form_leads import beat_levels, form_lead_masks
+from encoder.synth.labels_effects import EFFECT_ORDER, EFFECTS, STAGE_EFFECTS, infarct_wall
+from encoder.synth.measurements import numeric_features, numeric_min_max
 from encoder.synth.noise import electrode_noise, electrodes_to_independent_leads
 from encoder.synth.patient import (
     Component,
@@ -37,6 +40,24 @@ class SyntheticRecord:
     """(N,) beat kinds (see ``rhythm``)."""
     features: dict[str, float]
     """Ground-truth intervals in ms (see ``measurements.numeric_features``)."""
+    numeric_ms: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Ground-truth (min, max) over the record's beats in ms (see ``measurements.numeric_min_max``)."""
+    axis_deg: float = float("nan")
+    """Heart axis (degrees) of the mean beat by ECG-QA's rule (``frontal_axis``)."""
+    form_leads: dict[str, LeadMask] = field(default_factory=dict)
+    """Lead-localised form statement among the codes -> leads its change is seen in (``form_leads``)."""
+
+
+@dataclass
+class RecordExtras:
+    """What a record carries besides its SCP codes (ECG-QA's annotated attributes)."""
+
+    noise: dict[str, LeadMask] = field(default_factory=dict)
+    """Noise type (``attributes.NOISE_TYPES``) -> leads it is put on."""
+    axis_deg: float | None = None
+    """Frontal QRS axis to set (degrees, -180..180, positive = towards aVF); ``None`` keeps the patient's."""
+    infarction_stage: str | None = None
+    """ECG-QA stage (``labels_effects.STAGE_EFFECTS``) the infarction codes are shown in; None = as coded."""
 
 
 def _pvc_waves(ph: Physiology, rng: np.random.Generator) -> Waves:
@@ -87,7 +108,7 @@ ELECTRODE_NOISE = 0.1
 
 
 def _label_templates(
-    codes: frozenset[str], rng: np.random.Generator, age: float, shape: BeatShape
+    codes: frozenset[str], rng: np.random.Generator, age: float, shape: BeatShape, stage: str | None = None
 ) -> tuple[Physiology, dict, dict, tuple[dict, dict] | None]:
     """Physiology (intervals from the data-driven beat, then the label effects) and parametric templates with the
     same jitter: the normal beat and the beat with all codes' morphology, and (if ``codes`` hold full-size codes)
@@ -115,6 +136,9 @@ def _label_templates(
         EFFECTS[code].morphology(tmpl, ph, codes, np.random.default_rng(code_seed[code]))
         if code in FULL_SIZE:
             EFFECTS[code].morphology(full, ph_full, codes, np.random.default_rng(code_seed[code]))
+    wall = infarct_wall(codes)
+    if stage in STAGE_EFFECTS and wall is not None:
+        STAGE_EFFECTS[stage](tmpl, ph, wall, np.random.default_rng([seed, 1]))
     normal = normal_template(replace(ph, qrs=qrs_normal), np.random.default_rng(seed))
     rotate_ventricular(tmpl, ph)
     rotate_ventricular(normal, ph)
@@ -162,6 +186,91 @@ def _region_gain(
     return np.interp(t, xs, [gains[0], gains[1], gains[1], gains[2]])
 
 
+AXIS_WINDOW_S = 0.1
+"""Half-width (s) around the R peak for the net QRS amplitude (ECG-QA's axis rule, as ``encoder.ecg_measurements``)."""
+
+
+def frontal_axis(beat: np.ndarray, t: np.ndarray, q_on: float) -> float:
+    """ECG-QA's heart axis (degrees) of a mean beat (8, W) on grid ``t`` (s, R peak at 0): the angle of the net QRS
+    amplitude (max + min within ``AXIS_WINDOW_S`` of the R peak, relative to the QRS onset) in I and aVF."""
+    sel = np.abs(t) < AXIS_WINDOW_S
+    onset = int(np.searchsorted(t, q_on))
+
+    def net(x: np.ndarray) -> float:
+        seg = x[sel] - x[onset]
+        return float(seg.max() + seg.min())
+
+    return float(np.degrees(np.arctan2(net(beat[1] - 0.5 * beat[0]), net(beat[0]))))
+
+
+def rotate_limb_leads(indep: np.ndarray, degrees: float) -> None:
+    """Rotate the frontal-plane part (rows I, II of ``indep`` (8, T)) by ``degrees`` (towards aVF), in place."""
+    x = indep[0]
+    y = (2.0 * indep[1] - indep[0]) / np.sqrt(3.0)
+    c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+    x2, y2 = c * x - s * y, s * x + c * y
+    indep[0] = x2
+    indep[1] = 0.5 * x2 + np.sqrt(3.0) / 2.0 * y2
+
+
+def _place_beats(
+    indep: np.ndarray,
+    delta: np.ndarray,
+    pvc_beat: np.ndarray,
+    pac_delta: np.ndarray | float,
+    r_times: np.ndarray,
+    amp: np.ndarray,
+    kinds: np.ndarray,
+    fs: float,
+) -> None:
+    """Add each beat's label effect (8, W) (or the PVC beat; a PAC's ectopic P wave) to ``indep`` (8, T) in place."""
+    w, num_samples = delta.shape[1], indep.shape[1]
+    for r, a, kind in zip(r_times, amp, kinds, strict=True):
+        s0 = int(round(r * fs)) + int(WINDOW_S[0] * fs)
+        lo, hi = max(s0, 0), min(s0 + w, num_samples)
+        if hi > lo:
+            is_vent = kind != PVC
+            indep[:, lo:hi] += (delta if is_vent else pvc_beat)[:, lo - s0 : hi - s0] * (
+                a if is_vent else 1.0
+            )
+            if kind == PAC:  # ectopic atrial focus: a different P wave
+                indep[:, lo:hi] += pac_delta[:, lo - s0 : hi - s0] * a
+
+
+def _add_recording(
+    indep: np.ndarray,
+    paced: bool,
+    onsets: np.ndarray,
+    noise: dict[str, LeadMask],
+    ph: Physiology,
+    shape: BeatShape,
+    rng: np.random.Generator,
+    fs: float,
+    noise_scale: float,
+) -> None:
+    """Add to ``indep`` (8, T) in place what the recording adds: pacing spikes, ECG-QA's annotated noise on its
+    leads, the data-driven residual and the parametric electrode noise."""
+    num_samples = indep.shape[1]
+    if paced:
+        indep += project_independent(pacemaker_spikes(onsets, rng, fs, num_samples))[_TO_MODEL_ORDER]
+    indep += electrodes_to_independent_leads(annotated_noise(noise, rng, fs, num_samples))[_TO_MODEL_ORDER]
+    indep += noise_scale * DATA_NOISE * shaped_noise(shape, rng, fs, num_samples)
+    ph.noise_scale *= noise_scale * ELECTRODE_NOISE
+    indep += electrodes_to_independent_leads(electrode_noise(ph, rng, fs, num_samples))[_TO_MODEL_ORDER]
+
+
+def _axis_turn(data_mean: np.ndarray, delta: np.ndarray, t: np.ndarray, q_on: float, target: float) -> float:
+    """Frontal rotation (degrees) of the data beat (8, W) that puts the axis of data beat + label effect at
+    ``target`` (a few fixed-point steps; a large label effect may leave it short)."""
+    turn = 0.0
+    for _ in range(6):
+        beat = data_mean.copy()
+        rotate_limb_leads(beat, turn)
+        miss = target - frontal_axis(beat + delta, t, q_on)
+        turn += (miss + 180.0) % 360.0 - 180.0
+    return turn
+
+
 def synthesize_record(
     codes: frozenset[str],
     rng: np.random.Generator,
@@ -170,17 +279,23 @@ def synthesize_record(
     fs: float = 500.0,
     seconds: float = 10.0,
     noise_scale: float = 1.0,
+    extras: RecordExtras | None = None,
+    shape_seed: int | None = None,
 ) -> SyntheticRecord:
     """Generate one record (12, fs * seconds) in mV whose morphology and rhythm carry ``codes``.
 
     The beat is a real-data-driven patient (``shape_model``) plus the label effect (parametric label beat minus
     parametric normal beat, sized like the data beat); rhythm, AFIB f-waves, PVCs and electrode noise come from
-    the parametric model, the residual noise from the data-driven patient."""
+    the parametric model, the residual noise from the data-driven patient. ``extras`` adds ECG-QA's annotated
+    noise, sets the heart axis (turning the data-driven beat) and the infarction stage; PACE adds pacing spikes."""
     num_samples = int(round(fs * seconds))
+    # A patient's records share ``shape_seed``: the same data-driven beat (the same heart) under each label set.
+    shape_rng = rng if shape_seed is None else np.random.default_rng(shape_seed)
     shape = load_shape_model().sample(
-        rng, amplitude=float(np.exp(rng.normal(0, 0.2))) * (1.1 if age < 40 else 1.0)
+        shape_rng, amplitude=float(np.exp(shape_rng.normal(0, 0.2))) * (1.1 if age < 40 else 1.0)
     )
-    ph, normal, tmpl, full_pair = _label_templates(codes, rng, age, shape)
+    extras = extras or RecordExtras()
+    ph, normal, tmpl, full_pair = _label_templates(codes, rng, age, shape, extras.infarction_stage)
     if "LVOLT" in codes:  # low voltage: the whole data-driven beat is small (the noise is not)
         shape.template = shape.template * rng.uniform(0.3, 0.42)
     cycle = flutter_cycle(ph, rng) if ph.rhythm == "aflt" else None
@@ -203,6 +318,12 @@ def synthesize_record(
     # The full-size codes' effect at full size, the rest at FORM_SCALE.
     label_delta = p_label - p_normal
     delta = (FORM_SCALE * label_delta + (1.0 - FORM_SCALE) * full_delta) * gain[None, :]  # (8, W)
+    # The heart axis turns the data-driven (normal) beat in the frontal plane; the label effects (infarct Q waves,
+    # ST-T changes) stay where their anatomy puts them.
+    turn = 0.0
+    if extras.axis_deg is not None:
+        turn = _axis_turn(data_mean, delta, t, -shape.r_off, extras.axis_deg)
+        rotate_limb_leads(data_mean, turn)
     if codes & REPLACE_QRS:  # a different activation sequence: the label's QRS replaces the data QRS
         q_on = -shape.r_off
         m = np.clip((t - (q_on - 0.012)) / 0.008, 0, 1) * np.clip(
@@ -220,26 +341,26 @@ def synthesize_record(
     qt = ph.qtc * np.sqrt(np.clip(beats.rr_prev, 0.3, 2.0))
     has_p = (beats.kind == SINUS) | (beats.kind == PAC)
     indep = render_beats(shape, r_times[vent], ph.pr, qt[vent], has_p[vent], amp[vent], fs, num_samples)
-    w = t.size
+    rotate_limb_leads(indep, turn)
     pvc = _pvc_waves(ph, rng)
     pvc_beat = _beat_leads(pvc, -shape.r_off, fs) * float(gain[np.searchsorted(t, 0.0)])
-    for r, a, is_vent, kind in zip(r_times, amp, vent, beats.kind, strict=True):
-        s0 = int(round(r * fs)) + int(WINDOW_S[0] * fs)
-        lo, hi = max(s0, 0), min(s0 + w, num_samples)
-        if hi > lo:
-            indep[:, lo:hi] += (delta if is_vent else pvc_beat)[:, lo - s0 : hi - s0] * (
-                a if is_vent else 1.0
-            )
-            if kind == PAC:  # ectopic atrial focus: a different P wave
-                indep[:, lo:hi] += pac_delta[:, lo - s0 : hi - s0] * a
+    _place_beats(indep, delta, pvc_beat, pac_delta, r_times, amp, beats.kind, fs)
     if ph.rhythm == "afib":
         indep += project_independent(fibrillatory_waves(rng, fs, num_samples))[_TO_MODEL_ORDER]
     elif ph.rhythm == "aflt":
         indep += project_independent(flutter_waves(rng, fs, num_samples, cycle or 0.2))[_TO_MODEL_ORDER]
-    indep += noise_scale * DATA_NOISE * shaped_noise(shape, rng, fs, num_samples)
-    ph.noise_scale *= noise_scale * ELECTRODE_NOISE
-    indep += electrodes_to_independent_leads(electrode_noise(ph, rng, fs, num_samples))[_TO_MODEL_ORDER]
+    mean_beat = data_mean + delta  # (8, W)
+    axis = frontal_axis(mean_beat, t, -shape.r_off)
+    levels = [
+        beat_levels(derive_12_leads(b[_TO_DOWER_ORDER]), t, -shape.r_off, ph.qrs, qt_mean)
+        for b in (mean_beat, data_mean)
+    ]
+    form_leads = form_lead_masks(codes, *levels)
+    _add_recording(indep, "PACE" in codes, beats.onset, extras.noise, ph, shape, rng, fs, noise_scale)
     inside = (beats.onset >= 0) & (beats.onset < seconds)
     feats = numeric_features(ph, tmpl)
     signal = derive_12_leads(indep[_TO_DOWER_ORDER])
-    return SyntheticRecord(signal, fs, ph, beats.onset[inside], beats.kind[inside], feats)
+    minmax = numeric_min_max(feats, beats.rr_prev[inside], ph.qtc)
+    return SyntheticRecord(
+        signal, fs, ph, beats.onset[inside], beats.kind[inside], feats, minmax, axis, form_leads
+    )
