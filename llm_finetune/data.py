@@ -83,7 +83,8 @@ class QaDataset(torch.utils.data.Dataset):
             raise DatasetError(f"{len(missing)} ECG ids have no features (e.g. {sorted(missing)[:3]}).")
         self.rows = [[rows[e] for e in s.ecg_ids] if use_ecg else [] for s in self.samples]
         self.processor = model.processor
-        hints = model.prompts.hints([s.question for s in self.samples], self.rows, store.features.probs)
+        f = store.features
+        hints = model.prompts.hints([s.question for s in self.samples], self.rows, f.probs, f.aux)
         self.items: list[Encoded] = [
             self.processor.encode_train(s.question, answer_text(s.answer), len(r), hints=h)
             for s, r, h in zip(self.samples, self.rows, hints, strict=True)

@@ -128,7 +128,8 @@ class EcgChat:
         feats = self.features(self.prepare(ecgs))
         findings = self.model.findings(feats.probs)
         evidence = self._evidence(feats.probs)
-        hints = self.model.prompts.hints([question], [list(range(len(feats)))], feats.probs)[0]
+        rows = [list(range(len(feats)))]
+        hints = self.model.prompts.hints([question], rows, feats.probs, feats.aux)[0]
         enc = self.model.processor.encode_prompt(question.strip(), len(feats), history=history, hints=hints)
         batch = self.model.processor.pad([enc], side="left")
         if not stream:
@@ -204,14 +205,15 @@ class EcgChat:
 def _prompts(
     model: EcgLlm, questions: Sequence[str], counts: Sequence[int], feats: EcgFeatures | None
 ) -> list[Encoded]:
-    hints = model.prompts.hints(questions, consecutive_rows(counts), _probs(feats))
+    hints = model.prompts.hints(questions, consecutive_rows(counts), *_probs(feats))
     return [
         model.processor.encode_prompt(q, n, hints=h) for q, n, h in zip(questions, counts, hints, strict=True)
     ]
 
 
-def _probs(feats: EcgFeatures | None) -> torch.Tensor | None:
-    return feats.probs if feats is not None else None
+def _probs(feats: EcgFeatures | None) -> tuple[torch.Tensor | None, dict[str, torch.Tensor] | None]:
+    """What the hint is built from: label probabilities and multi-task outputs (None without ECGs)."""
+    return (feats.probs, feats.aux) if feats is not None else (None, None)
 
 
 @torch.no_grad()
@@ -259,7 +261,7 @@ def choose_answers(
     """
     items: list[tuple[Encoded, list[list[int]], list[int]]] = []  # prompt, answer ids per option, ECG rows
     all_rows = consecutive_rows(counts)
-    all_hints = model.prompts.hints(questions, all_rows, _probs(feats))
+    all_hints = model.prompts.hints(questions, all_rows, *_probs(feats))
     for i, (q, n, rows, hints) in enumerate(zip(questions, counts, all_rows, all_hints, strict=True)):
         if not options[i]:
             raise ConfigError(f"Question {i} has an empty list of allowed answers.")
