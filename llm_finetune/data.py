@@ -33,6 +33,18 @@ def answer_text(answer: Sequence[str]) -> str:
     return ", ".join(a.strip() for a in answer)
 
 
+def target_answer(sample: QaSample) -> list[str]:
+    """The answer a model is trained to write: a query question's items in its template's option order (the
+    order constrained decoding builds subsets in, ``llm_finetune.vqa.candidates``), other answers as given."""
+    from encoder.ecgqa.templates import TEMPLATES
+    from llm_finetune.vqa.candidates import canonical_order
+
+    template = TEMPLATES.get(sample.template_id)
+    if sample.question_type.endswith("-query") and template is not None:
+        return canonical_order(sample.answer, template.options)
+    return list(sample.answer)
+
+
 def load_qa_samples(
     ecgqa_root: str | os.PathLike,
     split: str,
@@ -86,7 +98,7 @@ class QaDataset(torch.utils.data.Dataset):
         f = store.features
         hints = model.prompts.hints([s.question for s in self.samples], self.rows, f.probs, f.aux)
         self.items: list[Encoded] = [
-            self.processor.encode_train(s.question, answer_text(s.answer), len(r), hints=h)
+            self.processor.encode_train(s.question, answer_text(target_answer(s)), len(r), hints=h)
             for s, r, h in zip(self.samples, self.rows, hints, strict=True)
         ]
 
