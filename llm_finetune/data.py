@@ -112,3 +112,34 @@ class QaDataset(torch.utils.data.Dataset):
         out = self.processor.pad([b[0] for b in batch], side="right")
         out["rows"] = torch.tensor([r for b in batch for r in b[1]], dtype=torch.long)  # (M,) prompt order
         return out
+
+
+def training_extras(
+    samples: Sequence[QaSample],
+    data_root: str | os.PathLike | None,
+    split: str,
+    *,
+    describe: int = 0,
+    paraphrase_fraction: float = 0.0,
+    seed: int = 0,
+) -> list[QaSample]:
+    """Open questions added to a training set: ``describe`` "describe this ECG" samples of the split's records
+    answered with their reports (``llm_finetune.vqa.describe``), and a ``paraphrase_fraction`` of ``samples``
+    reworded with the training paraphrase set (``llm_finetune.vqa.paraphrase``; the held-out set is not used)."""
+    from encoder.synth.questions import SPLIT_FOLDS
+    from llm_finetune.vqa.describe import describe_samples, load_reports
+    from llm_finetune.vqa.paraphrase import paraphrased
+
+    extras: list[QaSample] = []
+    if describe > 0:
+        if data_root is None or split not in SPLIT_FOLDS:
+            raise DatasetError(f"Describe samples need data_root and a split of {sorted(SPLIT_FOLDS)}.")
+        reports = load_reports(data_root)
+        if not reports:
+            raise DatasetError(f"No record in {data_root} has a report; set describe_samples: 0.")
+        extras += describe_samples(reports, SPLIT_FOLDS[split], "train", limit=describe, seed=seed)
+    if paraphrase_fraction > 0:
+        rng = np.random.default_rng([seed, 29])
+        chosen = [s for s in samples if rng.random() < paraphrase_fraction]
+        extras += paraphrased(chosen, "train", seed=seed)
+    return extras
