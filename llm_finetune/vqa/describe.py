@@ -146,3 +146,40 @@ def score_descriptions(
         "aux_head_micro_f1": aux,
         "ratio": llm / aux if aux else 0.0,
     }
+
+
+def describe_label_names(label_names: Sequence[str]) -> list[str]:
+    """The labels a description is scored on: the head's SCP codes (superclass labels are not named in
+    reports)."""
+    from bridge.prompting import is_superclass
+
+    return [n for n in label_names if not is_superclass(n)]
+
+
+def evaluate_descriptions(
+    chat,
+    ecg_arrays: Sequence[np.ndarray],
+    truth: Sequence[set[str]],
+    *,
+    prompt: str = DESCRIBE_PROMPTS["heldout"][0],
+    max_new_tokens: int = 48,
+    batch_size: int = 8,
+) -> dict:
+    """Generate a description of each model-ready ECG (12, T) with an ``EcgChat`` and score it against the
+    records' label sets (:func:`score_descriptions`), beside the aux head's verdicts on the same ECGs."""
+    names = describe_label_names(chat.label_names)
+    texts = chat.generate_batch(
+        [[a] for a in ecg_arrays],
+        [prompt] * len(ecg_arrays),
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+    )
+    probs = np.asarray(chat.aux_probabilities(np.stack(ecg_arrays)))  # (n, L)
+    index = {n: j for j, n in enumerate(chat.label_names)}
+    aux = [{n for n in names if chat.model.verdict(index[n], float(row[index[n]]))} for row in probs]
+    truth = [set(t) & set(names) for t in truth]
+    out = score_descriptions(texts, truth, aux, names)
+    out["examples"] = [
+        {"generated": t, "truth": sorted(s)} for t, s in list(zip(texts, truth, strict=True))[:8]
+    ]
+    return out
