@@ -88,7 +88,7 @@ def _words(*words: str) -> re.Pattern[str]:
     return re.compile(r"\b(" + "|".join(words) + r")", re.IGNORECASE)
 
 
-_LEAD_QUESTION = r"lead (?:I|II|III|aVR|aVL|aVF|V[1-6])\b|what leads|which leads"
+_LEAD_QUESTION = r"lead\b|what leads|which leads"  # "lead V1", "lead by lead"; not "... in inferior leads"
 
 
 ATTRIBUTE_LINES: dict[str, AttributeLine] = {
@@ -110,6 +110,13 @@ DESCRIBE = _words("describe", "what does this ecg show", "report", "interpret", 
 """Open questions that get every line under ``attribute_hint: asked``."""
 
 
+def relevant_groups(question: str) -> list[str]:
+    """The groups whose lines a question is about (every group for an open "describe" question)."""
+    if DESCRIBE.search(question):
+        return list(ATTRIBUTE_LINES)
+    return [g for g, line in ATTRIBUTE_LINES.items() if line.pattern.search(question)]
+
+
 def attribute_lines(
     attributes: Sequence[EcgAttributes],
     present_forms: Sequence[Sequence[tuple[str, Sequence[bool]]]],
@@ -117,11 +124,7 @@ def attribute_lines(
 ) -> list[str]:
     """Hint lines of one question's ECGs (all of ECG 1's lines, then ECG 2's); ``question`` given = only the
     groups whose pattern it matches (every group for an open "describe" question)."""
-    groups = [
-        g
-        for g, line in ATTRIBUTE_LINES.items()
-        if question is None or DESCRIBE.search(question) or line.pattern.search(question)
-    ]
+    groups = list(ATTRIBUTE_LINES) if question is None else relevant_groups(question)
     out = []
     for i, (a, forms) in enumerate(zip(attributes, present_forms, strict=True)):
         where = "" if len(attributes) == 1 else f" ECG {i + 1}"

@@ -30,6 +30,8 @@ class ChatAnswer:
     text: str
     evidence: list[dict[str, float]]
     findings: list[list[str]]
+    hints: list[str] | None = None
+    """The evidence lines the prompt carried (findings, asked verdicts, attribute lines); None: hint off."""
 
 
 class EcgChat:
@@ -138,10 +140,10 @@ class EcgChat:
                 batch["input_ids"], batch["attention_mask"], feats, max_new_tokens=max_new_tokens
             )
             text = self.model.tokenizer.decode(ids[0], skip_special_tokens=True).strip()
-            return ChatAnswer(text, evidence, findings)
-        return self._stream(batch, feats, evidence, findings, max_new_tokens)
+            return ChatAnswer(text, evidence, findings, hints)
+        return self._stream(batch, feats, evidence, findings, hints, max_new_tokens)
 
-    def _stream(self, batch, feats, evidence, findings, max_new_tokens) -> Iterator[ChatAnswer]:
+    def _stream(self, batch, feats, evidence, findings, hints, max_new_tokens) -> Iterator[ChatAnswer]:
         from transformers import TextIteratorStreamer
 
         streamer = TextIteratorStreamer(self.model.tokenizer, skip_prompt=False, skip_special_tokens=True)
@@ -165,7 +167,7 @@ class EcgChat:
         text = ""
         for piece in streamer:
             text += piece
-            yield ChatAnswer(text.strip(), evidence, findings)
+            yield ChatAnswer(text.strip(), evidence, findings, hints)
         thread.join()
         if errors:
             raise errors[0]

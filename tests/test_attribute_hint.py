@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from bridge.configuration import EcgLlmConfig
@@ -157,3 +158,20 @@ def test_models_saved_before_the_option_keep_their_prompts(tmp_path: Path):
     del data["attribute_hint"]
     path.write_text(json.dumps(data))
     assert EcgLlmConfig.load(path).attribute_hint == "off" and EcgLlmConfig().attribute_hint == "all"
+
+
+def test_paraphrased_questions_get_the_same_lines_as_the_template_wording():
+    from bridge.attribute_hint import relevant_groups
+    from encoder.synth.questions import QaRecord, make_questions
+    from llm_finetune.vqa.paraphrase import paraphrase
+
+    records = [QaRecord(e, e, e % 10 + 1, frozenset({"SR", "NST_"}), attributes=FIRST) for e in range(60)]
+    rng = np.random.default_rng(0)
+    checked = set()
+    for q in make_questions(records, 4, 0)["train"]:
+        s = QaSample(q["ecg_id"], q["question"], q["answer"], q["question_type"], q["template_id"])
+        for which in ("train", "heldout"):
+            p = paraphrase(s, which, rng)
+            assert p is not None and relevant_groups(p.question) == relevant_groups(s.question), p.question
+        checked.add(s.template_id)
+    assert len(checked) > 50

@@ -103,5 +103,8 @@ def test_the_trained_model_answers_queries_and_descriptions(run):
     )  # fmt: skip
     for a, c in zip(answers, cands, strict=True):
         assert set(a.split(", ")) <= set(c.options)
+    free = chat.answer(ecgs[0], "Describe this ECG.", max_new_tokens=6)
+    assert free.hints[0].startswith("Findings:") and len(free.hints) == 8  # an open question gets every line
+    assert any(h.startswith("Intervals: rr interval ") for h in free.hints)
     out = evaluate_descriptions(chat, ecgs, [{"SR"}, {"AFIB", "IMI"}, {"NORM"}], max_new_tokens=8)
     assert out["n"] == 3 and 0.0 <= out["llm_micro_f1"] <= 1.0 and len(out["examples"]) == 3
