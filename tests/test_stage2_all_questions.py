@@ -70,7 +70,7 @@ def run(tmp_path_factory):
     )  # fmt: skip
     cfg = FinetuneConfig(
         data_root=str(data), encoder=str(root / "encoder"), output_dir=str(root / "run"), model=model,
-        max_steps=3, batch_size=4, warmup_steps=1, max_eval_samples=0, describe_samples=4, paraphrase_fraction=0.2,
+        max_steps=3, batch_size=4, warmup_steps=1, max_eval_samples=None, eval_split="valid", describe_samples=4, paraphrase_fraction=0.2,
         question_type_weights={"single-query": 2.0}, progress=False,
     )  # fmt: skip
     return cfg, run_finetune(cfg)
@@ -88,6 +88,10 @@ def test_all_question_types_train_with_their_attribute_lines(run):
     assert "Noise:" in prompts[0] and "Intervals" not in prompts[0]
     assert "Intervals ECG 1:" in prompts[1] and "Intervals ECG 2:" in prompts[1]
     assert json.loads((model_dir / "config.json").read_text())["attribute_hint"] == "asked"
+    report = json.loads(
+        (Path(cfg.output_dir) / "eval.json").read_text()
+    )  # valid split, query subsets decoded
+    assert report["split"] == "valid" and any(t.endswith("-query") for t in report["by_type"])
 
 
 def test_the_trained_model_answers_queries_and_descriptions(run):
