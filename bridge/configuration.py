@@ -45,6 +45,11 @@ class EcgLlmConfig:
     a None entry: that label keeps its threshold)."""
     findings_threshold: float = 0.5
     """Findings with calibrated probability above this (or the encoder's per-label thresholds) enter the hint."""
+    attribute_hint: str = "all"
+    """With ``findings_hint`` and an encoder with a multi-task aux head: its decoded attributes as hint lines
+    (noise per lead, extra systoles, axis, infarction stage, pacemaker, intervals in ms with their class,
+    form-statement leads). ``all`` lines, only the lines the question is about (``asked``: shorter prompts), or
+    ``off``. No effect with an encoder without that head."""
     lora_r: int = 16
     """LoRA rank (0 = no LoRA: only the projector trains)."""
     lora_alpha: int = 32
@@ -71,6 +76,8 @@ class EcgLlmConfig:
             raise ConfigError(
                 f"Unknown asked_format {self.asked_format!r}; choose one of {sorted(ASKED_FORMATS)}."
             )
+        if self.attribute_hint not in ("off", "all", "asked"):
+            raise ConfigError(f"Unknown attribute_hint {self.attribute_hint!r}; choose off, all or asked.")
         if self.verdict_prior_shift and not (self.findings_hint and self.findings_for_question):
             raise ConfigError(
                 "verdict_prior_shift corrects the yes/no on asked labels: set findings_hint and "
@@ -95,5 +102,6 @@ class EcgLlmConfig:
         data.setdefault("findings_superclass", False)
         data.setdefault("findings_for_question", False)
         data.setdefault("asked_format", "per_label")
+        data.setdefault("attribute_hint", "off")
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})

@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -46,13 +46,17 @@ class EcgFeatures:
     tokens: torch.Tensor  # (M, N, C)
     summary: torch.Tensor  # (M, D + L): pooled embedding and aux probabilities
     probs: torch.Tensor  # (M, L) calibrated aux-head probabilities (L may be 0)
+    aux: dict[str, torch.Tensor] = field(default_factory=dict)
+    """Multi-task head outputs, task -> (M, K) probabilities / normalised values (empty without that head)."""
 
     def index(self, rows: torch.Tensor | list[int]) -> EcgFeatures:
         rows = torch.as_tensor(rows, dtype=torch.long)
-        return EcgFeatures(self.tokens[rows], self.summary[rows], self.probs[rows])
+        aux = {n: v[rows] for n, v in self.aux.items()}
+        return EcgFeatures(self.tokens[rows], self.summary[rows], self.probs[rows], aux)
 
     def to(self, device) -> EcgFeatures:
-        return EcgFeatures(self.tokens.to(device), self.summary.to(device), self.probs.to(device))
+        aux = {n: v.to(device) for n, v in self.aux.items()}
+        return EcgFeatures(self.tokens.to(device), self.summary.to(device), self.probs.to(device), aux)
 
     def __len__(self) -> int:
         return int(self.tokens.shape[0])
@@ -186,7 +190,12 @@ class EcgLlm(nn.Module):
         else:
             probs = out.embedding.new_zeros((out.embedding.shape[0], 0))
         summary = torch.cat([out.embedding, probs], dim=-1)  # (M, D + L)
-        return EcgFeatures(out.tokens.float(), summary.float(), probs.float())
+        aux = {}
+        if out.aux_logits is not None:
+            from encoder.multitask import probabilities
+
+            aux = {n: probabilities(n, v).float() for n, v in out.aux_logits.items()}
+        return EcgFeatures(out.tokens.float(), summary.float(), probs.float(), aux)
 
     @property
     def label_names(self) -> list[str]:
@@ -202,6 +211,7 @@ class EcgLlm(nn.Module):
             tuple(ecfg.label_names),
             tuple(ecfg.label_thresholds) if ecfg.label_thresholds else None,
             tuple(shifts) if shifts is not None else None,
+            dict(getattr(ecfg, "aux_thresholds", None) or {}),
         )
 
     def findings(self, probs: torch.Tensor) -> list[list[str]]:

@@ -1,7 +1,8 @@
 """Prompt building: the one place that turns aux-head probabilities into prompt hint text.
 
 Label-name matching (ECG-QA spelling), findings, the yes/no verdict on the labels a question names (thresholds
-or the fitted prior shift), the asked-format wording and the hint lines all live here. Training data, batch
+or the fitted prior shift), the asked-format wording, the decoded multi-task head's attribute lines
+(``bridge.attribute_hint``) and the hint lines all live here. Training data, batch
 inference, constrained decoding and chat call ``PromptBuilder.hints``; the model only merges features.
 """
 
@@ -10,12 +11,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
 from bridge.asked_hint import ASKED_FORMATS
+from bridge.attribute_hint import attribute_lines
+from encoder.ecgqa.attributes import EcgAttributes, LeadMask
 from encoder.errors import ConfigError
 from encoder.heads import label_verdict
 
@@ -89,6 +93,7 @@ class PromptPolicy:
     findings_for_question: bool = False
     asked_format: str = "grouped"
     findings_threshold: float = 0.5
+    attribute_hint: Literal["off", "all", "asked"] = "all"
 
     @classmethod
     def from_config(cls, config) -> PromptPolicy:
@@ -106,6 +111,8 @@ class PromptBuilder:
     """The encoder's tuned per-label thresholds; None = ``policy.findings_threshold`` for every label."""
     logit_shifts: tuple[float | None, ...] | None = None
     """Fitted per-label prior shifts on the log-odds (None: not fitted; a None entry: keep the threshold)."""
+    aux_thresholds: Mapping[str, Sequence[float]] | None = None
+    """The encoder's tuned thresholds of its sigmoid multi-task outputs (``config.aux_thresholds``)."""
 
     @property
     def thresholds(self) -> list[float]:
@@ -158,14 +165,19 @@ class PromptBuilder:
         return texts
 
     def hint_lines(
-        self, findings: list[list[str]], question: str | None = None, probs: torch.Tensor | None = None
+        self,
+        findings: list[list[str]],
+        question: str | None = None,
+        probs: torch.Tensor | None = None,
+        attributes: Sequence[EcgAttributes] | None = None,
     ) -> list[str] | None:
         """Prompt hint lines from per-ECG findings (None when the hint is switched off).
 
         With SCP-code labels the superclasses are named apart: the head's own superclass labels when it has
         them (``all+superdiagnostic``), else the superclasses of the listed codes. With
         ``findings_for_question``, ``question`` and the ECGs' ``probs`` ((n, L)), the head's yes/no on each
-        label the question names follows, worded by ``asked_format``.
+        label the question names follows, worded by ``asked_format``. With the ECGs' decoded multi-task
+        ``attributes`` (and ``attribute_hint`` not ``off``) their attribute lines follow, ECG by ECG.
         """
         if not self.policy.findings_hint:
             return None
@@ -180,13 +192,51 @@ class PromptBuilder:
                     for t, row in zip(texts, probs.tolist(), strict=True)
                 ]
         if len(texts) == 1:
-            return [f"Findings: {texts[0]}."]
-        return [f"Findings ECG {i + 1}: {t}." for i, t in enumerate(texts)]
+            lines = [f"Findings: {texts[0]}."]
+        else:
+            lines = [f"Findings ECG {i + 1}: {t}." for i, t in enumerate(texts)]
+        if attributes is not None and self.policy.attribute_hint != "off":
+            forms = [
+                self.present_forms(a, row)
+                for a, row in zip(attributes, _rows(probs, len(attributes)), strict=True)
+            ]
+            lines += attribute_lines(
+                attributes, forms, question if self.policy.attribute_hint == "asked" else None
+            )
+        return lines
+
+    def present_forms(
+        self, attributes: EcgAttributes, probs: Sequence[float] | None
+    ) -> list[tuple[str, LeadMask]]:
+        """(ECG-QA name, leads) of the lead-localised form statements present: the label head's verdict where
+        the code is one of its labels (and ``probs`` is given), else any lead predicted."""
+        index = {c: j for j, c in enumerate(self.label_names)}
+        out = []
+        for code, mask in attributes.form_leads.items():
+            j = index.get(code)
+            shown = self.verdict(j, probs[j]) if j is not None and probs is not None else any(mask)
+            if shown:
+                out.append((label_description(code), mask))
+        return out
+
+    def attributes(self, aux: Mapping[str, torch.Tensor]) -> list[EcgAttributes]:
+        """Decoded multi-task head outputs per ECG (task -> (M, K) probabilities / normalised values)."""
+        from encoder.multitask import decode
+
+        arrays = {n: v.detach().cpu().float().numpy() for n, v in aux.items()}
+        count = len(next(iter(arrays.values())))
+        thresholds = {n: list(t) for n, t in (self.aux_thresholds or {}).items()}
+        return [decode({n: p[i] for n, p in arrays.items()}, thresholds) for i in range(count)]
 
     def hints(
-        self, questions: Sequence[str], rows: Sequence[Sequence[int]], probs: torch.Tensor | None
+        self,
+        questions: Sequence[str],
+        rows: Sequence[Sequence[int]],
+        probs: torch.Tensor | None,
+        aux: Mapping[str, torch.Tensor] | None = None,
     ) -> list[list[str] | None]:
-        """Hint lines per question: ``rows[i]`` are the rows of ``probs`` ((M, L)) question i is about.
+        """Hint lines per question: ``rows[i]`` are the rows of ``probs`` ((M, L)) and of the multi-task head's
+        outputs ``aux`` (task -> (M, K); empty or None = no attribute lines) question i is about.
 
         None for a question without ECGs, without probabilities, or with the hint switched off.
         """
@@ -195,10 +245,19 @@ class PromptBuilder:
         if probs is None or not self.policy.findings_hint:
             return [None] * len(questions)
         findings = self.findings(probs)
+        decoded = self.attributes(aux) if aux and self.policy.attribute_hint != "off" else None
         return [
-            self.hint_lines([findings[r] for r in rs], q, probs[list(rs)]) if rs else None
+            self.hint_lines(
+                [findings[r] for r in rs], q, probs[list(rs)], [decoded[r] for r in rs] if decoded else None
+            )
+            if rs
+            else None
             for q, rs in zip(questions, rows, strict=True)
         ]
+
+
+def _rows(probs: torch.Tensor | None, n: int) -> list[list[float] | None]:
+    return probs.tolist() if probs is not None else [None] * n
 
 
 def consecutive_rows(counts: Sequence[int]) -> list[list[int]]:

@@ -33,6 +33,18 @@ def answer_text(answer: Sequence[str]) -> str:
     return ", ".join(a.strip() for a in answer)
 
 
+def target_answer(sample: QaSample) -> list[str]:
+    """The answer a model is trained to write: a query question's items in its template's option order (the
+    order constrained decoding builds subsets in, ``llm_finetune.vqa.candidates``), other answers as given."""
+    from encoder.ecgqa.templates import TEMPLATES
+    from llm_finetune.vqa.candidates import canonical_order
+
+    template = TEMPLATES.get(sample.template_id)
+    if sample.question_type.endswith("-query") and template is not None:
+        return canonical_order(sample.answer, template.options)
+    return list(sample.answer)
+
+
 def load_qa_samples(
     ecgqa_root: str | os.PathLike,
     split: str,
@@ -83,9 +95,10 @@ class QaDataset(torch.utils.data.Dataset):
             raise DatasetError(f"{len(missing)} ECG ids have no features (e.g. {sorted(missing)[:3]}).")
         self.rows = [[rows[e] for e in s.ecg_ids] if use_ecg else [] for s in self.samples]
         self.processor = model.processor
-        hints = model.prompts.hints([s.question for s in self.samples], self.rows, store.features.probs)
+        f = store.features
+        hints = model.prompts.hints([s.question for s in self.samples], self.rows, f.probs, f.aux)
         self.items: list[Encoded] = [
-            self.processor.encode_train(s.question, answer_text(s.answer), len(r), hints=h)
+            self.processor.encode_train(s.question, answer_text(target_answer(s)), len(r), hints=h)
             for s, r, h in zip(self.samples, self.rows, hints, strict=True)
         ]
 
@@ -99,3 +112,34 @@ class QaDataset(torch.utils.data.Dataset):
         out = self.processor.pad([b[0] for b in batch], side="right")
         out["rows"] = torch.tensor([r for b in batch for r in b[1]], dtype=torch.long)  # (M,) prompt order
         return out
+
+
+def training_extras(
+    samples: Sequence[QaSample],
+    data_root: str | os.PathLike | None,
+    split: str,
+    *,
+    describe: int = 0,
+    paraphrase_fraction: float = 0.0,
+    seed: int = 0,
+) -> list[QaSample]:
+    """Open questions added to a training set: ``describe`` "describe this ECG" samples of the split's records
+    answered with their reports (``llm_finetune.vqa.describe``), and a ``paraphrase_fraction`` of ``samples``
+    reworded with the training paraphrase set (``llm_finetune.vqa.paraphrase``; the held-out set is not used)."""
+    from encoder.synth.questions import SPLIT_FOLDS
+    from llm_finetune.vqa.describe import describe_samples, load_reports
+    from llm_finetune.vqa.paraphrase import paraphrased
+
+    extras: list[QaSample] = []
+    if describe > 0:
+        if data_root is None or split not in SPLIT_FOLDS:
+            raise DatasetError(f"Describe samples need data_root and a split of {sorted(SPLIT_FOLDS)}.")
+        reports = load_reports(data_root)
+        if not reports:
+            raise DatasetError(f"No record in {data_root} has a report; set describe_samples: 0.")
+        extras += describe_samples(reports, SPLIT_FOLDS[split], "train", limit=describe, seed=seed)
+    if paraphrase_fraction > 0:
+        rng = np.random.default_rng([seed, 29])
+        chosen = [s for s in samples if rng.random() < paraphrase_fraction]
+        extras += paraphrased(chosen, "train", seed=seed)
+    return extras

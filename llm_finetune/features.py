@@ -1,6 +1,8 @@
 """Frozen-encoder features of every ECG a stage-2 run needs, computed once and cached (``features.safetensors``).
 
-The cache is keyed on everything the features depend on: the encoder (its weights and config, e.g. the
+Next to the tokens, summary and label probabilities it holds the encoder's multi-task head outputs (``aux.<task>``,
+(M, K) each; none without that head), from which the prompt hint decodes each ECG's attributes. The cache is keyed
+on everything the features depend on (and on :data:`FEATURES_VERSION`): the encoder (its weights and config, e.g. the
 calibration temperatures behind ``probs``), the reader (data folder, rate, length, normalisation) and the ECG ids.
 A changed encoder or reader recomputes them; a matching cache is read by every process. With several processes
 each computes a shard of the ECGs and all receive every row (``encoder.engine.inference.encode_dataset``).
@@ -25,6 +27,9 @@ from bridge.modeling import EcgFeatures, EcgLlm
 from encoder.engine.distributed import all_agree
 from encoder.engine.inference import encode_dataset
 from encoder.modeling import EcgEncoder
+
+FEATURES_VERSION = "features-2: aux"
+"""Part of the cache key: a cache written before the multi-task outputs were stored is recomputed."""
 
 
 class PtbXlReader:
@@ -86,6 +91,7 @@ class FeatureStore:
             "tokens": f.tokens,
             "summary": f.summary,
             "probs": f.probs,
+            **{f"aux.{n}": v for n, v in f.aux.items()},
         }
         save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata={"key": key})
         os.replace(tmp, path)
@@ -93,12 +99,13 @@ class FeatureStore:
     @classmethod
     def load(cls, path: Path) -> FeatureStore:
         t = load_file(path)
-        return cls(t["ecg_ids"].tolist(), EcgFeatures(t["tokens"], t["summary"], t["probs"]))
+        aux = {k.removeprefix("aux."): v for k, v in t.items() if k.startswith("aux.")}
+        return cls(t["ecg_ids"].tolist(), EcgFeatures(t["tokens"], t["summary"], t["probs"], aux))
 
 
 def cache_key(encoder: EcgEncoder, reader: Callable[[int], np.ndarray], ecg_ids: Sequence[int]) -> str:
     """sha256 of the encoder's weights and config, the reader's settings and the ECG ids."""
-    h = hashlib.sha256()
+    h = hashlib.sha256(FEATURES_VERSION.encode())
     for name, tensor in sorted(encoder.state_dict().items()):
         h.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
         h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
@@ -126,6 +133,20 @@ class _EcgIds(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return {"ecg": torch.from_numpy(np.asarray(self.read(self.ids[i]), dtype=np.float32))}  # (12, T)
+
+
+@torch.no_grad()
+def aux_outputs(encoder: EcgEncoder, embedding: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The multi-task head's outputs (task -> (M, K), CPU float32) on pooled embeddings (M, D); empty without
+    that head (as ``EcgLlm.encode_ecgs`` computes them)."""
+    from encoder.multitask import probabilities
+
+    head = getattr(encoder, "aux_head", None)
+    if head is None:
+        return {}
+    device = next(head.parameters()).device
+    out = head(embedding.to(device, torch.float32))
+    return {n: probabilities(n, v).cpu() for n, v in out.items()}
 
 
 def compute_features(
@@ -156,7 +177,9 @@ def compute_features(
         progress=progress,
     )
     summary = torch.cat([out.embedding, out.probs], dim=-1)  # (M, D + L), as EcgLlm.encode_ecgs builds it
-    store = FeatureStore(ids, EcgFeatures(out.tokens, summary, out.probs))
+    store = FeatureStore(
+        ids, EcgFeatures(out.tokens, summary, out.probs, aux_outputs(model.encoder, out.embedding))
+    )
     if cache_path is not None and (accelerator is None or accelerator.is_main_process):
         store.save(cache_path, key)
     if accelerator is not None:

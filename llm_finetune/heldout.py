@@ -11,7 +11,7 @@ from bridge.modeling import EcgLlm
 from encoder.errors import EcgLlmError
 from llm_finetune.data import QaSample, answer_text
 from llm_finetune.features import FeatureStore
-from llm_finetune.vqa.candidates import candidate_answers
+from llm_finetune.vqa.candidates import Candidates, candidate_answers
 from llm_finetune.vqa.normalize import normalize_answer
 from llm_finetune.vqa.scoring import exact_match
 
@@ -48,7 +48,11 @@ def evaluate_heldout(
     model.eval()
     template = template_options(cfg)
     options = [
-        candidate_answers(s.question_type, s.attribute, template.get(s.template_id), max_options=6)
+        (
+            Candidates(tuple(template[s.template_id]), subsets=True)  # query: option subsets
+            if s.question_type.endswith("-query") and template.get(s.template_id)
+            else candidate_answers(s.question_type, s.attribute, template.get(s.template_id), max_options=6)
+        )
         if cfg.eval_constrained
         else None
         for s in heldout

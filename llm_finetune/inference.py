@@ -20,6 +20,7 @@ from bridge.processor import Encoded
 from bridge.prompting import consecutive_rows
 from encoder.errors import ConfigError, EcgInputError
 from encoder.record import Ecg
+from llm_finetune.vqa.candidates import Candidates
 
 
 @dataclass
@@ -29,6 +30,8 @@ class ChatAnswer:
     text: str
     evidence: list[dict[str, float]]
     findings: list[list[str]]
+    hints: list[str] | None = None
+    """The evidence lines the prompt carried (findings, asked verdicts, attribute lines); None: hint off."""
 
 
 class EcgChat:
@@ -128,7 +131,8 @@ class EcgChat:
         feats = self.features(self.prepare(ecgs))
         findings = self.model.findings(feats.probs)
         evidence = self._evidence(feats.probs)
-        hints = self.model.prompts.hints([question], [list(range(len(feats)))], feats.probs)[0]
+        rows = [list(range(len(feats)))]
+        hints = self.model.prompts.hints([question], rows, feats.probs, feats.aux)[0]
         enc = self.model.processor.encode_prompt(question.strip(), len(feats), history=history, hints=hints)
         batch = self.model.processor.pad([enc], side="left")
         if not stream:
@@ -136,10 +140,10 @@ class EcgChat:
                 batch["input_ids"], batch["attention_mask"], feats, max_new_tokens=max_new_tokens
             )
             text = self.model.tokenizer.decode(ids[0], skip_special_tokens=True).strip()
-            return ChatAnswer(text, evidence, findings)
-        return self._stream(batch, feats, evidence, findings, max_new_tokens)
+            return ChatAnswer(text, evidence, findings, hints)
+        return self._stream(batch, feats, evidence, findings, hints, max_new_tokens)
 
-    def _stream(self, batch, feats, evidence, findings, max_new_tokens) -> Iterator[ChatAnswer]:
+    def _stream(self, batch, feats, evidence, findings, hints, max_new_tokens) -> Iterator[ChatAnswer]:
         from transformers import TextIteratorStreamer
 
         streamer = TextIteratorStreamer(self.model.tokenizer, skip_prompt=False, skip_special_tokens=True)
@@ -163,7 +167,7 @@ class EcgChat:
         text = ""
         for piece in streamer:
             text += piece
-            yield ChatAnswer(text.strip(), evidence, findings)
+            yield ChatAnswer(text.strip(), evidence, findings, hints)
         thread.join()
         if errors:
             raise errors[0]
@@ -175,11 +179,12 @@ class EcgChat:
         *,
         use_ecg: bool = True,
         max_new_tokens: int = 16,
-        allowed_answers: list[list[str]] | None = None,
+        allowed_answers: list[list[str] | Candidates] | None = None,
         batch_size: int = 16,
     ) -> list[str]:
         """Greedy answers for many questions (left-padded batches). ``use_ecg=False``: text-only baseline (no ECG
-        tokens, no findings hint). ``allowed_answers``: per question, pick the most likely of these strings."""
+        tokens, no findings hint). ``allowed_answers``: per question, pick the most likely of these strings, or
+        of a :class:`Candidates` (a query question's option subsets)."""
         if len(ecg_batches) != len(questions):
             raise ConfigError(f"{len(ecg_batches)} ECG lists for {len(questions)} questions.")
         if allowed_answers is not None and len(allowed_answers) != len(questions):
@@ -204,14 +209,15 @@ class EcgChat:
 def _prompts(
     model: EcgLlm, questions: Sequence[str], counts: Sequence[int], feats: EcgFeatures | None
 ) -> list[Encoded]:
-    hints = model.prompts.hints(questions, consecutive_rows(counts), _probs(feats))
+    hints = model.prompts.hints(questions, consecutive_rows(counts), *_probs(feats))
     return [
         model.processor.encode_prompt(q, n, hints=h) for q, n, h in zip(questions, counts, hints, strict=True)
     ]
 
 
-def _probs(feats: EcgFeatures | None) -> torch.Tensor | None:
-    return feats.probs if feats is not None else None
+def _probs(feats: EcgFeatures | None) -> tuple[torch.Tensor | None, dict[str, torch.Tensor] | None]:
+    """What the hint is built from: label probabilities and multi-task outputs (None without ECGs)."""
+    return (feats.probs, feats.aux) if feats is not None else (None, None)
 
 
 @torch.no_grad()
@@ -221,15 +227,17 @@ def answer_questions(
     counts: Sequence[int],
     feats: EcgFeatures | None,
     *,
-    options: Sequence[Sequence[str]] | None = None,
+    options: Sequence[Sequence[str] | Candidates] | None = None,
     max_new_tokens: int = 16,
 ) -> list[str]:
-    """Free-form greedy answers, or the most likely option per question when ``options`` is given.
+    """Free-form greedy answers, or the most likely option per question when ``options`` is given (a list of
+    answer strings, or :class:`Candidates`: option subsets of query questions are decoded item by item).
 
     ``counts[i]`` ECGs belong to question i; ``feats`` holds them in order (None / counts 0 = text only).
     """
     if options is not None:
-        return choose_answers(model, questions, counts, feats, options)
+        cands = [o if isinstance(o, Candidates) else Candidates(tuple(o)) for o in options]
+        return subset_answers(model, questions, counts, feats, cands)
     prompts = _prompts(model, questions, counts, feats)
     batch = model.processor.pad(prompts, side="left")
     device = next(model.llm.parameters()).device
@@ -259,7 +267,7 @@ def choose_answers(
     """
     items: list[tuple[Encoded, list[list[int]], list[int]]] = []  # prompt, answer ids per option, ECG rows
     all_rows = consecutive_rows(counts)
-    all_hints = model.prompts.hints(questions, all_rows, _probs(feats))
+    all_hints = model.prompts.hints(questions, all_rows, *_probs(feats))
     for i, (q, n, rows, hints) in enumerate(zip(questions, counts, all_rows, all_hints, strict=True)):
         if not options[i]:
             raise ConfigError(f"Question {i} has an empty list of allowed answers.")
@@ -286,6 +294,47 @@ def choose_answers(
             choices.append(options[qi][int(np.argmax(mine))])
         start = stop
     return choices
+
+
+def subset_answers(
+    model: EcgLlm,
+    questions: Sequence[str],
+    counts: Sequence[int],
+    feats: EcgFeatures | None,
+    candidates: Sequence[Candidates],
+) -> list[str]:
+    """Constrained answers: one option each (:func:`choose_answers`), or for ``subsets`` candidates a greedy
+    search over complete answers: the best single option, then while a longer answer (one more later option)
+    scores higher than the current one as a whole, take it."""
+    if len(candidates) != len(questions):
+        raise ConfigError(f"{len(candidates)} candidate lists for {len(questions)} questions.")
+    rows = consecutive_rows(counts)
+    items: list[tuple[int, ...]] = [()] * len(questions)
+    active = list(range(len(questions)))
+    while active:
+        steps = [
+            candidates[i].extensions(items[i])
+            if candidates[i].subsets
+            else [(k,) for k in range(len(candidates[i].options))]
+            for i in active
+        ]
+        ecg_rows = [r for i in active for r in rows[i]]
+        picks = choose_answers(
+            model,
+            [questions[i] for i in active],
+            [counts[i] for i in active],
+            feats.index(ecg_rows) if feats is not None and ecg_rows else None,
+            [[candidates[i].text(s) for s in step] for i, step in zip(active, steps, strict=True)],
+        )
+        still = []
+        for i, step, pick in zip(active, steps, picks, strict=True):
+            chosen = next(s for s in step if candidates[i].text(s) == pick)
+            grows = chosen != items[i] and len(candidates[i].extensions(chosen)) > 1
+            if candidates[i].subsets and grows:
+                still.append(i)
+            items[i] = chosen
+        active = still
+    return [c.text(s) for c, s in zip(candidates, items, strict=True)]
 
 
 def _option_scores(

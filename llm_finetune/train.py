@@ -32,7 +32,7 @@ from encoder.engine.distributed import rank_and_world, sum_over_processes
 from encoder.engine.settings import run_settings as engine_run_settings
 from encoder.errors import ConfigError
 from encoder.exclusion import source_record
-from llm_finetune.data import QaDataset, QaSample, load_qa_samples
+from llm_finetune.data import QaDataset, QaSample, load_qa_samples, training_extras
 from llm_finetune.features import FeatureStore, compute_features, ptbxl_reader
 from llm_finetune.heldout import evaluate_heldout
 from llm_finetune.question_prior import fit_verdict_shifts
@@ -70,6 +70,12 @@ class FinetuneConfig:
     question_type_weights: dict[str, float] | None = None
     """Training-set weight per question type (e.g. {single-choose: 2.0} sees each choose question twice per
     epoch; 0.5 keeps a seeded half); types not named keep weight 1."""
+    describe_samples: int = field(default=0, metadata={"ge": 0})
+    """Also train on this many "describe this ECG" questions (records of the training split answered with their
+    ``report``; ``llm_finetune.vqa.describe``); 0 = none."""
+    paraphrase_fraction: float = field(default=0.0, metadata={"ge": 0.0, "le": 1.0})
+    """Also train on this fraction of the training questions reworded with the training paraphrase set
+    (``llm_finetune.vqa.paraphrase``; its held-out set stays for evaluation)."""
     max_train_samples: int | None = field(default=None, metadata={"ge": 1})
     """Random subset of training questions (seeded); None = all."""
     max_eval_samples: int | None = field(default=200, metadata={"ge": 0, "resume_free": True})
@@ -296,6 +302,8 @@ def run_finetune(cfg: FinetuneConfig) -> Path:
         core.device
     )  # fitted prior shifts stay off cfg
     train = _samples(cfg, cfg.train_split, cfg.max_train_samples)
+    train += training_extras(train, cfg.data_root, cfg.train_split, describe=cfg.describe_samples,
+                             paraphrase_fraction=cfg.paraphrase_fraction, seed=cfg.seed)  # fmt: skip
     if core.is_main:  # which ECGs training saw: read by the VQA leakage check
         ids = sorted({e for s in train for e in s.ecg_ids})
         atomic_write_json(

@@ -91,7 +91,7 @@ def test_evaluate_vqa_scores_scripted_answers(shard, options):
     # constrained decoding got the options, in batches of 16, and its answers are single options
     constrained = [c for c in chat.calls if c["allowed"] is not None]
     assert [c["n"] for c in constrained] == [16, 16, 8]
-    assert constrained[0]["allowed"][0] == options[recs[0]["template_id"]]
+    assert list(constrained[0]["allowed"][0]) == options[recs[0]["template_id"]]
     assert "llm_constrained" in s
     # comparison questions: the aux head abstains on all of them
     assert s["aux_head"]["overall"]["coverage"] == 0.0 and res["agreement"]["llm"]["n"] == 0

@@ -28,7 +28,7 @@ from encoder.config_io import save_resolved_config
 from encoder.errors import ConfigError, DatasetError
 from encoder.labels import scp_code_aliases
 from llm_finetune.vqa.baselines import AuxHeadAnswerer, agreement, fit_majority, majority_answer
-from llm_finetune.vqa.candidates import candidate_answers
+from llm_finetune.vqa.candidates import decoding_options
 from llm_finetune.vqa.normalize import AnswerNormalizer
 from llm_finetune.vqa.report import type_breakdown
 from llm_finetune.vqa.scoring import QUESTION_TYPES, score_item, summarize
@@ -126,7 +126,7 @@ def _generate(
             [str(records[i]["question"]) for i in idx],
             use_ecg=use_ecg,
             max_new_tokens=max_new_tokens,
-            allowed_answers=[list(options[i]) for i in idx] if constrained else None,
+            allowed_answers=[options[i] for i in idx] if constrained else None,
         )
         spent += time.perf_counter() - t0
         if len(out) != len(idx):
@@ -291,8 +291,8 @@ def evaluate_vqa(
     _check_request(chat, ecg_arrays, baselines, decoding, records, answer_options)
     _seed_everything(seed)
     options = [answer_options[int(r["template_id"])] for r in records]
-    allowed = [  # what constrained decoding picks from: a choose question's own two options (+ both, none)
-        candidate_answers(str(r["question_type"]), r.get("attribute"), opts) or list(opts)
+    allowed = [  # constrained decoding: a choose question's own two options (+ both, none), query option subsets
+        decoding_options(str(r["question_type"]), r.get("attribute"), opts)
         for r, opts in zip(records, options, strict=True)
     ]
     board = _Scoreboard(records, answer_options, n_boot, seed)
