@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import csv
+
 import numpy as np
 import pytest
 import torch
@@ -137,8 +139,8 @@ def test_packaged_gemma3_270m_trains_saves_reloads_and_answers(encoder_dir, tmp_
     )
     cfg = FinetuneConfig(
         data_root=str(data), encoder=str(encoder_dir), output_dir=str(tmp_path / "run"), model=llm_cfg,
-        question_types=["single-verify"], max_steps=4, batch_size=4, lr=2e-3, projector_lr=2e-3,
-        warmup_steps=1, checkpoint_every=4, max_eval_samples=0,
+        max_steps=3, batch_size=4, lr=2e-3, projector_lr=2e-3,
+        warmup_steps=1, checkpoint_every=3, max_eval_samples=0,
     )  # fmt: skip
     out = run_finetune(cfg)
     chat = EcgChat.from_pretrained(out)
@@ -146,11 +148,12 @@ def test_packaged_gemma3_270m_trains_saves_reloads_and_answers(encoder_dir, tmp_
     assert type(model.llm.get_base_model()).__name__ == "Gemma3ForCausalLM"
     ecgs = np.random.default_rng(0).standard_normal((2, 12, 1000)).astype(np.float32)
     text = chat.answer(ecgs[0], "Does this ECG show symptoms of normal ECG?", max_new_tokens=4).text
-    assert text.lower() in ("yes", "no")  # a base model that learnt the answer format in 4 steps
+    assert text.lower() in ("yes", "no")  # a base model that learnt the answer format in 3 steps
     feats = chat.features(ecgs)
     questions = ["Does this ECG show symptoms of normal ECG?"] * 2
     chosen = answer_questions(model, questions, [1, 1], feats, options=[["yes", "no"]] * 2)
     assert set(chosen) <= {"yes", "no"} and len(chosen) == 2
-    # the reloaded weights are the trained ones: a lower answer loss than a fresh (untrained) stage-2 model
-    fresh = EcgLlm.build(llm_cfg, encoder_dir).eval()
-    assert _answer_loss(model, ecgs) < _answer_loss(fresh, ecgs) - 1.0
+    # the reloaded weights are the trained ones: a far lower answer loss than the run's first (untrained) step
+    with open(tmp_path / "run" / "metrics.csv") as f:
+        first = next(float(r["loss"]) for r in csv.DictReader(f) if r["split"] == "train")
+    assert _answer_loss(model, ecgs) < first - 1.0, (_answer_loss(model, ecgs), first)
