@@ -37,12 +37,12 @@ def tiny_wrapper(tmp_path_factory):
     tokenizer = build_tiny_tokenizer()
     text = dict(
         vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
+        hidden_size=64,  # 4-bit packing needs at least 64 inputs per Linear layer
+        intermediate_size=128,
         num_hidden_layers=2,
         num_attention_heads=2,
         num_key_value_heads=1,
-        head_dim=16,
+        head_dim=32,
         sliding_window=32,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
@@ -111,6 +111,36 @@ def test_wrapper_trains_saves_and_reloads_as_stage2_llm(tiny_wrapper, encoder_di
     reloaded = EcgLlm.from_pretrained(model.save_pretrained(tmp_path / "model"))
     after = reloaded.generate(prompt["input_ids"], prompt["attention_mask"], feats, max_new_tokens=4)
     assert torch.equal(before, after)
+
+
+def test_wrapper_in_4bit_qlora_trains_and_generates(tiny_wrapper, encoder_dir):
+    """MedGemma's recipe path (QLoRA, 4-bit NF4 via bitsandbytes, here on the CPU) through the text-only view."""
+    torch.manual_seed(0)
+    cfg = EcgLlmConfig(
+        llm=str(tiny_wrapper), projector=ProjectorConfig(num_tokens=2), lora_r=4, quantization="4bit"
+    )
+    model = EcgLlm.build(cfg, encoder_dir)
+    base = model.llm.get_base_model()
+    assert type(base).__name__ == "Gemma3ForCausalLM" and base.is_loaded_in_4bit
+    assert any(type(m).__name__ == "Linear4bit" for m in base.modules())
+    batch = model.processor.pad([model.processor.encode_train("Is this ECG normal?", "yes", 1)])
+    model.train()
+    out = model(
+        batch["input_ids"], batch["attention_mask"], labels=batch["labels"], ecg=torch.randn(1, 12, 1000)
+    )
+    out.loss.backward()
+    assert torch.isfinite(out.loss) and any(
+        p.grad is not None for n, p in model.llm.named_parameters() if "lora_A" in n
+    )
+    model.eval()
+    prompt = model.processor.pad([model.processor.encode_prompt("Is this ECG normal?", 1)], side="left")
+    ids = model.generate(
+        prompt["input_ids"],
+        prompt["attention_mask"],
+        model.encode_ecgs(torch.randn(1, 12, 1000)),
+        max_new_tokens=3,
+    )
+    assert ids.shape == (1, 3)
 
 
 def _answer_loss(model: EcgLlm, ecgs: np.ndarray) -> float:
