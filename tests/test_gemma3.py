@@ -143,6 +143,18 @@ def test_wrapper_in_4bit_qlora_trains_and_generates(tiny_wrapper, encoder_dir):
     assert ids.shape == (1, 3)
 
 
+def test_a_missing_model_package_is_a_clear_error(tmp_path):
+    from bridge.gguf import AssembledGguf, PackagedGguf
+    from encoder.errors import ModelLoadError
+
+    for source in (
+        AssembledGguf("no_such_gguf_package", "m.gguf", "none", "no-such-gguf-package"),
+        PackagedGguf("no_such_gguf_package", "m.gguf", "none", "no-such-gguf-package"),
+    ):
+        with pytest.raises(ModelLoadError, match="pip install .*no-such-gguf-package"):
+            source.locate(tmp_path)
+
+
 def _answer_loss(model: EcgLlm, ecgs: np.ndarray) -> float:
     """Answer-token loss on the tiny data's two question wordings (the comparison answer is always "no")."""
     pairs = [
