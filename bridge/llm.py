@@ -288,24 +288,24 @@ def causal_text_model(model: nn.Module) -> nn.Module:
     return causal.train(model.training)
 
 
-def decoder_layers(model: nn.Module) -> tuple[str, nn.ModuleList]:
-    """``(full name, layers)`` of the text model's decoder blocks: its longest ``nn.ModuleList`` of one type."""
-    prefix, text = text_model(model)
-    best: tuple[str, nn.ModuleList] | None = None
-    for name, module in text.named_modules():
+def decoder_layers(model: nn.Module) -> nn.ModuleList:
+    """The text model's decoder blocks: its longest ``nn.ModuleList`` of identical block types."""
+    _, text = text_model(model)
+    best: nn.ModuleList | None = None
+    for module in text.modules():
         if isinstance(module, nn.ModuleList) and len(module) > 0:
-            if len({type(m) for m in module}) == 1 and (best is None or len(module) > len(best[1])):
-                best = (name, module)
+            if len({type(m) for m in module}) == 1 and (best is None or len(module) > len(best)):
+                best = module
     if best is None:
         raise ConfigError(
             "No decoder layer stack (nn.ModuleList) found in the LLM's text model; set lora_targets explicitly."
         )
-    return ".".join(p for p in (prefix, best[0]) if p), best[1]
+    return best
 
 
 def find_lora_targets(model: nn.Module) -> list[str]:
     """Names (last attribute) of the Linear layers inside the text model's decoder blocks."""
-    _, layers = decoder_layers(model)
+    layers = decoder_layers(model)
     names = sorted(
         {name.rsplit(".", 1)[-1] for name, m in layers[0].named_modules() if isinstance(m, nn.Linear)}
     )
