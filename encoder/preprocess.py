@@ -106,19 +106,22 @@ def _per_lead(
 ) -> np.ndarray:
     """Remove each lead's mean and divide by its std (``unit_mv`` None) or by ``unit_mv``; (..., C, T) float32.
 
-    Leads where ``lead_mask`` (shape (C,) or (..., C)) is False are set to 0, and so are constant leads.
+    Leads where ``lead_mask`` (shape (C,) or (..., C)) is False are set to 0, and so are constant leads. Any
+    real dtype in (e.g. a cache's int16 crops); a new float32 array out, the caller's signal is never changed.
+    One float32 copy changed in place, no temporaries of the signal's size and no threads (it runs in
+    DataLoader workers and next to the training step's threads).
     """
-    x = np.asarray(signal, dtype=np.float32)
-    mean = x.mean(axis=-1, keepdims=True)  # (..., C, 1)
-    std = x.std(axis=-1, keepdims=True)  # (..., C, 1)
+    x = np.array(signal, dtype=np.float32)  # (..., C, T) a copy, changed in place below
+    rows = x.reshape(-1, x.shape[-1])  # (R, T) view
+    rows -= rows.mean(axis=-1, keepdims=True)  # centred
+    std = np.sqrt(np.einsum("rt,rt->r", rows, rows) / rows.shape[-1]).reshape(*x.shape[:-1], 1)  # (..., C, 1)
     # One scale per lead, 0 for flat leads (they carry no information) and masked leads.
     per_lead = 1.0 / (std + eps) if unit_mv is None else 1.0 / unit_mv
-    scale = np.where(std > eps, per_lead, 0.0).astype(np.float32)
+    scale = np.where(std > eps, per_lead, 0.0).astype(np.float32)  # (..., C, 1)
     if lead_mask is not None:
         scale = scale * np.asarray(lead_mask, dtype=np.float32)[..., None]
-    out = x - mean  # a new array, so the in-place multiply never touches the caller's signal
-    out *= scale
-    return out
+    x *= scale
+    return x
 
 
 def normalize_per_lead(

@@ -394,7 +394,7 @@ class CachedEcgDataset(torch.utils.data.Dataset):
         return len(self.indices)
 
     def _normalise(self, x: np.ndarray, ks: np.ndarray) -> np.ndarray:
-        """Per-lead normalisation of crops in stored units (B, 12, crop) float32 -> (B, 12, crop) float32.
+        """Per-lead normalisation of crops in stored units (B, 12, crop) int16/float16 -> (B, 12, crop) float32.
 
         Z-scores do not depend on the unit, so for ``zscore`` the crops are not converted to mV first; ``eps`` is
         scaled to stored units instead, which makes this equal to ``normalize_per_lead`` on the mV signal.
@@ -402,14 +402,14 @@ class CachedEcgDataset(torch.utils.data.Dataset):
         """
         eps = 1e-6 / self.cache.scale
         if self.normalization != "zscore":
-            x, eps = x * np.float32(self.cache.scale), 1e-6
+            x, eps = x.astype(np.float32) * np.float32(self.cache.scale), 1e-6
         mask = self.cache.lead_mask[self.indices[ks]]  # (B, 12)
         short = self._valid[ks] < self.crop_samples
         if not short.any():
             return normalize_leads(
                 x, None if mask.all() else mask, self.normalization, eps=eps
             )  # all leads present: same, faster
-        out = np.zeros_like(x)
+        out = np.zeros(x.shape, dtype=np.float32)
         for b in range(len(ks)):  # padded records: normalise the real part, keep the padding at 0
             v = self._valid[ks[b]]
             out[b, :, :v] = normalize_leads(x[b, :, :v], mask[b], self.normalization, eps=eps)
@@ -428,9 +428,8 @@ class CachedEcgDataset(torch.utils.data.Dataset):
             crops = self.cache.signals[rows, :, starts[0] : starts[0] + c]  # (B, 12, c)
         else:
             crops = self._windows[rows, :, starts]  # (B, 12, c): one gather of B windows from the memmap
-        x = crops.astype(np.float32)  # (B, 12, c) stored units
         return {
-            "ecg": torch.from_numpy(self._normalise(x, ks)),  # (B, 12, c) float32
+            "ecg": torch.from_numpy(self._normalise(crops, ks)),  # (B, 12, c) float32
             "labels": self._labels[torch.from_numpy(ks)],  # (B, L) float32
             "index": torch.from_numpy(rows),  # (B,) int64 cache rows
         }
