@@ -143,8 +143,11 @@ def crop_moments(
     k = min(SUM_BLOCK, crops.shape[-1])
     t = np.arange(k)
     head_x = np.asarray(crops[:, :, :k], dtype=np.float64) * (t < head[:, None])[:, None, :]  # (B, 12, k)
-    tail_at = np.clip(lengths[:, None] - k + t, 0, None)  # (B, k) the last k real samples
-    tail_x = np.take_along_axis(np.asarray(crops), tail_at[:, None, :], axis=-1).astype(np.float64)
+    if lengths.min() == lengths.max() >= k:  # the common batch (no padded record): the tail is one slice
+        tail_x = np.asarray(crops[:, :, lengths[0] - k : lengths[0]], dtype=np.float64)  # (B, 12, k)
+    else:
+        tail_at = np.clip(lengths[:, None] - k + t, 0, None)  # (B, k) the last k real samples
+        tail_x = np.take_along_axis(np.asarray(crops), tail_at[:, None, :], axis=-1).astype(np.float64)
     tail_x *= (t >= k - tail[:, None])[:, None, :]  # (B, 12, k) only the last ``tail`` of them
     s1 = whole[:, 0] + head_x.sum(-1) + tail_x.sum(-1)  # (B, 12)
     s2 = whole[:, 1] + np.einsum("bct,bct->bc", head_x, head_x) + np.einsum("bct,bct->bc", tail_x, tail_x)
@@ -520,7 +523,7 @@ class CachedEcgDataset(torch.utils.data.Dataset):
         """Per-lead normalisation of crops in stored units (B, 12, c) int16/float16 -> (B, 12, c) float32.
 
         Each lead's mean and std over the crop's real samples come from the cache's prefix sums
-        (``crop_moments``), so the crop itself is touched once, by one subtract and one multiply; ``eps`` and the
+        (``crop_moments``), so the crop itself is only converted, centred and scaled (three vectorised passes); ``eps`` and the
         ``center`` unit are converted to stored units. Equal to ``normalize_leads`` on the mV crop; padding stays 0.
         """
         rows, lengths = self.indices[ks], self._valid[ks]
@@ -528,7 +531,8 @@ class CachedEcgDataset(torch.utils.data.Dataset):
         mask = self.cache.lead_mask[rows]  # (B, 12)
         unit = self.cache.scale  # mV per stored unit
         scale = lead_scales(std, None if mask.all() else mask, self.normalization, 1e-6 / unit, unit)
-        out = np.subtract(crops, mean.astype(np.float32), dtype=np.float32)  # (B, 12, c)
+        out = crops.astype(np.float32)  # (B, 12, c)
+        out -= mean.astype(np.float32)
         out *= scale
         for b in np.flatnonzero(lengths < self.crop_samples):  # padded records: keep the padding at 0
             out[b, :, lengths[b] :] = 0.0
