@@ -31,6 +31,11 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
         ["--sampling-rate", "500"],
         ["--sampling-rate", "500", "--records", "100"],
     ),
+    "input_path": (
+        "bench_input_path.py",
+        [],
+        ["--records", "128", "--models", "smoke", "--steps", "3", "--repeats", "3"],
+    ),
     "text_cache": ("bench_text_cache.py", [], ["--steps", "3", "--records", "300"]),
     "io": ("bench_io.py", [], ["--repeats", "5"]),
     "synthetic": ("bench_synthetic.py", [], ["--num-records", "100"]),

@@ -101,37 +101,56 @@ CENTER_UNIT_MV = 0.3
 """``center`` normalisation divides by this many mV (about a lead's typical standard deviation)."""
 
 
-def _per_lead(
-    signal: np.ndarray, lead_mask: np.ndarray | None, eps: float, unit_mv: float | None
-) -> np.ndarray:
-    """Remove each lead's mean and divide by its std (``unit_mv`` None) or by ``unit_mv``; (..., C, T) float32.
+_LEAD_FACTORS = {
+    "zscore": lambda std, eps, mv_per_unit: 1.0 / (std + eps),  # unit-free
+    "center": lambda std, eps, mv_per_unit: np.full_like(
+        std, mv_per_unit / CENTER_UNIT_MV
+    ),  # in CENTER_UNIT_MV
+}
 
-    Leads where ``lead_mask`` (shape (C,) or (..., C)) is False are set to 0, and so are constant leads.
+
+def lead_scales(
+    std: np.ndarray, lead_mask: np.ndarray | None, mode: str, eps: float = 1e-6, mv_per_unit: float = 1.0
+) -> np.ndarray:
+    """The factor ``mode`` multiplies each centred lead by: std (..., C, 1) -> (..., C, 1) float32.
+
+    ``std`` and ``eps`` are in the signal's units (``mv_per_unit`` mV each, e.g. a cache's stored units); the
+    factor is 0 for flat leads (std <= eps: they carry no information) and where ``lead_mask`` ((C,) or (..., C))
+    is False.
     """
-    x = np.asarray(signal, dtype=np.float32)
-    mean = x.mean(axis=-1, keepdims=True)  # (..., C, 1)
-    std = x.std(axis=-1, keepdims=True)  # (..., C, 1)
-    # One scale per lead, 0 for flat leads (they carry no information) and masked leads.
-    per_lead = 1.0 / (std + eps) if unit_mv is None else 1.0 / unit_mv
-    scale = np.where(std > eps, per_lead, 0.0).astype(np.float32)
+    factor = _LEAD_FACTORS[check_normalization(mode)](std, eps, mv_per_unit)
+    scale = np.where(std > eps, factor, 0.0).astype(np.float32)
     if lead_mask is not None:
         scale = scale * np.asarray(lead_mask, dtype=np.float32)[..., None]
-    out = x - mean  # a new array, so the in-place multiply never touches the caller's signal
-    out *= scale
-    return out
+    return scale
+
+
+def _per_lead(signal: np.ndarray, lead_mask: np.ndarray | None, eps: float, mode: str) -> np.ndarray:
+    """Centre each lead and multiply it by ``lead_scales``; (..., C, T) -> (..., C, T) float32.
+
+    Any real dtype in (e.g. a cache's int16 crops); a new float32 array out, the caller's signal is never changed.
+    One float32 copy changed in place, no temporaries of the signal's size and no threads (it runs in
+    DataLoader workers and next to the training step's threads).
+    """
+    x = np.array(signal, dtype=np.float32)  # (..., C, T) a copy, changed in place below
+    rows = x.reshape(-1, x.shape[-1])  # (R, T) view
+    rows -= rows.mean(axis=-1, keepdims=True)  # centred
+    std = np.sqrt(np.einsum("rt,rt->r", rows, rows) / rows.shape[-1]).reshape(*x.shape[:-1], 1)  # (..., C, 1)
+    x *= lead_scales(std, lead_mask, mode, eps)
+    return x
 
 
 def normalize_per_lead(
     signal: np.ndarray, lead_mask: np.ndarray | None = None, eps: float = 1e-6
 ) -> np.ndarray:
     """Z-score each lead over time (shape only): (..., C, T) -> (..., C, T) float32; masked/flat leads -> 0."""
-    return _per_lead(signal, lead_mask, eps, None)
+    return _per_lead(signal, lead_mask, eps, "zscore")
 
 
 def center_per_lead(signal: np.ndarray, lead_mask: np.ndarray | None = None, eps: float = 1e-6) -> np.ndarray:
     """Remove each lead's mean, keep the amplitude in units of ``CENTER_UNIT_MV``: (..., C, T) mV -> float32;
     masked/flat leads -> 0."""
-    return _per_lead(signal, lead_mask, eps, CENTER_UNIT_MV)
+    return _per_lead(signal, lead_mask, eps, "center")
 
 
 NORMALIZATIONS = {"zscore": normalize_per_lead, "center": center_per_lead}

@@ -9,10 +9,12 @@ import pytest
 import torch
 
 from encoder.datasets.cache import (
+    SUM_BLOCK,
     BuildCacheConfig,
     CachedEcgDataset,
     EcgCache,
     batch_loader,
+    block_prefix_sums,
     build_cache,
     run_build_cache,
 )
@@ -94,6 +96,9 @@ def test_failed_build_leaves_nothing_and_skips_bad_records(root, tmp_path):
     assert len(cache) == len(ds) - 1
     assert [s["ecg_id"] for s in cache.meta["skipped"]] == [int(ds.table["ecg_id"].iloc[2])]
     assert int(ds.table["ecg_id"].iloc[2]) not in set(cache.table["ecg_id"])
+    assert cache.lead_sums.shape == (len(ds) - 1, 2, 12, 1000 // SUM_BLOCK + 1)
+    for row in (1, 2, len(cache) - 1):  # the compacted prefix sums stay aligned with the compacted signals
+        np.testing.assert_array_equal(cache.lead_sums[row], block_prefix_sums(cache.signals[row]))
 
 
 def test_cached_dataset_crops_match_inference_normalisation(root, tmp_path):

@@ -5,6 +5,8 @@ Layout of a cache directory (``<cache_root>/<name>-<key>/``)::
     signals.npy    (N, 12, T) int16 (lossless: 16-bit source, one common gain) or float16 (mV); .npy, memmapped
     labels.npy     (N, L) uint8 multi-hot in ``label_names`` order
     lead_mask.npy  (N, 12) bool, False for absent or flat leads
+    lead_sums.npy  (N, 2, 12, T // SUM_BLOCK + 1) float64 prefix sums of each lead and of its square (stored
+                   units) at every SUM_BLOCK-th sample: a crop's per-lead mean and std without a pass over it
     table.csv      ecg_id, filename, strat_fold, labels (JSON list), text, age, sex, ..., valid_length
     meta.json      format version, settings and key, label names, sampling rate, dtype, scale (mV per unit)
 
@@ -34,10 +36,13 @@ from encoder.config_io import atomic_write_json, save_resolved_config
 from encoder.datasets.ptbxl import SPLIT_FOLDS, PtbXl
 from encoder.errors import ConfigError, DatasetError, EcgInputError
 from encoder.leads import CANONICAL_LEADS
-from encoder.preprocess import bandpass, check_normalization, normalize_leads, resample
+from encoder.preprocess import bandpass, check_normalization, lead_scales, resample
 
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2
 """Bump when the on-disk layout or the conversion changes (invalidates every existing cache)."""
+
+SUM_BLOCK = 64
+"""Samples between two stored prefix sums (``lead_sums.npy`` is 8 / SUM_BLOCK of the int16 signals' size)."""
 
 # WFDB storage formats whose samples fit in 16 bits.
 _SIXTEEN_BIT_FORMATS = {"8", "16", "61", "80", "160", "212", "310", "311"}
@@ -104,6 +109,54 @@ def _common_int16_gain(dataset: PtbXl, progress: bool = True) -> float | None:
     return gains.pop() if len(gains) == 1 else None
 
 
+def block_prefix_sums(x: np.ndarray, block: int = SUM_BLOCK) -> np.ndarray:
+    """Prefix sums of each lead and of its square at every ``block``-th sample: (12, T) -> (2, 12, T // block + 1)
+    float64, ``out[:, :, j]`` = sums of x and x**2 over samples [0, j * block) (exact for int16 signals)."""
+    j = x.shape[-1] // block
+    blocks = np.asarray(x[:, : j * block], dtype=np.float64).reshape(x.shape[0], j, block)  # (12, J, block)
+    out = np.zeros((2, x.shape[0], j + 1))
+    np.cumsum(blocks.sum(axis=-1), axis=-1, out=out[0, :, 1:])
+    np.cumsum(np.einsum("cjt,cjt->cj", blocks, blocks), axis=-1, out=out[1, :, 1:])
+    return out
+
+
+def crop_moments(
+    lead_sums: np.ndarray, rows: np.ndarray, crops: np.ndarray, starts: np.ndarray, lengths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-lead mean and std of ``crops[b, :, :lengths[b]]``, cut at ``starts`` from cache ``rows``.
+
+    ``lead_sums`` (N, 2, 12, J + 1) holds the records' block prefix sums (``block_prefix_sums``); crops are
+    (B, 12, c) in stored units, 0 < lengths <= c. The whole blocks inside a crop come from the stored sums (two
+    gathers of (B, 2, 12)); only its first and last partial blocks (< SUM_BLOCK samples each) are summed here.
+    Returns mean, std (B, 12, 1) float64.
+    """
+    ends = starts + lengths
+    first = -(-starts // SUM_BLOCK)  # (B,) first block boundary at or after the start
+    last = ends // SUM_BLOCK  # (B,) last block boundary at or before the end
+    inside = first <= last  # the crop reaches a boundary; else it lies within one block: all of it is "head"
+    head = np.where(inside, first * SUM_BLOCK - starts, lengths)  # (B,) samples before the first boundary
+    tail = np.where(inside, ends - last * SUM_BLOCK, 0)  # (B,) samples after the last boundary
+    first = np.minimum(first, last)  # (B,) = last where the crop lies within one block: no whole blocks
+    whole = (
+        lead_sums[rows, :, :, last] - lead_sums[rows, :, :, first]
+    )  # (B, 2, 12) sums over the whole blocks
+    k = min(SUM_BLOCK, crops.shape[-1])
+    t = np.arange(k)
+    head_x = np.asarray(crops[:, :, :k], dtype=np.float64) * (t < head[:, None])[:, None, :]  # (B, 12, k)
+    if lengths.min() == lengths.max() >= k:  # the common batch (no padded record): the tail is one slice
+        tail_x = np.asarray(crops[:, :, lengths[0] - k : lengths[0]], dtype=np.float64)  # (B, 12, k)
+    else:
+        tail_at = np.clip(lengths[:, None] - k + t, 0, None)  # (B, k) the last k real samples
+        tail_x = np.take_along_axis(np.asarray(crops), tail_at[:, None, :], axis=-1).astype(np.float64)
+    tail_x *= (t >= k - tail[:, None])[:, None, :]  # (B, 12, k) only the last ``tail`` of them
+    s1 = whole[:, 0] + head_x.sum(-1) + tail_x.sum(-1)  # (B, 12)
+    s2 = whole[:, 1] + np.einsum("bct,bct->bc", head_x, head_x) + np.einsum("bct,bct->bc", tail_x, tail_x)
+    n = lengths[:, None].astype(np.float64)
+    mean = s1 / n
+    std = np.sqrt(np.maximum(s2 / n - mean * mean, 0.0))
+    return mean[..., None], std[..., None]
+
+
 @dataclass
 class EcgCache:
     """An opened cache directory (read-only memmaps)."""
@@ -114,6 +167,7 @@ class EcgCache:
     labels: np.ndarray  # (N, L) uint8
     lead_mask: np.ndarray  # (N, 12) bool
     table: pd.DataFrame
+    lead_sums: np.ndarray  # (N, 2, 12, T // SUM_BLOCK + 1) float64 memmap (see ``block_prefix_sums``)
 
     @classmethod
     def open(cls, path: str | Path) -> EcgCache:
@@ -131,6 +185,7 @@ class EcgCache:
             )
         try:
             signals = np.load(path / "signals.npy", mmap_mode="r", allow_pickle=False)
+            lead_sums = np.load(path / "lead_sums.npy", mmap_mode="r", allow_pickle=False)
             labels = np.load(path / "labels.npy", allow_pickle=False)
             lead_mask = np.load(path / "lead_mask.npy", allow_pickle=False)
             table = pd.read_csv(path / "table.csv", keep_default_na=False)
@@ -139,21 +194,21 @@ class EcgCache:
                 f"Cache {path} is incomplete or corrupt ({exc}); delete it and rebuild."
             ) from exc
         table["labels"] = [json.loads(s) for s in table["labels"]]
-        if not (len(signals) == len(labels) == len(lead_mask) == len(table)):
+        if not (len(signals) == len(labels) == len(lead_mask) == len(table) == len(lead_sums)):
             raise DatasetError(f"Cache {path} is inconsistent (row counts differ); delete it and rebuild.")
-        return cls(path, meta, signals, labels, lead_mask, table)
+        return cls(path, meta, signals, labels, lead_mask, table, lead_sums)
 
     def __len__(self) -> int:
         return int(self.signals.shape[0])
 
     def __getstate__(self) -> dict[str, Any]:
         # DataLoader workers (spawn) get the path and re-open the memmap instead of a pickled copy of the array
-        state = {k: v for k, v in self.__dict__.items() if k not in ("signals", "_row_of")}
-        return state
+        return {k: v for k, v in self.__dict__.items() if k not in ("signals", "lead_sums", "_row_of")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.signals = np.load(self.path / "signals.npy", mmap_mode="r", allow_pickle=False)
+        self.lead_sums = np.load(self.path / "lead_sums.npy", mmap_mode="r", allow_pickle=False)
 
     @property
     def label_names(self) -> list[str]:
@@ -216,12 +271,7 @@ def build_cache(
         dtype: ``auto`` (int16 when lossless, else float16), ``int16`` (error unless lossless) or ``float16``.
         on_error: ``skip`` (unreadable records are left out and listed in meta.json) or ``raise``.
     """
-    if dtype not in DTYPES:
-        raise ConfigError(f"dtype must be one of {DTYPES}, got {dtype!r}.")
-    if on_error not in ("skip", "raise"):
-        raise ConfigError(f"on_error must be 'skip' or 'raise', got {on_error!r}.")
-    if seconds <= 0:
-        raise ConfigError(f"seconds must be positive, got {seconds}.")
+    _check_build_args(dtype, on_error, seconds)
     cache_root = Path(cache_root) if cache_root is not None else default_cache_root()
     _check_outside(cache_root, dataset.root)
     if len(dataset) == 0:
@@ -232,79 +282,14 @@ def build_cache(
     final = cache_root / f"ptbxl-{dataset.task}-{dataset.sampling_rate}hz-{num_samples}-{key}"
     if (final / "meta.json").is_file():
         return EcgCache.open(final)
-
-    gain = None if (bandpass_hz or dtype == "float16") else _common_int16_gain(dataset, progress)
-    if dtype == "int16" and gain is None:
-        raise ConfigError(
-            "dtype='int16' needs a lossless source (16-bit records with one common gain, no filter); "
-            "use dtype='auto' or 'float16'."
-        )
-    store_dtype = np.int16 if gain is not None else np.float16
-    scale = 1.0 / gain if gain is not None else 1.0
-
+    storage = _choose_storage(dataset, bandpass_hz, dtype, progress)
     cache_root.mkdir(parents=True, exist_ok=True)
     tmp = cache_root / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        n = len(dataset)
-        signals = np.lib.format.open_memmap(
-            tmp / "signals.npy", mode="w+", dtype=store_dtype, shape=(n, 12, num_samples)
-        )
-        lead_mask = np.zeros((n, 12), dtype=bool)
-        valid_length = np.zeros(n, dtype=np.int64)
-        kept: list[int] = []
-        skipped: list[dict[str, Any]] = []
-        clipped = 0
-        for i in tqdm(range(n), desc=f"caching {final.name}", unit="rec", disable=not progress):
-            try:
-                ecg = dataset.read(i)
-            except EcgInputError as exc:
-                if on_error == "raise":
-                    raise DatasetError(f"Record {dataset.record_path(i)} cannot be read: {exc}") from exc
-                skipped.append({"ecg_id": int(dataset.table["ecg_id"].iloc[i]), "error": str(exc)})
-                continue
-            x = ecg.signal  # (12, T) float32 mV
-            if ecg.fs != dataset.sampling_rate:
-                x = resample(x, ecg.fs, dataset.sampling_rate)
-            if bandpass_hz:
-                x = bandpass(x, dataset.sampling_rate, low=bandpass_hz[0], high=bandpass_hz[1])
-            t = min(x.shape[-1], num_samples)
-            j = len(kept)
-            if gain is not None:
-                q = np.rint(x[:, :t] * gain)
-                clipped += int(np.count_nonzero((q < -32768) | (q > 32767)))
-                signals[j, :, :t] = np.clip(q, -32768, 32767).astype(np.int16)
-            else:
-                signals[j, :, :t] = x[:, :t].astype(np.float16)
-            if t < num_samples:
-                signals[j, :, t:] = 0
-            mask = np.asarray(ecg.lead_mask, dtype=bool).copy()
-            for lead in ecg.meta.get("flat_leads", []) or []:
-                if lead in CANONICAL_LEADS:
-                    mask[CANONICAL_LEADS.index(lead)] = False
-            lead_mask[j] = mask
-            valid_length[j] = t
-            kept.append(i)
-        signals.flush()
-        del signals
-        if not kept:
-            raise DatasetError(f"No record of {dataset!r} could be read; first error: {skipped[0]['error']}")
-        if len(kept) < n:  # compact: rewrite without the skipped rows
-            old = np.load(tmp / "signals.npy", mmap_mode="r")
-            new = np.lib.format.open_memmap(
-                tmp / "signals.tmp.npy", mode="w+", dtype=store_dtype, shape=(len(kept), 12, num_samples)
-            )
-            new[:] = old[: len(kept)]
-            new.flush()
-            del new, old
-            os.replace(tmp / "signals.tmp.npy", tmp / "signals.npy")
-        rows = np.asarray(kept)
-        np.save(tmp / "labels.npy", dataset.multi_hot()[rows], allow_pickle=False)
-        np.save(tmp / "lead_mask.npy", lead_mask[: len(kept)], allow_pickle=False)
-        table = dataset.table.iloc[rows].drop(columns=["scp_codes"], errors="ignore").reset_index(drop=True)
-        table["labels"] = [json.dumps(x) for x in table["labels"]]
-        table["valid_length"] = valid_length[: len(kept)]
-        table.to_csv(tmp / "table.csv", index=False)
+        reader = _RecordReader(dataset, storage, num_samples, bandpass_hz)
+        written = _write_signals(reader, tmp, on_error, progress, desc=f"caching {final.name}")
+        _write_tables(tmp, dataset, written)
         meta = {
             "format_version": CACHE_FORMAT_VERSION,
             "key": key,
@@ -313,25 +298,166 @@ def build_cache(
             "label_task": dataset.task,
             "sampling_rate": dataset.sampling_rate,
             "num_samples": num_samples,
-            "num_records": len(kept),
-            "dtype": np.dtype(store_dtype).name,
-            "scale": scale,
-            "lossless": gain is not None,
-            "clipped_samples": clipped,
-            "skipped": skipped,
+            "num_records": len(written.kept),
+            "dtype": np.dtype(storage.dtype).name,
+            "scale": 1.0 / storage.gain if storage.gain is not None else 1.0,
+            "lossless": storage.gain is not None,
+            "clipped_samples": written.clipped,
+            "skipped": written.skipped,
         }
         atomic_write_json(tmp / "meta.json", meta)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if (final / "meta.json").is_file():  # another process finished the same cache first
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                raise
+        _publish(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return EcgCache.open(final)
+
+
+def _check_build_args(dtype: str, on_error: str, seconds: float) -> None:
+    if dtype not in DTYPES:
+        raise ConfigError(f"dtype must be one of {DTYPES}, got {dtype!r}.")
+    if on_error not in ("skip", "raise"):
+        raise ConfigError(f"on_error must be 'skip' or 'raise', got {on_error!r}.")
+    if seconds <= 0:
+        raise ConfigError(f"seconds must be positive, got {seconds}.")
+
+
+@dataclass(frozen=True)
+class _Storage:
+    """How the samples are stored: int16 at the records' one ADC gain (lossless) or float16 mV."""
+
+    dtype: type
+    gain: float | None  # stored units per mV (int16), None for float16 mV
+
+
+def _choose_storage(
+    dataset: PtbXl, bandpass_hz: tuple[float, float] | None, dtype: str, progress: bool
+) -> _Storage:
+    gain = None if (bandpass_hz or dtype == "float16") else _common_int16_gain(dataset, progress)
+    if dtype == "int16" and gain is None:
+        raise ConfigError(
+            "dtype='int16' needs a lossless source (16-bit records with one common gain, no filter); "
+            "use dtype='auto' or 'float16'."
+        )
+    return _Storage(np.int16, gain) if gain is not None else _Storage(np.float16, None)
+
+
+@dataclass
+class _RecordReader:
+    """Reads record ``i`` of the dataset as the cache stores it."""
+
+    dataset: PtbXl
+    storage: _Storage
+    num_samples: int
+    bandpass_hz: tuple[float, float] | None
+
+    def __call__(self, i: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+        """-> stored (12, num_samples) zero-padded, lead mask (12,) bool (flat leads off), real samples, samples
+        clipped to int16. Raises ``EcgInputError`` for an unreadable record."""
+        ds, gain = self.dataset, self.storage.gain
+        ecg = ds.read(i)
+        x = ecg.signal  # (12, T) float32 mV
+        if ecg.fs != ds.sampling_rate:
+            x = resample(x, ecg.fs, ds.sampling_rate)
+        if self.bandpass_hz:
+            x = bandpass(x, ds.sampling_rate, low=self.bandpass_hz[0], high=self.bandpass_hz[1])
+        t = min(x.shape[-1], self.num_samples)
+        out = np.zeros((12, self.num_samples), dtype=self.storage.dtype)  # (12, num_samples)
+        clipped = 0
+        if gain is not None:
+            q = np.rint(x[:, :t] * gain)
+            clipped = int(np.count_nonzero((q < -32768) | (q > 32767)))
+            out[:, :t] = np.clip(q, -32768, 32767)
+        else:
+            out[:, :t] = x[:, :t]
+        mask = np.asarray(ecg.lead_mask, dtype=bool).copy()
+        for lead in ecg.meta.get("flat_leads", []) or []:
+            if lead in CANONICAL_LEADS:
+                mask[CANONICAL_LEADS.index(lead)] = False
+        return out, mask, t, clipped
+
+
+@dataclass
+class _Written:
+    """What ``_write_signals`` wrote: dataset rows kept (in cache order), skipped records and per-row arrays."""
+
+    kept: list[int]
+    skipped: list[dict[str, Any]]
+    clipped: int
+    lead_mask: np.ndarray  # (len(kept), 12) bool
+    valid_length: np.ndarray  # (len(kept),) int64
+
+
+def _write_signals(read: _RecordReader, tmp: Path, on_error: str, progress: bool, desc: str) -> _Written:
+    """Every readable record into ``signals.npy`` and its prefix sums into ``lead_sums.npy`` (skipped rows are
+    compacted away)."""
+    ds, n, t = read.dataset, len(read.dataset), read.num_samples
+    signals = np.lib.format.open_memmap(
+        tmp / "signals.npy", mode="w+", dtype=read.storage.dtype, shape=(n, 12, t)
+    )
+    sums = np.lib.format.open_memmap(
+        tmp / "lead_sums.npy", mode="w+", dtype=np.float64, shape=(n, 2, 12, t // SUM_BLOCK + 1)
+    )
+    lead_mask, valid_length = np.zeros((n, 12), dtype=bool), np.zeros(n, dtype=np.int64)
+    written = _Written([], [], 0, lead_mask, valid_length)
+    for i in tqdm(range(n), desc=desc, unit="rec", disable=not progress):
+        try:
+            x, mask, valid, clipped = read(i)
+        except EcgInputError as exc:
+            if on_error == "raise":
+                raise DatasetError(f"Record {ds.record_path(i)} cannot be read: {exc}") from exc
+            written.skipped.append({"ecg_id": int(ds.table["ecg_id"].iloc[i]), "error": str(exc)})
+            continue
+        j = len(written.kept)
+        signals[j], sums[j] = x, block_prefix_sums(x)
+        lead_mask[j], valid_length[j] = mask, valid
+        written.clipped += clipped
+        written.kept.append(i)
+    signals.flush()
+    sums.flush()
+    del signals, sums
+    k = len(written.kept)
+    if not k:
+        raise DatasetError(f"No record of {ds!r} could be read; first error: {written.skipped[0]['error']}")
+    if k < n:  # compact: rewrite without the skipped rows
+        for name in ("signals.npy", "lead_sums.npy"):
+            _keep_first_rows(tmp / name, k)
+    written.lead_mask, written.valid_length = lead_mask[:k], valid_length[:k]
+    return written
+
+
+def _keep_first_rows(path: Path, k: int) -> None:
+    """Rewrite the .npy at ``path`` with only its first ``k`` rows."""
+    old = np.load(path, mmap_mode="r")
+    new = np.lib.format.open_memmap(
+        path.with_suffix(".tmp.npy"), mode="w+", dtype=old.dtype, shape=(k, *old.shape[1:])
+    )
+    new[:] = old[:k]
+    new.flush()
+    del new, old
+    os.replace(path.with_suffix(".tmp.npy"), path)
+
+
+def _write_tables(tmp: Path, dataset: PtbXl, written: _Written) -> None:
+    """labels.npy, lead_mask.npy and table.csv of the kept rows."""
+    rows = np.asarray(written.kept)
+    np.save(tmp / "labels.npy", dataset.multi_hot()[rows], allow_pickle=False)
+    np.save(tmp / "lead_mask.npy", written.lead_mask, allow_pickle=False)
+    table = dataset.table.iloc[rows].drop(columns=["scp_codes"], errors="ignore").reset_index(drop=True)
+    table["labels"] = [json.dumps(x) for x in table["labels"]]
+    table["valid_length"] = written.valid_length
+    table.to_csv(tmp / "table.csv", index=False)
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    """Rename the complete temp folder to its final name (another process may have finished it first)."""
+    try:
+        os.rename(tmp, final)
+    except OSError:
+        if (final / "meta.json").is_file():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            raise
 
 
 class CachedEcgDataset(torch.utils.data.Dataset):
@@ -393,26 +519,23 @@ class CachedEcgDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def _normalise(self, x: np.ndarray, ks: np.ndarray) -> np.ndarray:
-        """Per-lead normalisation of crops in stored units (B, 12, crop) float32 -> (B, 12, crop) float32.
+    def _normalise(self, crops: np.ndarray, ks: np.ndarray) -> np.ndarray:
+        """Per-lead normalisation of crops in stored units (B, 12, c) int16/float16 -> (B, 12, c) float32.
 
-        Z-scores do not depend on the unit, so for ``zscore`` the crops are not converted to mV first; ``eps`` is
-        scaled to stored units instead, which makes this equal to ``normalize_per_lead`` on the mV signal.
-        ``center`` keeps amplitudes, so its crops are converted to mV.
+        Each lead's mean and std over the crop's real samples come from the cache's prefix sums
+        (``crop_moments``), so the crop itself is only converted, centred and scaled (three vectorised passes); ``eps`` and the
+        ``center`` unit are converted to stored units. Equal to ``normalize_leads`` on the mV crop; padding stays 0.
         """
-        eps = 1e-6 / self.cache.scale
-        if self.normalization != "zscore":
-            x, eps = x * np.float32(self.cache.scale), 1e-6
-        mask = self.cache.lead_mask[self.indices[ks]]  # (B, 12)
-        short = self._valid[ks] < self.crop_samples
-        if not short.any():
-            return normalize_leads(
-                x, None if mask.all() else mask, self.normalization, eps=eps
-            )  # all leads present: same, faster
-        out = np.zeros_like(x)
-        for b in range(len(ks)):  # padded records: normalise the real part, keep the padding at 0
-            v = self._valid[ks[b]]
-            out[b, :, :v] = normalize_leads(x[b, :, :v], mask[b], self.normalization, eps=eps)
+        rows, lengths = self.indices[ks], self._valid[ks]
+        mean, std = crop_moments(self.cache.lead_sums, rows, crops, self._starts[ks], lengths)  # (B, 12, 1)
+        mask = self.cache.lead_mask[rows]  # (B, 12)
+        unit = self.cache.scale  # mV per stored unit
+        scale = lead_scales(std, None if mask.all() else mask, self.normalization, 1e-6 / unit, unit)
+        out = crops.astype(np.float32)  # (B, 12, c)
+        out -= mean.astype(np.float32)
+        out *= scale
+        for b in np.flatnonzero(lengths < self.crop_samples):  # padded records: keep the padding at 0
+            out[b, :, lengths[b] :] = 0.0
         return out
 
     def batch(self, ks: list[int] | np.ndarray) -> dict[str, torch.Tensor]:
@@ -428,9 +551,8 @@ class CachedEcgDataset(torch.utils.data.Dataset):
             crops = self.cache.signals[rows, :, starts[0] : starts[0] + c]  # (B, 12, c)
         else:
             crops = self._windows[rows, :, starts]  # (B, 12, c): one gather of B windows from the memmap
-        x = crops.astype(np.float32)  # (B, 12, c) stored units
         return {
-            "ecg": torch.from_numpy(self._normalise(x, ks)),  # (B, 12, c) float32
+            "ecg": torch.from_numpy(self._normalise(crops, ks)),  # (B, 12, c) float32
             "labels": self._labels[torch.from_numpy(ks)],  # (B, L) float32
             "index": torch.from_numpy(rows),  # (B,) int64 cache rows
         }
