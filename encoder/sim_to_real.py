@@ -224,7 +224,15 @@ class SimToRealConfig:
     n_boot: int = field(default=500, metadata={"ge": 10})
     """Bootstrap resamples of every CI."""
     seed: int = 0
-    """Seed of the bootstrap and of the synthetic subsample."""
+    """Seed of the bootstrap, of the synthetic subsample and of the questions written from the real labels."""
+    stage2: str = ""
+    """Optional stage-2 model folder: also run ``eval-vqa`` on ECG-QA questions over the real records (see
+    ``write_real_vqa``), beside the majority answer and the aux-head answerer."""
+    questions: str = ""
+    """Real ECG-QA questions over the real records (e.g. real183/questions.json); its noise templates 26-28 join
+    the questions written from the real labels."""
+    questions_per_record: float = field(default=4.0, metadata={"gt": 0.0})
+    """Questions written per real record from its real labels (with ``stage2``)."""
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -290,10 +298,115 @@ def run_sim_to_real(cfg: SimToRealConfig) -> dict[str, Any]:
         "real_scores": score_head(head_probabilities(model, real_x), real_sets, enc_labels, names, **boot),
         "synthetic_test": score_head(head_probabilities(model, syn_x), syn_sets, enc_labels, names, **boot),
     }
+    if cfg.stage2:
+        res["vqa"] = run_real_vqa(cfg, out)
     atomic_write_json(out / "sim_to_real.json", res)
     atomic_write_text(out / "sim_to_real.md", report_markdown(res))
     plot_sim_to_real(res, out / "sim_to_real_auroc.png")
     return res
+
+
+# ----------------------------------------------------------------------------------------------- stage 2
+
+REAL_NOISE_TEMPLATES = (26, 27, 28)
+"""ECG-QA templates asking about noise in a lead (the real ECG-QA questions over the shared records)."""
+
+
+def _write_records(root: Path, x: np.ndarray, ids: np.ndarray) -> tuple[list[str], list[str]]:
+    """WFDB records (16 bit, 1000 units per z unit) at 100 and 500 Hz of prepared records (N, 12, 5000)."""
+    import wfdb
+
+    from encoder.datasets.synthetic import PTBXL_LEAD_NAMES
+    from encoder.preprocess import resample
+
+    lr, hr = [], []
+    for rec, e in zip(x, ids, strict=True):
+        folder = f"{int(e) // 1000 * 1000:05d}"
+        for fs, sub, suffix, names in ((100, "records100", "lr", lr), (500, "records500", "hr", hr)):
+            sig = rec if fs == 500 else resample(rec, 500, fs)  # (12, T)
+            (root / sub / folder).mkdir(parents=True, exist_ok=True)
+            wfdb.wrsamp(
+                f"{int(e):05d}_{suffix}", fs=fs, units=["mV"] * 12, sig_name=PTBXL_LEAD_NAMES,
+                p_signal=sig.T.astype(np.float64), fmt=["16"] * 12, adc_gain=[1000.0] * 12, baseline=[0] * 12,
+                write_dir=str(root / sub / folder),
+            )  # fmt: skip
+            names.append(f"{sub}/{folder}/{int(e):05d}_{suffix}")
+    return lr, hr
+
+
+def write_real_vqa(
+    real: str | Path,
+    table: str | Path,
+    out: str | Path,
+    questions: str | Path | None = None,
+    questions_per_record: float = 4.0,
+    seed: int = 0,
+) -> Path:
+    """An ECG-QA-format folder over the real records for ``ecgllm eval-vqa`` (``--ecgqa_root out/ecgqa
+    --signals_root out``): PTB-XL layout (the real table's rows, WFDB records of the prepared signals) and, in the
+    ``test`` split, questions written from the real labels with the cohort's own question writer
+    (``encoder.synth.questions.make_questions``) plus the real ECG-QA noise questions of ``questions`` (templates
+    26-28). Returns ``out``."""
+    import json
+    import shutil
+    from importlib import resources
+
+    from encoder.datasets.ptbxl import parse_scp_codes
+    from encoder.datasets.ptbxl_attributes import table_attributes
+    from encoder.synth.questions import QaRecord, make_questions
+
+    out = Path(out)
+    x, ids = load_real_records(real)
+    full = pd.read_csv(table)
+    rows = full.set_index("ecg_id").loc[[int(e) for e in ids]].reset_index()
+    rows["filename_lr"], rows["filename_hr"] = _write_records(out, x, ids)
+    rows.to_csv(out / "ptbxl_database.csv", index=False)
+    res = resources.files("encoder") / "resources"
+    shutil.copyfile(str(res / "ptbxl" / "scp_statements.csv"), out / "scp_statements.csv")
+    records = [
+        QaRecord(int(r.ecg_id), int(r.patient_id), 10, frozenset(c), attributes=a, likelihoods=c)
+        for r, a, c in zip(
+            rows.itertuples(),
+            table_attributes(rows),
+            (parse_scp_codes(v) for v in rows["scp_codes"]),
+            strict=True,
+        )
+    ]  # fold 10: every question lands in the test split
+    samples = make_questions(records, questions_per_record, seed)["test"]
+    if questions:
+        keep = set(int(e) for e in ids)
+        real_q = [
+            q for q in json.loads(Path(questions).read_text())
+            if q["template_id"] in REAL_NOISE_TEMPLATES and set(q["ecg_id"]) <= keep
+        ]  # fmt: skip
+        first = max((s["sample_id"] for s in samples), default=0) + 1
+        samples += [q | {"sample_id": first + i, "source": "ecgqa-real"} for i, q in enumerate(real_q)]
+    qa = out / "ecgqa" / "ptbxl"
+    (qa / "template" / "test").mkdir(parents=True, exist_ok=True)
+    for name in ("answers.csv", "answers_for_each_template.csv"):
+        shutil.copyfile(str(res / "ecgqa" / "ptbxl" / name), qa / name)
+    atomic_write_json(qa / "template" / "test" / "0.json", samples)
+    return out
+
+
+def run_real_vqa(cfg: SimToRealConfig, out: Path) -> dict[str, Any]:
+    """``eval-vqa`` of the stage-2 model ``cfg.stage2`` on :func:`write_real_vqa`'s folder (``out/real_vqa``);
+    the report goes to ``out/vqa``."""
+    import shutil
+
+    from llm_finetune.vqa.evaluate import EvalVqaConfig, run_eval_vqa
+
+    folder = out / "real_vqa"
+    shutil.rmtree(folder, ignore_errors=True)
+    write_real_vqa(cfg.real, cfg.table, folder, cfg.questions or None, cfg.questions_per_record, cfg.seed)
+    report = run_eval_vqa(
+        EvalVqaConfig(
+            model_dir=Path(cfg.stage2), ecgqa_root=folder / "ecgqa", signals_root=folder, out_dir=out / "vqa",
+            split="test", baselines=["majority", "aux_head"], majority_fit_split="test", seed=cfg.seed,
+            allow_leakage=True,  # synthetic and real ecg_ids share numbers but name different recordings
+        )
+    )  # fmt: skip
+    return {"questions_folder": str(folder), "report_dir": str(report)}
 
 
 # ----------------------------------------------------------------------------------------------- report
@@ -359,6 +472,8 @@ def report_markdown(res: dict[str, Any]) -> str:
     for name, e in r["all"]["labels"].items():
         se = s["all"]["labels"][name]
         lines.append(f"| {name} | {e['positives']} | {_fmt(e)} | {se['positives']} | {_fmt(se)} |")
+    if "vqa" in res:
+        lines += ["", f"Stage 2 on ECG-QA questions over the real records: `{res['vqa']['report_dir']}`."]
     return "\n".join(lines + ["", "Figure: `sim_to_real_auroc.png`.", ""])
 
 

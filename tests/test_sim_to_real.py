@@ -127,3 +127,39 @@ def test_run_sim_to_real_end_to_end(tmp_path: Path) -> None:
     assert 0.0 <= real["all"]["macro"]["auroc"] <= 1.0
     assert "| NORM | 7 |" in (out / "sim_to_real.md").read_text()
     assert res["synthetic_test"]["num_records"] > 0
+
+
+def test_write_real_vqa_gives_an_ecgqa_folder_over_the_real_records(tmp_path: Path) -> None:
+    from encoder.datasets.ecgqa import load_ecgqa
+    from encoder.datasets.ptbxl import PtbXl
+    from encoder.sim_to_real import write_real_vqa
+
+    real_q = [
+        {"template_id": 26, "question_id": 1, "sample_id": 5, "question_type": "single-verify",
+         "attribute_type": "noise", "question": "Does this ECG show static noise in lead I?", "answer": ["no"],
+         "ecg_id": [134], "attribute": ["static noise"]},
+        {"template_id": 69, "question_id": 2, "sample_id": 6, "question_type": "single-verify",
+         "attribute_type": "numeric_feature", "question": "x", "answer": ["no"], "ecg_id": [134], "attribute": ["x"]},
+        {"template_id": 27, "question_id": 3, "sample_id": 7, "question_type": "single-verify",
+         "attribute_type": "noise", "question": "y", "answer": ["no"], "ecg_id": [999999], "attribute": ["x"]},
+    ]  # fmt: skip
+    qfile = tmp_path / "questions.json"
+    qfile.write_text(json.dumps(real_q))
+    table = pd.read_csv(TABLE).assign(patient_id=lambda t: t.ecg_id)  # the fixture keeps few columns
+    table.to_csv(tmp_path / "table.csv", index=False)
+    out = write_real_vqa(SAMPLE, tmp_path / "table.csv", tmp_path / "vqa", qfile, questions_per_record=2.0)
+    samples = list(load_ecgqa(out / "ecgqa", source="ptbxl", variant="template", split="test"))
+    texts = [s["question"] for s in samples]
+    assert (
+        real_q[0]["question"] in texts and "x" not in texts and "y" not in texts
+    )  # noise templates, known ECGs
+    written = [s for s in samples if s["question"] != real_q[0]["question"]]
+    assert len(written) == 32 and {e for s in written for e in s["ecg_id"]} <= set(table.ecg_id)
+    assert len({s["sample_id"] for s in samples}) == len(samples)
+    ds = PtbXl(str(out), task="superdiagnostic", sampling_rate=100)
+    x, _ = load_real_records(SAMPLE)
+    first = ds.read(0)
+    assert first.signal.shape == (12, 1000) and abs(first.signal.std() - 1.0) < 0.05
+    assert np.allclose(
+        PtbXl(str(out), task="superdiagnostic", sampling_rate=500).read(0).signal, x[0], atol=2e-3
+    )
