@@ -121,6 +121,24 @@ def bootstrap_auroc(
     }
 
 
+def paired_difference(
+    y: np.ndarray, a: np.ndarray, b: np.ndarray, n_boot: int = 500, seed: int = 0, alpha: float = 0.05
+) -> dict[str, Any]:
+    """Macro AUROC of scores ``a`` minus that of ``b`` on the same records (y, a, b all (N, L)), with a paired
+    percentile bootstrap CI (both heads scored on each resample)."""
+    width = a.shape[1]
+
+    def metric(yy: np.ndarray, ss: np.ndarray) -> dict[str, float]:
+        pa, pb = per_label_auroc(yy, ss[:, :width]), per_label_auroc(yy, ss[:, width:])
+        return {"difference": float(np.nanmean(pa) - np.nanmean(pb))}
+
+    both = np.concatenate([a, b], axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ci = bootstrap_ci(y, both, metric, n_boot, seed, alpha)
+    return {"difference": metric(y, both)["difference"], "ci": list(ci["difference"])}
+
+
 def score_head(
     probs: np.ndarray, label_sets: list[set[str]], encoder_labels: list[str], names: list[str], **boot: Any
 ) -> dict[str, Any]:
@@ -225,6 +243,9 @@ class SimToRealConfig:
     """Bootstrap resamples of every CI."""
     seed: int = 0
     """Seed of the bootstrap, of the synthetic subsample and of the questions written from the real labels."""
+    compare_run: str = ""
+    """Optional second stage-1 run (e.g. the same settings without augmentation): its head on the same real records
+    and the paired bootstrap difference of macro AUROC (this run minus that one) on the same labels."""
     stage2: str = ""
     """Optional stage-2 model folder: also run ``eval-vqa`` on ECG-QA questions over the real records (see
     ``write_real_vqa``), beside the majority answer and the aux-head answerer."""
@@ -298,6 +319,10 @@ def run_sim_to_real(cfg: SimToRealConfig) -> dict[str, Any]:
         "real_scores": score_head(head_probabilities(model, real_x), real_sets, enc_labels, names, **boot),
         "synthetic_test": score_head(head_probabilities(model, syn_x), syn_sets, enc_labels, names, **boot),
     }
+    if cfg.compare_run:
+        res["compare"] = compare_runs(
+            cfg, real_x, real_sets, names, head_probabilities(model, real_x), enc_labels
+        )
     if cfg.stage2:
         res["vqa"] = run_real_vqa(cfg, out)
     atomic_write_json(out / "sim_to_real.json", res)
@@ -389,6 +414,37 @@ def write_real_vqa(
     return out
 
 
+def compare_runs(
+    cfg: SimToRealConfig,
+    real_x: np.ndarray,
+    real_sets: list[set[str]],
+    names: list[str],
+    probs: np.ndarray,
+    enc_labels: list[str],
+) -> dict[str, Any]:
+    """``cfg.compare_run``'s head on the same real records and labels, and the paired macro-AUROC differences."""
+    from encoder.modeling import EcgEncoder
+
+    other = EcgEncoder.from_pretrained(_encoder_dir(cfg.compare_run)[0]).eval()
+    other_labels = list(other.config.label_names)
+    missing = [n for n in names if n not in other_labels]
+    if missing:
+        raise ConfigError(
+            f"compare_run {cfg.compare_run} has no head output for {missing}; compare runs with the same labels."
+        )
+    p_other = head_probabilities(other, real_x)
+    boot = {"n_boot": cfg.n_boot, "seed": cfg.seed}
+    y = label_matrix(real_sets, names)
+    out: dict[str, Any] = {"run": cfg.compare_run}
+    out["real_scores"] = score_head(p_other, real_sets, other_labels, names, **boot)
+    for key, subset in (("all", names), ("superclasses", [n for n in names if n in SUPERCLASSES])):
+        cols = [names.index(n) for n in subset]
+        a = probs[:, [enc_labels.index(n) for n in subset]]
+        b = p_other[:, [other_labels.index(n) for n in subset]]
+        out[f"difference_{key}"] = paired_difference(y[:, cols], a, b, **boot)
+    return out
+
+
 def run_real_vqa(cfg: SimToRealConfig, out: Path) -> dict[str, Any]:
     """``eval-vqa`` of the stage-2 model ``cfg.stage2`` on :func:`write_real_vqa`'s folder (``out/real_vqa``);
     the report goes to ``out/vqa``."""
@@ -472,6 +528,14 @@ def report_markdown(res: dict[str, Any]) -> str:
     for name, e in r["all"]["labels"].items():
         se = s["all"]["labels"][name]
         lines.append(f"| {name} | {e['positives']} | {_fmt(e)} | {se['positives']} | {_fmt(se)} |")
+    if "compare" in res:
+        c = res["compare"]
+        for key, title in (("all", "macro AUROC"), ("superclasses", "superclass macro AUROC")):
+            d = c[f"difference_{key}"]
+            lines.append(
+                f"\nReal {title} of `{c['run']}`: {_fmt(c['real_scores'][key]['macro'])}; this run minus it: "
+                f"{d['difference']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] (paired bootstrap)."
+            )
     if "vqa" in res:
         lines += ["", f"Stage 2 on ECG-QA questions over the real records: `{res['vqa']['report_dir']}`."]
     return "\n".join(lines + ["", "Figure: `sim_to_real_auroc.png`.", ""])

@@ -111,7 +111,7 @@ def test_run_sim_to_real_end_to_end(tmp_path: Path) -> None:
     cohort = generate_cohort(SyntheticConfig(out_dir=str(tmp_path / "cohort"), num_records=60, num_workers=1))
     cfg = SimToRealConfig(
         run=str(tmp_path / "run"), real=str(SAMPLE), table=str(TABLE), cohort=str(cohort),
-        out_dir=str(tmp_path / "out"), min_positives=3, n_boot=20,
+        out_dir=str(tmp_path / "out"), min_positives=3, n_boot=20, compare_run=str(tmp_path / "run"),
     )  # fmt: skip
     res = run_sim_to_real(cfg)
     out = tmp_path / "out"
@@ -127,6 +127,8 @@ def test_run_sim_to_real_end_to_end(tmp_path: Path) -> None:
     assert 0.0 <= real["all"]["macro"]["auroc"] <= 1.0
     assert "| NORM | 7 |" in (out / "sim_to_real.md").read_text()
     assert res["synthetic_test"]["num_records"] > 0
+    assert saved["compare"]["difference_all"]["difference"] == 0.0  # the run against itself
+    assert "this run minus it: +0.000" in (out / "sim_to_real.md").read_text()
 
 
 def test_write_real_vqa_gives_an_ecgqa_folder_over_the_real_records(tmp_path: Path) -> None:
@@ -163,3 +165,16 @@ def test_write_real_vqa_gives_an_ecgqa_folder_over_the_real_records(tmp_path: Pa
     assert np.allclose(
         PtbXl(str(out), task="superdiagnostic", sampling_rate=500).read(0).signal, x[0], atol=2e-3
     )
+
+
+def test_paired_difference_sees_a_better_head_and_not_an_equal_one() -> None:
+    from encoder.sim_to_real import paired_difference
+
+    rng = np.random.default_rng(0)
+    y = (rng.random((200, 2)) < 0.4).astype(int)
+    good = y + rng.normal(0, 0.5, y.shape)
+    poor = y + rng.normal(0, 3.0, y.shape)
+    better = paired_difference(y, good, poor, n_boot=200)
+    assert better["difference"] > 0.1 and better["ci"][0] > 0
+    same = paired_difference(y, good, good.copy(), n_boot=50)
+    assert same["difference"] == 0.0 and same["ci"] == [0.0, 0.0]
