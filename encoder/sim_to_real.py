@@ -309,6 +309,7 @@ def run_sim_to_real(cfg: SimToRealConfig) -> dict[str, Any]:
     syn_x, syn_ids, syn_table = load_synthetic_test(_cohort_of(cfg, run_dir), cfg.num_synthetic, cfg.seed)
     syn_sets = record_label_sets(syn_table, syn_ids, statements)
     boot = {"n_boot": cfg.n_boot, "seed": cfg.seed}
+    p_real = head_probabilities(model, real_x)  # (N_real, L)
     res: dict[str, Any] = {
         "encoder": str(enc_dir),
         "real": str(cfg.real),
@@ -316,13 +317,11 @@ def run_sim_to_real(cfg: SimToRealConfig) -> dict[str, Any]:
         f">= {cfg.min_positives} real positives; voltage criteria {list(VOLTAGE_CRITERIA)} excluded",
         "preprocessing": "500 Hz, 10 s, band-pass 0.5-40 Hz (Butterworth order 4, zero phase), per-lead z-score; "
         "then the encoder's model_input",
-        "real_scores": score_head(head_probabilities(model, real_x), real_sets, enc_labels, names, **boot),
+        "real_scores": score_head(p_real, real_sets, enc_labels, names, **boot),
         "synthetic_test": score_head(head_probabilities(model, syn_x), syn_sets, enc_labels, names, **boot),
     }
     if cfg.compare_run:
-        res["compare"] = compare_runs(
-            cfg, real_x, real_sets, names, head_probabilities(model, real_x), enc_labels
-        )
+        res["compare"] = compare_runs(cfg, real_x, real_sets, names, p_real, enc_labels)
     if cfg.stage2:
         res["vqa"] = run_real_vqa(cfg, out)
     atomic_write_json(out / "sim_to_real.json", res)
