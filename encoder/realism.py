@@ -5,6 +5,8 @@ order 4 zero phase, per-lead z-score). Then:
 
 * feature C2ST: a gradient-boosted classifier (sklearn HistGradientBoosting) on signal features tries to tell real
   from synthetic; cross-validated AUROC (0.5 = indistinguishable) beside the real-vs-real floor (two random halves),
+  each at its stated n with a bootstrap CI (and optionally a permutation p-value): a two-sample test gets
+  stronger with more records, so the number means little without them,
 * CNN critic: a small 1-D CNN on the raw pre-processed signals (100 Hz), cross-validated AUROC, with its floor,
 * Fréchet distance between the feature clouds (standardised, PCA fitted on real), synthetic vs real beside real vs
   real at equal sample sizes; and between stage-1 encoder embeddings when ``encoder`` is given,
@@ -58,6 +60,8 @@ class RealismConfig:
     """Also train the 1-D CNN critic (a minute or two on CPU for ~2 x 200 records)."""
     cnn_epochs: int = 8
     """Epochs per fold of the CNN critic."""
+    c2st_permutations: int = field(default=0, metadata={"ge": 0})
+    """Permutations of the feature C2ST's null (each refits the classifier; 0 = bootstrap CI only)."""
     cnn_floor: bool = True
     """Also train the critic real-vs-real (the floor); it depends only on the real set and ``seed``."""
     encoder: str = ""
@@ -135,14 +139,14 @@ def load_cohort(
 # ----------------------------------------------------------------------------------------------- statistics
 
 
-def c2st_auroc(
+def c2st_scores(
     a: np.ndarray, b: np.ndarray, folds: int = 5, seed: int = 0, groups: np.ndarray | None = None
-) -> float:
-    """Cross-validated AUROC of a HistGradientBoosting classifier separating feature rows ``a`` from ``b``.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold probabilities of a HistGradientBoosting classifier separating feature rows ``a`` from ``b``:
+    (y (N,) 0 = a / 1 = b, p (N,)), N = len(a) + len(b).
 
-    ``groups`` (len(a) + len(b),) keeps rows of a group in the same fold (e.g. two views of one record)."""
+    ``groups`` (N,) keeps rows of a group in the same fold (e.g. two views of one record)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_predict
 
     x = np.concatenate([a, b])
@@ -155,8 +159,55 @@ def c2st_auroc(
         cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     else:
         cv = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    p = cross_val_predict(clf, x, y, cv=cv, groups=groups, method="predict_proba")[:, 1]
-    return float(roc_auc_score(y, p))
+    return y, cross_val_predict(clf, x, y, cv=cv, groups=groups, method="predict_proba")[:, 1]
+
+
+def c2st_auroc(
+    a: np.ndarray, b: np.ndarray, folds: int = 5, seed: int = 0, groups: np.ndarray | None = None
+) -> float:
+    """Cross-validated AUROC of a HistGradientBoosting classifier separating feature rows ``a`` from ``b``
+    (0.5 = indistinguishable); ``groups`` as in :func:`c2st_scores`."""
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(*c2st_scores(a, b, folds, seed, groups)))
+
+
+def c2st_with_ci(
+    a: np.ndarray,
+    b: np.ndarray,
+    folds: int = 5,
+    seed: int = 0,
+    n_boot: int = 1000,
+    n_permutations: int = 0,
+    alpha: float = 0.05,
+) -> dict:
+    """Feature C2ST AUROC of ``a`` vs ``b`` at the stated sizes, with a percentile bootstrap CI over the
+    out-of-fold predictions and, when ``n_permutations`` > 0, a permutation p-value (set labels shuffled, the
+    classifier refitted each time; p = (1 + #null >= observed) / (1 + n_permutations)).
+
+    A two-sample test gets stronger with n, so the AUROC means little without n, its CI and the real-vs-real
+    floor beside it."""
+    from sklearn.metrics import roc_auc_score
+
+    y, p = c2st_scores(a, b, folds, seed)
+    auc = float(roc_auc_score(y, p))
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y), len(y))
+        if 0 < y[idx].sum() < len(idx):
+            draws.append(roc_auc_score(y[idx], p[idx]))
+    ci = [float(np.percentile(draws, 100 * alpha / 2)), float(np.percentile(draws, 100 * (1 - alpha / 2)))]
+    out = {"auroc": auc, "ci": ci, "n": [len(a), len(b)]}
+    if n_permutations > 0:
+        x = np.concatenate([a, b])
+        null = []
+        for _ in range(n_permutations):
+            perm = rng.permutation(len(x))
+            null.append(c2st_auroc(x[perm[: len(a)]], x[perm[len(a) :]], folds, seed))
+        out["permutation_p"] = float((1 + np.sum(np.asarray(null) >= auc)) / (1 + n_permutations))
+        out["null_mean"] = float(np.mean(null))
+    return out
 
 
 def _critic(num_leads: int = 12):
@@ -485,10 +536,14 @@ def run_realism(cfg: RealismConfig) -> dict:
         "cohort": str(cohort),
         "real": str(cfg.real),
     }
+    syn = c2st_with_ci(f_real, f_syn, cfg.folds, cfg.seed, n_permutations=cfg.c2st_permutations)
+    floor = c2st_with_ci(f_real[ra], f_real[rb], cfg.folds, cfg.seed)
     res["feature_c2st"] = {
-        "synthetic_vs_real": c2st_auroc(f_real, f_syn, cfg.folds, cfg.seed),
-        "real_vs_real": c2st_auroc(f_real[ra], f_real[rb], cfg.folds, cfg.seed),
+        "synthetic_vs_real": syn["auroc"],
+        "real_vs_real": floor["auroc"],
         "num_features": len(names),
+        "synthetic_vs_real_detail": syn,
+        "real_vs_real_detail": floor,
     }
     if cfg.cnn:
         res["cnn_c2st"] = {
@@ -534,6 +589,15 @@ def _encoder_checks(
     return out
 
 
+def _c2st_cell(c: dict, key: str) -> str:
+    """``0.812 [0.77, 0.85], n 183 vs 183`` (CI and n when the results carry them)."""
+    d = c.get(f"{key}_detail")
+    if d is None:
+        return f"{c[key]:.3f}"
+    cell = f"{d['auroc']:.3f} [{d['ci'][0]:.3f}, {d['ci'][1]:.3f}], n {d['n'][0]} vs {d['n'][1]}"
+    return cell + (f", permutation p {d['permutation_p']:.3f}" if "permutation_p" in d else "")
+
+
 def report_markdown(res: dict) -> str:
     """Human-readable summary of ``run_realism``'s results."""
     lines = ["# Realism benchmark: synthetic vs real ECGs", ""]
@@ -543,7 +607,7 @@ def report_markdown(res: dict) -> str:
     lines += ["", "| test | synthetic vs real | real vs real (floor) |", "|---|---|---|"]
     c = res["feature_c2st"]
     lines.append(
-        f"| feature C2ST AUROC (HistGradientBoosting, {c['num_features']} features) | {c['synthetic_vs_real']:.3f} | {c['real_vs_real']:.3f} |"
+        f"| feature C2ST AUROC (HistGradientBoosting, {c['num_features']} features) | {_c2st_cell(c, 'synthetic_vs_real')} | {_c2st_cell(c, 'real_vs_real')} |"
     )
     if "cnn_c2st" in res:
         c = res["cnn_c2st"]

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from encoder.augment import AugmentConfig, augment_batch
 from encoder.clip_model import EcgClipModel
 from encoder.config_io import atomic_write_json, check_config, save_resolved_config
 from encoder.configuration import EcgEncoderConfig
@@ -108,6 +109,8 @@ class PretrainConfig:
     """Initial log of the logit scale (SigLIP: log 10)."""
     init_logit_bias: float = -10.0
     """Initial logit bias (SigLIP: -10)."""
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """Signal augmentation of the training batches (``encoder.augment``; off unless ``augment.enabled``)."""
     random_crop: bool = True
     """Random-crop augmentation of the training windows (off = centre crop)."""
     crop_seconds: float = field(default=5.0, metadata={"gt": 0.0})
@@ -411,6 +414,10 @@ class Pretraining:
             blocks = [shard(b, self.core.rank, self.core.world) for b in todo]
             for k, batch in enumerate(batch_loader(self.data.train, blocks, self.cfg.num_workers), first):
                 step += 1
+                seed = (self.cfg.seed, step, self.core.rank)
+                batch = augment_batch(
+                    batch, self.cfg.augment, self.cfg.sampling_rate, seed, self.cfg.input_normalization
+                )
                 self.one_step(step, epoch, {key: v.to(self.core.device) for key, v in batch.items()})
                 end_of_epoch = k == self.order.per_epoch - 1
                 if (end_of_epoch and (epoch + 1) % self.cfg.eval_every_epochs == 0) or step == self.total:
