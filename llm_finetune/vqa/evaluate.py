@@ -167,6 +167,7 @@ def evaluate_vqa(
     max_new_tokens: int = 16,
     n_boot: int = 1000,
     seed: int = 0,
+    use_ecg: bool = True,
 ) -> dict:
     """Answer every question of ``dataset`` with ``chat`` (and the baselines) and score them.
 
@@ -180,6 +181,8 @@ def evaluate_vqa(
         baselines: any of ``majority``, ``ecg_removed``, ``aux_head``.
         decoding: ``free`` and/or ``constrained``; the first one is also used by ``ecg_removed``.
         majority_reference: records the majority baseline is fitted on (default: ``dataset`` itself).
+        use_ecg: ask the model with its ECG tokens (and hint); False for a question-only model (``ecg_input:
+            none``), which then skips ``ecg_removed`` (the same answers).
 
     Returns ``{"systems": {name: summary}, "normalization": {...}, "throughput": {...}, "agreement":
     {...}, "predictions": [per-question rows]}``.
@@ -257,11 +260,10 @@ def evaluate_vqa(
         for mode in decoding:
             name = "llm" if mode == "free" else "llm_constrained"
             texts, spent, wall = _generate(
-                chat, records, ecg_arrays, allowed, use_ecg=True, constrained=mode == "constrained",
-                batch_size=batch_size, max_new_tokens=max_new_tokens, desc=name,
+                chat, records, ecg_arrays, allowed, constrained=mode == "constrained", batch_size=batch_size, max_new_tokens=max_new_tokens, desc=name, use_ecg=use_ecg,
             )  # fmt: skip
             add_generated(name, texts, spent, wall)
-    if "ecg_removed" in baselines:
+    if "ecg_removed" in baselines and use_ecg:  # a question-only model's "llm" already is its ECG-free answer
         texts, spent, wall = _generate(
             chat, records, ecg_arrays, allowed, use_ecg=False, constrained=decoding[0] == "constrained",
             batch_size=batch_size, max_new_tokens=max_new_tokens, desc="ecg_removed",
@@ -362,14 +364,17 @@ def run_eval_vqa(cfg: EvalVqaConfig) -> Path:
     source = build_source(cfg.source, signals_root, sampling_rate)
     arrays = EcgArrays(source, sampling_rate, num_samples, enc.input_normalization)
 
+    run = stage2_run_info(cfg.model_dir)
+    ecg_input = run.get(
+        "ecg_input", "tokens"
+    )  # a question-only run (ecg_input: none) is asked without its ECG
     results = evaluate_vqa(
         chat, records, answer_options=answer_options, ecg_arrays=arrays.for_record, baselines=cfg.baselines,
         decoding=cfg.decoding, majority_reference=majority_reference, batch_size=cfg.batch_size,
-        max_new_tokens=cfg.max_new_tokens, n_boot=cfg.n_boot, seed=cfg.seed,
+        max_new_tokens=cfg.max_new_tokens, n_boot=cfg.n_boot, seed=cfg.seed, use_ecg=ecg_input == "tokens",
     )  # fmt: skip
     results["majority_note"] = majority_note
-
-    run = stage2_run_info(cfg.model_dir)
+    results["ecg_input"] = ecg_input
     train_ids = None
     try:  # the questions stage 2 trained on (its config.yaml, else this dataset's train split)
         train_root = run.get("ecgqa_root", root)
