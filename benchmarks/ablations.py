@@ -1,7 +1,7 @@
 """The paper's four stage-1 ablations from one command, on the synthetic cohort and (optionally) real records.
 
     nice python benchmarks/ablations.py [--config configs/ablation_paper.yaml] [--seeds 0 1 2] \\
-        [--num-records 2000 | --data-dir COHORT] [--epochs 8] [--out-dir runs/ablations-paper] \\
+        [--num-records 2000 | --data-dir COHORT] [--epochs 8] [--n-boot 200] [--out-dir runs/ablations-paper] \\
         [--real-dir ../shared/data/ptbxl-real --ptbxl-table ../shared/data/ptbxl/ptbxl_database.csv]
 
 Jaccard-SigLIP vs SigLIP and CLIP, knowledge-enriched vs bare-code text, 256-d vs smaller embedding, random crop
@@ -37,6 +37,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--data-dir", help="an existing synthetic cohort (PTB-XL format)")
     ap.add_argument("--num-records", type=int, help="generate a cohort of this many records into OUT/cohort")
     ap.add_argument("--epochs", type=int, help="stage-1 epochs per run (default: the config's)")
+    ap.add_argument("--n-boot", type=int, help="bootstrap resamples per run and split (default: the config's)")
     ap.add_argument("--real-dir", help=f"folder holding {REAL_NPZ} (or the .npz itself)")
     ap.add_argument("--ptbxl-table", help="ptbxl_database.csv with the real records' scp_codes")
     return ap.parse_args(argv)
@@ -51,6 +52,8 @@ def build_config(args: argparse.Namespace) -> AblationConfig:
         cfg.seeds = args.seeds
     if args.epochs:
         cfg.base.epochs = args.epochs
+    if args.n_boot is not None:
+        cfg.n_boot = args.n_boot
     if bool(args.real_dir) != bool(args.ptbxl_table):
         raise ConfigError("Give --real-dir and --ptbxl-table together (the real signals and their labels).")
     if args.real_dir:
