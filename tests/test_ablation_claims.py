@@ -91,14 +91,16 @@ def ablation_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_every_variant_is_scored_on_valid_test_and_real(ablation_out: Path) -> None:
     report = json.loads((ablation_out / "ablations.json").read_text())
     runs = pd.DataFrame(report["runs"])
-    assert set(runs["split"]) == {"valid", "test", "real"}
+    assert set(runs["split"]) == {"valid", "test", "real", "real_odd"}
     assert set(runs["method"]) == {"zero_shot", "aux_head", "linear_probe"}
     assert sorted(set(runs["run"])) == [f"{loss}-d8-nocrop-codes-s{s}" for loss in ("jaccard_siglip", "siglip")
                                         for s in (0, 1)]  # fmt: skip
     claims = pd.DataFrame(report["claims"])
     assert set(claims["claim"]) == {"jaccard_siglip beats siglip"}
     assert set(zip(claims["split"], claims["method"], strict=True)) == {
-        (s, m) for s in ("valid", "test", "real") for m in ("zero_shot", "aux_head", "linear_probe")
+        (s, m)
+        for s in ("valid", "test", "real", "real_odd")
+        for m in ("zero_shot", "aux_head", "linear_probe")
     }
     assert set(claims["metric"]) == {"micro_f1", "sample_jaccard", "macro_auroc"}
     assert set(claims["verdict"]) <= {"holds", "reversed", "unresolved"} and set(claims["seeds"]) == {2}
