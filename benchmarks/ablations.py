@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from encoder.ablation import AblationConfig, claims_markdown, run_ablation
+from encoder.ablation import AblationConfig, claims_markdown, claims_overview_markdown, run_ablation
 from encoder.config_io import atomic_write_text, load_config, to_plain
 from encoder.errors import ConfigError
 
@@ -37,7 +37,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--data-dir", help="an existing synthetic cohort (PTB-XL format)")
     ap.add_argument("--num-records", type=int, help="generate a cohort of this many records into OUT/cohort")
     ap.add_argument("--epochs", type=int, help="stage-1 epochs per run (default: the config's)")
-    ap.add_argument("--n-boot", type=int, help="bootstrap resamples per run and split (default: the config's)")
+    ap.add_argument(
+        "--n-boot", type=int, help="bootstrap resamples per run and split (default: the config's)"
+    )
     ap.add_argument("--real-dir", help=f"folder holding {REAL_NPZ} (or the .npz itself)")
     ap.add_argument("--ptbxl-table", help="ptbxl_database.csv with the real records' scp_codes")
     return ap.parse_args(argv)
@@ -90,7 +92,9 @@ def main(argv: list[str] | None = None) -> Path:
     atomic_write_text(out / "ablations.json", json.dumps(report, indent=1, default=float))
     atomic_write_text(
         out / "ablations.md",
-        "# Stage-1 ablations\n\n## Claims (reference minus variant)\n\n"
+        "# Stage-1 ablations\n\n## Which claims hold where\n\n"
+        + claims_overview_markdown(found)
+        + "\n## Claims (reference minus variant)\n\n"
         + claims_markdown(found)
         + "\n## Every cell (mean over seeds)\n\n"
         + (out / "summary.md").read_text(),

@@ -282,6 +282,15 @@ def _held_out_half(
 
 CLAIM_METRICS = ("micro_f1", "sample_jaccard", "macro_auroc")
 """Metrics a claim is judged on."""
+CLAIM_WORDING = {
+    "loss": lambda a, b: f"{a} beats {b}",
+    "embed_dim": lambda a, b: f"{a}-d embedding beats {b}-d",
+    "random_crop": lambda a, b: f"random crop {'on' if a else 'off'} beats {'on' if b else 'off'}",
+    "text_style": lambda a, b: f"{a} text beats {b} text",
+}
+"""How a claim "reference value beats variant value" of each factor reads."""
+MIN_SEEDS = 3
+"""Fewer seeds than this: the verdict is marked as resting on too few seeds."""
 
 
 def claims(runs: pd.DataFrame, cfg: AblationConfig) -> list[dict[str, Any]]:
@@ -301,13 +310,36 @@ def claims(runs: pd.DataFrame, cfg: AblationConfig) -> list[dict[str, Any]]:
                 continue
             m, lo, hi = _mean_ci(g["value"].to_numpy(dtype=float))
             verdict = "holds" if lo > 0 else "reversed" if hi < 0 else "unresolved"
+            if len(g) < MIN_SEEDS:
+                verdict += f" ({len(g)} seeds)"
             out.append(
-                {"claim": f"{ref[axis]} beats {variant[axis]}", "factor": KEY_COLS[axis],
+                {"claim": CLAIM_WORDING[KEY_COLS[axis]](ref[axis], variant[axis]), "factor": KEY_COLS[axis],
                  "reference_run": _run_name(*ref, 0)[:-3], "variant_run": _run_name(*variant, 0)[:-3],
                  "split": split, "method": method, "metric": metric, "mean_diff": m, "ci_low": lo,
                  "ci_high": hi, "wins": int((g["value"] > 0).sum()), "seeds": len(g), "verdict": verdict}
             )  # fmt: skip
     return out
+
+
+def claims_overview_markdown(rows: list[dict[str, Any]]) -> str:
+    """Which claims hold where: per claim x split, how many of its method x metric cells hold / are reversed."""
+    if not rows:
+        return ""
+    df = pd.DataFrame(rows)
+    splits = [s for s in SPLITS if s in set(df["split"])]
+    lines = ["| claim | " + " | ".join(splits) + " |", "|---|" + "---|" * len(splits)]
+    for claim, g in df.groupby("claim", sort=False):
+        cells_ = []
+        for split in splits:
+            v = g[g["split"] == split]["verdict"].str.split(" ").str[0]
+            cells_.append(f"{(v == 'holds').sum()} hold, {(v == 'reversed').sum()} reversed / {len(v)}")
+        lines.append(f"| {claim} | " + " | ".join(cells_) + " |")
+    return (
+        "\n".join(lines)
+        + "\n\nCells: of the method x metric comparisons (zero-shot, aux head, linear probe x "
+        "micro-F1, sample Jaccard, macro AUROC), how many hold (95 % interval over seeds above 0) and how many are "
+        "reversed (below 0); the rest are unresolved.\n"
+    )
 
 
 def claims_markdown(rows: list[dict[str, Any]]) -> str:
