@@ -29,6 +29,7 @@ def test_signal_path_llms_train_the_same_short_budget_on_the_first_vqa_questions
         _signal_path_step(name, overrides, cfg, paths, {}, upstream="x")
     hint_off, question_only = seen["finetune"]
     assert hint_off.max_steps == question_only.max_steps == 7
+    assert hint_off.warmup_steps == question_only.warmup_steps == 1
     assert hint_off.model.findings_hint is False and hint_off.ecg_input == "tokens"
     assert (
         question_only.ecg_input == "none" and question_only.model.findings_hint is True
