@@ -1,7 +1,8 @@
 """``ecgllm quickstart``: the whole pipeline offline on 2 CPU cores, then a report.
 
 synthetic cohort -> stage-1 pretraining -> stage-1 evaluation -> stage-2 fine-tuning with the packaged small LLM
--> ECG-QA evaluation with baselines -> ``report.md``. Each finished step leaves a marker holding the hash of its
+-> ECG-QA evaluation with baselines -> the signal-path comparison (the same LLM trained without the findings hint,
+and a question-only LLM, each scored on the same test questions) -> ``report.md``. Each finished step leaves a marker holding the hash of its
 settings; re-running skips finished steps and redoes a step whose settings changed.
 """
 
@@ -42,11 +43,24 @@ class QuickstartConfig:
     """Stage-2 YAML (data / encoder / output paths are set by the quickstart)."""
     vqa_sample: int | None = 400
     """Held-out questions scored by the VQA evaluation (seeded sample; None = the whole test split)."""
+    signal_path: bool = True
+    """Also train the ECG-tokens-only LLM (findings hint off) and the question-only LLM (``ecg_input: none``) and
+    score both on the same test questions as the hint model (``signal_path/``)."""
+    signal_path_steps: int = field(default=30, metadata={"ge": 1})
+    """Optimizer steps of each of those two LLMs (the same for both; the hint model trains its config's steps)."""
+    signal_path_questions: int = field(default=200, metadata={"ge": 1})
+    """The first N of the VQA step's sampled test questions, scored by all five systems of the comparison."""
     force: list[str] = field(default_factory=list)
-    """Steps to redo even if finished: any of cohort, stage1, stage1_eval, stage2, vqa (or all)."""
+    """Steps to redo even if finished: any of cohort, stage1, stage1_eval, stage2, vqa, tokens_only,
+    question_only (or all)."""
 
 
 STEPS = ("cohort", "stage1", "stage1_eval", "stage2", "vqa")
+SIGNAL_PATH = {
+    "tokens_only": {"model.findings_hint": False},
+    "question_only": {"ecg_input": "none"},
+}
+"""The signal-path LLMs: stage-2 config overrides of each (trained ``signal_path_steps`` steps)."""
 
 
 def _hash(obj: Any) -> str:
@@ -151,8 +165,14 @@ def run_quickstart(cfg: QuickstartConfig) -> Path:
         sample=cfg.vqa_sample,
         seed=cfg.seed,
         leakage_run_dirs=[paths["stage1"]],
+        baselines=["majority", "aux_head"],
     )
-    _run_step("vqa", paths["vqa"], vqa, lambda: run_eval_vqa(vqa), cfg, timings, upstream=stage2_key)
+    vqa_key = _run_step(
+        "vqa", paths["vqa"], vqa, lambda: run_eval_vqa(vqa), cfg, timings, upstream=stage2_key
+    )
+    if cfg.signal_path:
+        for name, overrides in SIGNAL_PATH.items():
+            _signal_path_step(name, overrides, cfg, paths, timings, vqa_key)
 
     from llm_finetune.quickstart_report import write_report
 
@@ -160,3 +180,42 @@ def run_quickstart(cfg: QuickstartConfig) -> Path:
     print(f"\n[quickstart] report: {report}")
     print(f"[quickstart] chat with the model:  .venv/bin/ecgllm demo --model_dir {paths['stage2'] / 'model'}")
     return report
+
+
+def _signal_path_step(
+    name: str, overrides: dict[str, Any], cfg: QuickstartConfig, paths: dict[str, Path],
+    timings: dict[str, float], upstream: str,
+) -> None:  # fmt: skip
+    """Train one signal-path LLM (``signal_path_steps`` steps, a fifth of them warm-up, on the hint model's
+    training questions) and score it on the first ``signal_path_questions`` of the VQA step's test questions,
+    in ``signal_path/<name>/``."""
+    from llm_finetune.train import FinetuneConfig, run_finetune
+    from llm_finetune.vqa.evaluate import EvalVqaConfig, run_eval_vqa
+    from llm_finetune.vqa.sampling import read_sample_file, write_sample_file
+
+    root = Path(cfg.out_dir) / "signal_path" / name
+    finetune = load_config(
+        FinetuneConfig, cfg.finetune_config, data_root=str(paths["cohort"]),
+        encoder=str(paths["stage1"] / "encoder"), output_dir=str(root / "stage2"), seed=cfg.seed,
+        max_steps=cfg.signal_path_steps, warmup_steps=max(1, cfg.signal_path_steps // 5), **overrides,
+    )  # fmt: skip
+    vqa = EvalVqaConfig(
+        model_dir=root / "stage2" / "model", ecgqa_root=paths["cohort"] / "ecgqa", out_dir=root / "vqa",
+        sample_file=root / "sample_ids.json", seed=cfg.seed, leakage_run_dirs=[paths["stage1"]], baselines=[],
+    )  # fmt: skip
+
+    def run() -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        ids = read_sample_file(paths["vqa"] / "sample_ids.json")[: cfg.signal_path_questions]
+        write_sample_file(root / "sample_ids.json", ids, first_of=str(paths["vqa"] / "sample_ids.json"))
+        cached = (
+            paths["stage2"] / "features.safetensors"
+        )  # keyed on the encoder's weights: reused only if valid
+        if cached.is_file():
+            (root / "stage2").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(cached, root / "stage2" / "features.safetensors")
+        run_finetune(finetune)
+        run_eval_vqa(vqa)
+
+    settings = [finetune, vqa, cfg.signal_path_questions]
+    _run_step(name, root, settings, run, cfg, timings, upstream=upstream)

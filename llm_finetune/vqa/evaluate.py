@@ -270,6 +270,7 @@ def evaluate_vqa(
     max_new_tokens: int = 16,
     n_boot: int = 1000,
     seed: int = 0,
+    use_ecg: bool = True,
 ) -> dict:
     """Answer every question of ``dataset`` with ``chat`` (and the baselines) and score them.
 
@@ -283,6 +284,8 @@ def evaluate_vqa(
         baselines: any of ``majority``, ``ecg_removed``, ``aux_head``.
         decoding: ``free`` and/or ``constrained``; the first one is also used by ``ecg_removed``.
         majority_reference: records the majority baseline is fitted on (default: ``dataset`` itself).
+        use_ecg: ask the model with its ECG tokens (and hint); False for a question-only model (``ecg_input:
+            none``), which then skips ``ecg_removed`` (the same answers).
 
     Returns ``{"systems": {name: summary}, "normalization": {...}, "throughput": {...}, "agreement":
     {...}, "predictions": [per-question rows]}``.
@@ -297,17 +300,17 @@ def evaluate_vqa(
     ]
     board = _Scoreboard(records, answer_options, n_boot, seed)
 
-    def generate(name: str, use_ecg: bool, mode: str) -> None:
+    def generate(name: str, with_ecg: bool, mode: str) -> None:
         texts, spent, wall = _generate(
-            chat, records, ecg_arrays, allowed, use_ecg=use_ecg, constrained=mode == "constrained",
+            chat, records, ecg_arrays, allowed, use_ecg=with_ecg, constrained=mode == "constrained",
             batch_size=batch_size, max_new_tokens=max_new_tokens, desc=name,
         )  # fmt: skip
         board.add_generated(name, texts, spent, wall)
 
     if chat is not None:
         for mode in decoding:
-            generate("llm" if mode == "free" else "llm_constrained", True, mode)
-    if "ecg_removed" in baselines:
+            generate("llm" if mode == "free" else "llm_constrained", use_ecg, mode)
+    if "ecg_removed" in baselines and use_ecg:  # a question-only model's "llm" already is its ECG-free answer
         generate("ecg_removed", False, decoding[0])
     if "majority" in baselines:
         model = fit_majority(majority_reference if majority_reference is not None else records)
@@ -336,7 +339,7 @@ def run_eval_vqa(cfg: EvalVqaConfig) -> Path:
     """Load model + data from ``cfg``, evaluate, write the report; returns ``cfg.out_dir``."""
     from encoder.datasets.ecgqa import load_answer_options
     from llm_finetune.inference import EcgChat
-    from llm_finetune.vqa.leakage import check_leakage
+    from llm_finetune.vqa.leakage import check_leakage, stage2_run_info
     from llm_finetune.vqa.report import write_report
     from llm_finetune.vqa.signals import EcgArrays, build_source
 
@@ -363,14 +366,19 @@ def run_eval_vqa(cfg: EvalVqaConfig) -> Path:
     source = build_source(cfg.source, signals_root, sampling_rate)
     arrays = EcgArrays(source, sampling_rate, num_samples, enc.input_normalization)
 
+    run = stage2_run_info(cfg.model_dir)
+    ecg_input = run.get(
+        "ecg_input", "tokens"
+    )  # a question-only run (ecg_input: none) is asked without its ECG
     results = evaluate_vqa(
         chat, records, answer_options=answer_options, ecg_arrays=arrays.for_record, baselines=cfg.baselines,
         decoding=cfg.decoding, majority_reference=majority_reference, batch_size=cfg.batch_size,
-        max_new_tokens=cfg.max_new_tokens, n_boot=cfg.n_boot, seed=cfg.seed,
+        max_new_tokens=cfg.max_new_tokens, n_boot=cfg.n_boot, seed=cfg.seed, use_ecg=ecg_input == "tokens",
     )  # fmt: skip
     results["majority_note"] = majority_note
+    results["ecg_input"] = ecg_input
 
-    train_ids = _stage2_train_ecg_ids(cfg, root)
+    train_ids = _stage2_train_ecg_ids(cfg, root, run)
     provenance = _signal_provenance(cfg.source, signals_root)
     results["leakage"] = check_leakage(
         {e for r in records for e in r["ecg_id"]}, model_dir=cfg.model_dir, extra_run_dirs=cfg.leakage_run_dirs,
@@ -420,12 +428,10 @@ def _majority_reference(cfg: EvalVqaConfig, root: Path) -> tuple[list[dict] | No
     return majority_reference, majority_note
 
 
-def _stage2_train_ecg_ids(cfg: EvalVqaConfig, root: Path) -> list | None:
-    """ECG ids of the questions stage 2 trained on (its config.yaml, else this dataset's train split)."""
+def _stage2_train_ecg_ids(cfg: EvalVqaConfig, root: Path, run: dict) -> list | None:
+    """ECG ids of the questions stage 2 trained on (``run``: its config.yaml, else this dataset's train split)."""
     from encoder.datasets.ecgqa import load_ecgqa
-    from llm_finetune.vqa.leakage import stage2_run_info
 
-    run = stage2_run_info(cfg.model_dir)
     train_ids = None
     try:  # the questions stage 2 trained on (its config.yaml, else this dataset's train split)
         train_root = run.get("ecgqa_root", root)

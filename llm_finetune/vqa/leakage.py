@@ -99,7 +99,8 @@ def find_id_records(
 
 
 def stage2_run_info(model_dir: str | Path | None) -> dict:
-    """What the stage-2 run's ``config.yaml`` (next to ``model_dir``) says: stage-1 dirs, train split, ECG-QA root."""
+    """What the stage-2 run's ``config.yaml`` (next to ``model_dir``) says: stage-1 dirs, train split, ECG-QA root,
+    ``ecg_input``."""
     if model_dir is None:
         return {}
     path = Path(model_dir).parent / "config.yaml"
@@ -119,6 +120,8 @@ def stage2_run_info(model_dir: str | Path | None) -> dict:
         info["stage1_dirs"] = [enc, enc.parent]
     if cfg.get("train_split"):
         info["train_split"] = str(cfg["train_split"])
+    if cfg.get("ecg_input"):
+        info["ecg_input"] = str(cfg["ecg_input"])
     root = cfg.get("ecgqa_root") or (
         str(Path(str(cfg["data_root"])) / "ecgqa") if cfg.get("data_root") else None
     )
