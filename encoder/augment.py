@@ -1,23 +1,21 @@
 """Training-time signal augmentation of stage-1 batches: the variation real recordings have and the synthetic
 cohort lacks.
 
-``augment_batch(batch, cfg, fs, seed, normalization)`` changes ``batch["ecg"]`` (B, 12, T), already normalised per lead, and
-returns the batch; with ``cfg.enabled`` false it returns it untouched. Each record draws, with its own
-probability, every transform of ``AUGMENTATIONS`` in order (amplitude scaling, baseline wander, Gaussian noise,
-EMG noise, electrode artefacts, band-pass with jittered cut-offs, lead dropout), then each lead is normalised
-again (``zscore``: mean 0, std 1; ``center``: mean 0), so training inputs keep the statistics inference inputs have.
-The draws are a pure function of ``seed`` (the pretraining loop passes (run seed, step, process rank)), so a
-resumed run replays the same augmentation.
+``augment_crops(x, rng, cfg=..., fs=..., normalization=...)`` changes normalised crops (B, 12, T). Each record
+draws, with its own probability, every transform of ``AUGMENTATIONS`` in order (amplitude scaling, baseline wander,
+Gaussian noise, EMG noise, electrode artefacts, band-pass with jittered cut-offs, lead dropout), then each lead is
+normalised again (``zscore``: mean 0, std 1; ``center``: mean 0), so training inputs keep the statistics inference
+inputs have. Stage 1 passes it as the training ``CachedEcgDataset``'s ``transform`` (off unless ``cfg.enabled``):
+it runs in the loader workers, and its draws are seeded by (seed, epoch, the batch's rows), so a resumed run
+replays the same augmentation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
-import torch
 from scipy import signal as sps
 
 from encoder.config_io import check_config
@@ -155,24 +153,16 @@ def augment_record(
     for p_field, transform in AUGMENTATIONS.values():
         if p_field is None or rng.random() < getattr(cfg, p_field):
             y = transform(y, fs, cfg, rng)
-    y = y * present[:, None]
-    if normalization == "zscore":
-        return normalize_leads(y.astype(np.float32), np.abs(y).max(axis=-1) > 0, "zscore")
-    return (y - y.mean(axis=-1, keepdims=True)).astype(np.float32) * present[:, None]
+    y = (y * present[:, None]).astype(np.float32)
+    return normalize_leads(y, np.abs(y).max(axis=-1) > 0, normalization)
 
 
-def augment_batch(
-    batch: dict[str, Any],
-    cfg: AugmentConfig,
-    fs: float,
-    seed: int | tuple[int, ...],
-    normalization: str = "zscore",
-) -> dict[str, Any]:
-    """``batch["ecg"]`` (B, 12, T) augmented record by record (draws from ``seed``); the batch is returned."""
-    if not cfg.enabled:
-        return batch
-    rng = np.random.default_rng(seed)
-    ecg = batch["ecg"]
-    x = ecg.detach().cpu().numpy()  # (B, 12, T)
-    out = np.stack([augment_record(r, fs, cfg, rng, normalization) for r in x])  # (B, 12, T)
-    return {**batch, "ecg": torch.from_numpy(out).to(device=ecg.device, dtype=ecg.dtype)}
+def augment_crops(
+    x: np.ndarray, rng: np.random.Generator, *, cfg: AugmentConfig, fs: float, normalization: str = "zscore"
+) -> np.ndarray:
+    """Normalised crops (B, 12, T) float32 -> augmented and re-normalised (B, 12, T) float32, record by record.
+
+    The ``transform`` of :class:`encoder.datasets.cache.CachedEcgDataset` (so it runs in the loader workers):
+    bind ``cfg``, ``fs`` and ``normalization`` with ``functools.partial``.
+    """
+    return np.stack([augment_record(r, fs, cfg, rng, normalization) for r in x])

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from encoder.augment import AugmentConfig, augment_batch
+from encoder.augment import AugmentConfig, augment_crops
 from encoder.clip_model import EcgClipModel
 from encoder.config_io import atomic_write_json, check_config, save_resolved_config
 from encoder.configuration import EcgEncoderConfig
@@ -261,6 +261,16 @@ def _split(
         random_crop=random_crop,
         seed=seed,
         normalization=cfg.input_normalization,
+        transform=_augmenter(cfg) if name == "train" else None,
+    )
+
+
+def _augmenter(cfg: PretrainConfig) -> Any:
+    """The training crops' augmentation (``encoder.augment``), or None when it is off."""
+    if not cfg.augment.enabled:
+        return None
+    return partial(
+        augment_crops, cfg=cfg.augment, fs=float(cfg.sampling_rate), normalization=cfg.input_normalization
     )
 
 
@@ -414,10 +424,6 @@ class Pretraining:
             blocks = [shard(b, self.core.rank, self.core.world) for b in todo]
             for k, batch in enumerate(batch_loader(self.data.train, blocks, self.cfg.num_workers), first):
                 step += 1
-                seed = (self.cfg.seed, step, self.core.rank)
-                batch = augment_batch(
-                    batch, self.cfg.augment, self.cfg.sampling_rate, seed, self.cfg.input_normalization
-                )
                 self.one_step(step, epoch, {key: v.to(self.core.device) for key, v in batch.items()})
                 end_of_epoch = k == self.order.per_epoch - 1
                 if (end_of_epoch and (epoch + 1) % self.cfg.eval_every_epochs == 0) or step == self.total:

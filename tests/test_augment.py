@@ -7,13 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from scipy.signal import welch
 
 from encoder.augment import (
     AugmentConfig,
     amplitude,
-    augment_batch,
+    augment_crops,
     augment_record,
     bandpass_jitter,
     baseline_wander,
@@ -75,17 +74,39 @@ def test_augmented_records_are_renormalised_and_absent_leads_stay_absent() -> No
     assert np.allclose(centred.mean(-1), 0.0, atol=1e-4) and centred[live].std(-1).max() > 1.5  # scale kept
 
 
-def test_augment_batch_is_off_by_default_and_replayable_by_seed() -> None:
-    batch = {
-        "ecg": torch.from_numpy(np.stack([_ecg(s) for s in range(4)]).astype(np.float32)),
-        "index": torch.arange(4),
-    }
-    assert augment_batch(batch, AugmentConfig(), FS, 0) is batch
+def test_augmented_crops_replay_from_their_rng() -> None:
+    x = np.stack([_ecg(s) for s in range(4)]).astype(np.float32)  # (4, 12, T)
     on = AugmentConfig(enabled=True)
-    a, b, c = (augment_batch(batch, on, FS, s)["ecg"] for s in ((0, 1, 0), (0, 1, 0), (0, 2, 0)))
-    assert a.shape == batch["ecg"].shape and a.dtype == torch.float32
-    assert torch.equal(a, b) and not torch.equal(a, c)
-    assert torch.equal(augment_batch(batch, on, FS, 0)["index"], batch["index"])
+    a, b, c = (augment_crops(x, np.random.default_rng(s), cfg=on, fs=FS) for s in (1, 1, 2))
+    assert a.shape == x.shape and a.dtype == np.float32
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert not np.array_equal(a, x)
+
+
+def test_the_cache_dataset_augments_training_batches_the_same_with_and_without_workers(
+    tmp_path: Path,
+) -> None:
+    from functools import partial
+
+    from encoder.datasets.cache import CachedEcgDataset, batch_loader, build_cache
+    from encoder.datasets.ptbxl import PtbXl
+    from encoder.datasets.testing import write_tiny_ptbxl
+
+    data = write_tiny_ptbxl(tmp_path / "ptbxl", num_records=16, rates=(100,))
+    cache = build_cache(PtbXl(data, sampling_rate=100), tmp_path / "cache", progress=False)
+    aug = partial(augment_crops, cfg=AugmentConfig(enabled=True), fs=FS)
+    plain = CachedEcgDataset(cache, crop_samples=250, random_crop=True, seed=3)
+    augmented = CachedEcgDataset(cache, crop_samples=250, random_crop=True, seed=3, transform=aug)
+    ks = [0, 5, 9]
+    assert np.array_equal(augmented.batch(ks)["ecg"], augmented.batch(ks)["ecg"])  # replays
+    assert not np.array_equal(augmented.batch(ks)["ecg"], plain.batch(ks)["ecg"])
+    augmented.set_epoch(1)
+    epoch1 = augmented.batch(ks)["ecg"]
+    in_workers = [b["ecg"] for b in batch_loader(augmented, 4, shuffle=False, num_workers=2)]
+    in_main = [b["ecg"] for b in batch_loader(augmented, 4, shuffle=False, num_workers=0)]
+    assert all(np.array_equal(w, m) for w, m in zip(in_workers, in_main, strict=True))
+    augmented.set_epoch(0)
+    assert not np.array_equal(epoch1, augmented.batch(ks)["ecg"])  # new draws each epoch
 
 
 def test_config_bounds_are_checked() -> None:
@@ -116,5 +137,5 @@ def test_pretraining_uses_the_switch(tmp_path: Path) -> None:
 
     plain, aug, aug_again = run("plain", False), run("aug", True), run("aug_again", True)
     assert len(plain) >= 3 and all(np.isfinite(list(aug.values())))
-    assert aug == aug_again  # the augmentation replays from (seed, step, rank)
+    assert aug == aug_again  # the augmentation replays from (seed, epoch, the batch's rows)
     assert aug[1] != plain[1]  # the first batch already differs

@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -470,6 +471,9 @@ class CachedEcgDataset(torch.utils.data.Dataset):
         random_crop: random crop start per item (seeded; call ``set_epoch`` to draw new crops) or the centre.
         seed: seed of the random crops.
         normalization: per-lead normalisation of each crop, ``zscore`` or ``center`` (``encoder.preprocess``).
+        transform: optional ``(crops (B, 12, c) float32, rng) -> (B, 12, c)`` applied to each normalised batch
+            (e.g. ``encoder.augment.augment_crops``); ``rng`` is seeded by (seed, epoch, the batch's rows), so it
+            runs in the loader workers and replays whatever the worker count.
 
     Items: ``{"ecg": float32 (12, crop_samples), "labels": float32 (L,), "index": int (cache row)}``.
     """
@@ -482,8 +486,10 @@ class CachedEcgDataset(torch.utils.data.Dataset):
         random_crop: bool = False,
         seed: int = 0,
         normalization: str = "zscore",
+        transform: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
     ) -> None:
         self.cache = cache
+        self.transform = transform
         self.normalization = check_normalization(normalization)
         self.indices = np.arange(len(cache)) if indices is None else np.asarray(indices, dtype=np.int64)
         self.crop_samples = int(crop_samples or cache.num_samples)
@@ -510,6 +516,7 @@ class CachedEcgDataset(torch.utils.data.Dataset):
 
     def set_epoch(self, epoch: int) -> None:
         """Draw this epoch's crop starts (deterministic in (seed, epoch), independent of workers)."""
+        self._epoch = int(epoch)
         if self.random_crop:
             rng = np.random.default_rng((self.seed, epoch))
             self._starts = (rng.random(len(self.indices)) * (self._max_start + 1)).astype(np.int64)
@@ -551,8 +558,11 @@ class CachedEcgDataset(torch.utils.data.Dataset):
             crops = self.cache.signals[rows, :, starts[0] : starts[0] + c]  # (B, 12, c)
         else:
             crops = self._windows[rows, :, starts]  # (B, 12, c): one gather of B windows from the memmap
+        ecg = self._normalise(crops, ks)  # (B, 12, c) float32
+        if self.transform is not None:
+            ecg = self.transform(ecg, np.random.default_rng([self.seed, self._epoch, *rows.tolist()]))
         return {
-            "ecg": torch.from_numpy(self._normalise(crops, ks)),  # (B, 12, c) float32
+            "ecg": torch.from_numpy(ecg),  # (B, 12, c) float32
             "labels": self._labels[torch.from_numpy(ks)],  # (B, L) float32
             "index": torch.from_numpy(rows),  # (B,) int64 cache rows
         }
