@@ -289,6 +289,54 @@ def range_class_accuracy(probs: np.ndarray, target: np.ndarray, mask: np.ndarray
     return float(np.mean(hits)) if hits else float("nan")
 
 
+def noise_record_auroc(probs: np.ndarray, target: np.ndarray, mask: np.ndarray) -> dict[str, object]:
+    """Record-level AUROC per noise type (and ``any``): a record's score is its highest lead probability, its
+    truth whether any lead carries that noise."""
+    n = len(LEADS)
+    out: dict[str, float] = {}
+    for i, name in enumerate((*NOISE_TYPES, "any")):
+        cols = slice(i * n, (i + 1) * n)
+        keep = mask[:, cols].max(axis=1) > 0
+        y = target[keep, cols].max(axis=1) > 0.5
+        if 0 < y.sum() < len(y):
+            out[name] = float(roc_auc_score(y, probs[keep, cols].max(axis=1)))
+    return {"record_auroc": out}
+
+
+def stage_accuracy_on_infarctions(
+    probs: np.ndarray, target: np.ndarray, mask: np.ndarray
+) -> dict[str, object]:
+    """Stage accuracy on the records whose true class is an infarction stage (not ``none``)."""
+    keep = (mask[:, 0] > 0) & (target.argmax(1) != INFARCTION_CLASSES.index("none"))
+    if not keep.any():
+        return {"n_infarctions": 0}
+    acc = accuracy_score(target[keep].argmax(1), probs[keep].argmax(1))
+    return {"accuracy_on_infarctions": float(acc), "n_infarctions": int(keep.sum())}
+
+
+def numeric_breakdown(probs: np.ndarray, target: np.ndarray, mask: np.ndarray) -> dict[str, object]:
+    """MAE in ms per feature (its min and max together) and the accuracy of the below / within / above class."""
+    per_feature: dict[str, float] = {}
+    for i, feature in enumerate(NUMERIC_FEATURES):
+        cols = slice(2 * i, 2 * i + 2)
+        keep = mask[:, cols] > 0
+        if keep.any():
+            scale = numeric_scale(feature)[1]
+            per_feature[feature] = float(np.abs((probs[:, cols] - target[:, cols]) * scale)[keep].mean())
+    return {
+        "mae_ms_per_feature": per_feature,
+        "range_class_accuracy": range_class_accuracy(probs, target, mask),
+    }
+
+
+TASK_BREAKDOWNS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], dict[str, object]]] = {
+    "noise": noise_record_auroc,
+    "stage_of_infarction": stage_accuracy_on_infarctions,
+    "numeric_feature": numeric_breakdown,
+}
+"""Task -> the extra fold metrics reported beside :func:`task_metrics` (the units the issue's targets use)."""
+
+
 def head_outputs(encoder: nn.Module, dataset: object) -> dict[str, np.ndarray]:
     """Task -> (N, K) probabilities / normalised values of the encoder's aux head over a dataset (in order)."""
     from encoder.engine.inference import encode_dataset
@@ -320,6 +368,6 @@ def calibrate_and_report(
                     encoder.config.aux_thresholds[name] = fit_thresholds(p, t, m)
                 continue
             report[name] = task_metrics(name, p, t, m)
-            if name == "numeric_feature":
-                report[name]["range_class_accuracy"] = range_class_accuracy(p, t, m)
+            if name in TASK_BREAKDOWNS:
+                report[name].update(TASK_BREAKDOWNS[name](p, t, m))
     return report

@@ -196,3 +196,46 @@ def test_predict_attributes_decodes_with_the_tuned_thresholds() -> None:
     got = model.predict_attributes(ecg)
     assert [a.pacemaker for a in got] == (p >= p.median()).tolist()
     assert all(a.available == {"pacemaker", "heart_axis"} and a.heart_axis for a in got)
+
+
+def test_fold_breakdowns_score_noise_per_record_stage_on_infarctions_and_ms_per_feature() -> None:
+    from encoder.ecgqa.attributes import NOISE_TYPES, NUMERIC_FEATURES
+    from encoder.multitask import (
+        INFARCTION_CLASSES,
+        noise_record_auroc,
+        numeric_breakdown,
+        numeric_scale,
+        stage_accuracy_on_infarctions,
+    )
+
+    rng = np.random.default_rng(0)
+    n, leads = 40, len(LEADS)
+    # noise: baseline drift on lead V1 of the first 20 records; the head is right on type 0, reversed on type 1
+    target = np.zeros((n, (len(NOISE_TYPES) + 1) * leads))
+    target[:20, LEADS.index("V1")] = 1.0
+    target[20:, leads + 2] = 1.0
+    probs = rng.uniform(0, 0.1, target.shape)
+    probs[:20, 5] = 0.9  # record-level: the highest lead counts, not the same lead
+    probs[:20, leads + 3] = 0.9
+    res = noise_record_auroc(probs, target, np.ones_like(target))["record_auroc"]
+    assert res[NOISE_TYPES[0]] == 1.0 and res[NOISE_TYPES[1]] == 0.0
+    assert NOISE_TYPES[2] not in res  # no positives: not scored
+
+    # stage: 3 infarctions (2 right) and 5 "none" records that are all wrong; accuracy only over infarctions
+    k = len(INFARCTION_CLASSES)
+    none = INFARCTION_CLASSES.index("none")
+    truth = np.eye(k)[[1, 2, 3] + [none] * 5]
+    guess = np.eye(k)[[1, 2, none] + [1] * 5]
+    st = stage_accuracy_on_infarctions(guess, truth, np.ones_like(truth))
+    assert st == {"accuracy_on_infarctions": pytest.approx(2 / 3), "n_infarctions": 3}
+
+    # numeric: every prediction off by 10 ms on its own scale; masked entries ignored
+    width = 2 * len(NUMERIC_FEATURES)
+    t = np.zeros((4, width))
+    p = np.array([[10.0 / numeric_scale(f)[1]] * 2 for f in NUMERIC_FEATURES]).ravel()[None].repeat(4, 0)
+    m = np.ones((4, width))
+    m[:, 0] = 0
+    p[:, 0] = 99.0
+    per = numeric_breakdown(p, t, m)["mae_ms_per_feature"]
+    assert set(per) == set(NUMERIC_FEATURES)
+    assert all(v == pytest.approx(10.0) for v in per.values())
