@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,6 @@ class EvaluateConfig:
 
 
 def _run_pretrain_config(run_dir: Path, ecfg: EvaluateConfig) -> Any:
-    from encoder.text import TextTowerConfig
     from encoder.train import PretrainConfig
 
     path = run_dir / "config.yaml"
@@ -68,10 +67,15 @@ def _run_pretrain_config(run_dir: Path, ecfg: EvaluateConfig) -> Any:
             f"{run_dir} has no config.yaml; point run_dir at the output folder of `ecgllm pretrain`."
         )
     raw = yaml.safe_load(path.read_text()) or {}
-    names = {f.name for f in fields(PretrainConfig)}
-    kwargs = {k: v for k, v in raw.items() if k in names}
-    if isinstance(kwargs.get("text"), dict):
-        kwargs["text"] = TextTowerConfig(**kwargs["text"])
+    kwargs = {}
+    for f in fields(PretrainConfig):
+        if f.name not in raw:
+            continue
+        value = raw[f.name]
+        default = f.default_factory() if f.default_factory is not MISSING else None
+        if isinstance(value, dict) and is_dataclass(default):  # nested settings (text tower, augmentation)
+            value = type(default)(**value)
+        kwargs[f.name] = value
     cfg = PretrainConfig(**kwargs)
     if ecfg.data_dir:
         cfg.data_dir = ecfg.data_dir
