@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import MISSING, dataclass, fields, is_dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -67,15 +67,9 @@ def _run_pretrain_config(run_dir: Path, ecfg: EvaluateConfig) -> Any:
             f"{run_dir} has no config.yaml; point run_dir at the output folder of `ecgllm pretrain`."
         )
     raw = yaml.safe_load(path.read_text()) or {}
-    kwargs = {}
-    for f in fields(PretrainConfig):
-        if f.name not in raw:
-            continue
-        value = raw[f.name]
-        default = f.default_factory() if f.default_factory is not MISSING else None
-        if isinstance(value, dict) and is_dataclass(default):  # nested settings (text tower, augmentation)
-            value = type(default)(**value)
-        kwargs[f.name] = value
+    names = {f.name for f in fields(PretrainConfig)}
+    # nested settings (text, augment) come back as mappings; PretrainConfig turns them into dataclasses
+    kwargs = {k: v for k, v in raw.items() if k in names}
     cfg = PretrainConfig(**kwargs)
     if ecfg.data_dir:
         cfg.data_dir = ecfg.data_dir

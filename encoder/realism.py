@@ -118,6 +118,10 @@ def load_real(path: str | Path, max_records: int = 0, preprocessed: str = "auto"
     return np.stack([preprocess(read_ecg(f).signal, read_ecg(f).fs) for f in files])
 
 
+# A generated cohort is at least this large, so its fold 10 (the held-out sim-to-real sample) is never empty.
+_MIN_GENERATED = 200
+
+
 def load_cohort(
     root: str | Path, num: int, seed: int, folds: tuple[int, ...] | None = None
 ) -> tuple[np.ndarray, list[int]]:
@@ -129,6 +133,10 @@ def load_cohort(
     table = pd.read_csv(root / "ptbxl_database.csv")
     if folds is not None:
         table = table[table.strat_fold.isin(folds)]
+    if len(table) == 0:
+        raise DatasetError(
+            f"The cohort {root} has no records in folds {folds}; generate a larger cohort (--num_synthetic)."
+        )
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(len(table), size=min(num, len(table)), replace=False))
     rows = table.iloc[pick]
@@ -518,7 +526,9 @@ def run_realism(cfg: RealismConfig) -> dict:
         from encoder.datasets.synthetic import SyntheticConfig, generate_cohort
 
         cohort = generate_cohort(
-            SyntheticConfig(out_dir=str(out / "cohort"), num_records=max(n_syn, 50), seed=cfg.seed)
+            SyntheticConfig(
+                out_dir=str(out / "cohort"), num_records=max(n_syn, _MIN_GENERATED), seed=cfg.seed
+            )
         )
     raw_syn, syn_ids = load_cohort(cohort, n_syn, cfg.seed)
     synth = np.stack([preprocess(r, FS) for r in raw_syn])

@@ -25,7 +25,7 @@ import logging
 import math
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -170,6 +170,12 @@ class PretrainConfig:
     """Show tqdm progress bars."""
 
     def __post_init__(self) -> None:
+        # nested settings given as mappings (a saved config.yaml, JSON) become dataclasses
+        for f in fields(self):
+            value = getattr(self, f.name)
+            default = f.default_factory() if f.default_factory is not MISSING else None
+            if isinstance(value, dict) and is_dataclass(default):
+                setattr(self, f.name, type(default)(**value))
         check_config(self)
 
 
