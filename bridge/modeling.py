@@ -262,12 +262,19 @@ class EcgLlm(nn.Module):
         features: EcgFeatures | None = None,
         labels: torch.Tensor | None = None,
         ecg: torch.Tensor | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
     ):
-        """Causal-LM output; pass cached ``features`` or raw ``ecg`` (M, 12, T) in prompt order."""
+        """Causal-LM output; pass cached ``features`` or raw ``ecg`` (M, 12, T) in prompt order.
+
+        ``logits_to_keep``: transformers' option: 0 = logits at every position, else only at the given (K,)
+        positions (or the last N), so training computes the LM head where the loss needs it.
+        """
         if features is None and ecg is not None:
             features = self.encode_ecgs(ecg)
         embeds = self.embed(input_ids, features)
-        return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels)
+        return self.llm(
+            inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, logits_to_keep=logits_to_keep
+        )
 
     @torch.no_grad()
     def generate(

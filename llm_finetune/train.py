@@ -184,15 +184,27 @@ def load_features(
 
 
 # ----- one step ----------------------------------------------------------------------------------------------
-def answer_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed next-token cross-entropy over the answer tokens (labels != -100) of (B, T, V) logits, and their
-    number; the causal LM's own loss is the first divided by the second."""
-    targets = labels[:, 1:]  # (B, T - 1): token t + 1 is predicted at t
+def answer_positions(labels: torch.Tensor) -> torch.Tensor:
+    """(K,) sequence positions whose next token is an answer token in some row of the (B, T) ``labels``: the
+    only positions whose logits the loss needs (the LM head then runs on K instead of T positions)."""
+    return (labels[:, 1:] != -100).any(0).nonzero().squeeze(1)
+
+
+def answer_token_loss(
+    logits: torch.Tensor, labels: torch.Tensor, positions: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed next-token cross-entropy over the answer tokens (labels != -100) and their number; the causal LM's
+    own loss is the first divided by the second.
+
+    ``logits`` are (B, T, V), or (B, K, V) at ``positions`` (:func:`answer_positions`) when the model was asked
+    for those only.
+    """
+    if positions is None:
+        positions = torch.arange(labels.shape[1] - 1, device=labels.device)
+        logits = logits[:, :-1]
+    targets = labels[:, positions + 1]  # (B, K): token t + 1 is predicted at t
     total = F.cross_entropy(
-        logits[:, :-1].float().reshape(-1, logits.shape[-1]),
-        targets.reshape(-1),
-        ignore_index=-100,
-        reduction="sum",
+        logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100, reduction="sum"
     )
     return total, (targets != -100).sum()
 
@@ -203,10 +215,14 @@ def answer_objective(
     """This process's share of the mean answer-token loss of the global micro-batch (the token count is summed
     over processes, so the mean over processes of the shares is the one-process loss)."""
     rows = micro["rows"]  # (M,); empty for a question-only run
+    positions = answer_positions(micro["labels"])  # (K,)
     out = model(
-        micro["input_ids"], micro["attention_mask"], features=features.index(rows) if rows.numel() else None
+        micro["input_ids"],
+        micro["attention_mask"],
+        features=features.index(rows) if rows.numel() else None,
+        logits_to_keep=positions,
     )
-    total, count = answer_token_loss(out.logits, micro["labels"])
+    total, count = answer_token_loss(out.logits, micro["labels"], positions)
     tokens = sum_over_processes(count.float())
     return rank_and_world()[1] * total / tokens.clamp_min(1.0), {}
 

@@ -243,7 +243,7 @@ def test_nan_loss_skips_step_and_leaves_parameters_unchanged(setup, tmp_path):
 def test_answer_loss_is_the_causal_lm_loss(setup, tmp_path):
     """The loss is computed from the logits as a token sum / token count (so several processes can share the
     count); on one process it equals the LLM's own mean answer-token loss."""
-    from llm_finetune.train import answer_token_loss
+    from llm_finetune.train import answer_positions, answer_token_loss
 
     cfg = _cfg(setup, tmp_path / "loss")
     model = EcgLlm.build(cfg.model, cfg.encoder)
@@ -258,8 +258,9 @@ def test_answer_loss_is_the_causal_lm_loss(setup, tmp_path):
     total, count = answer_token_loss(out.logits, batch["labels"])
     assert int(count) == int((batch["labels"][:, 1:] != -100).sum()) > 0
     torch.testing.assert_close(total / count, out.loss, rtol=1e-5, atol=1e-6)
-    share, _ = answer_objective(model, batch, store.features)
+    share, _ = answer_objective(model, batch, store.features)  # LM head only at the answer positions
     torch.testing.assert_close(share, out.loss, rtol=1e-5, atol=1e-6)
+    assert 0 < answer_positions(batch["labels"]).numel() < batch["input_ids"].shape[1] - 1
 
 
 def test_feature_cache_is_keyed_on_the_encoder_and_the_reader(setup, tmp_path):
