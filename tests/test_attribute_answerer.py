@@ -33,7 +33,7 @@ CASES = [
     (q("single-verify", "noise", ["baseline drift", "lead V1"]), [], ["yes"]),
     (q("single-verify", "noise", ["baseline drift", "lead II"]), [], ["no"]),
     (q("single-verify", "noise", ["static noise"]), [], ["no"]),
-    (q("single-query", "noise", ["baseline drift"]), LEAD_OPTIONS, ["lead v1"]),
+    (q("single-query", "noise", ["baseline drift"]), LEAD_OPTIONS, ["lead V1"]),
     (q("single-query", "noise", [], "Which noise does lead V1 show?"), ["baseline drift", "static noise", "none"],
      ["baseline drift"]),
     (q("single-verify", "extra_systole", ["ventricular extrasystoles"]), [], ["yes"]),
@@ -49,13 +49,37 @@ CASES = [
      ["within the normal range", "above the normal range"]),
     (q("single-query", "numeric_feature", []), ["rr interval", "qrs duration", "none"], ["qrs duration"]),
     (q("single-verify", "scp_code", ["non-diagnostic t abnormalities", "lead V1"]), [], ["yes"]),
-    (q("single-query", "scp_code", ["non-diagnostic t abnormalities"]), LEAD_OPTIONS, ["lead v1"]),
+    (q("single-query", "scp_code", ["non-diagnostic t abnormalities"]), LEAD_OPTIONS, ["lead V1"]),
+    # templates that are not one attribute lookup: any noise (28, 29), any extra systole (36), a range choice naming
+    # its feature in the text (40), the form statements of one lead (18), a query's own "none ..." option (25)
+    (q("single-verify", "noise", ["any kind of noises"], "Does this ECG show any kind of noises in lead V1?"), [],
+     ["yes"]),
+    (q("single-verify", "noise", ["any kind of noises"], "Does this ECG show any kind of noises in lead II?"), [],
+     ["no"]),
+    (q("single-verify", "extra_systole", []), [], ["yes"]),
+    (q("single-choose", "numeric_feature", ["below the normal range", "above the normal range"],
+       "Which range is the qrs duration of this ECG in, below the normal range or above the normal range?"),
+     ["above the normal range", "below the normal range", "none", "within the normal range"],
+     ["above the normal range"]),
+    (q("single-query", "scp_code", [], "What form-related symptoms does this ECG show in lead V1?"),
+     ["inverted t-waves", "non-diagnostic t abnormalities", "none"], ["non-diagnostic t abnormalities"]),
+    (q("single-query", "scp_code", [], "What form-related symptoms does this ECG show in lead II?"),
+     ["inverted t-waves", "non-diagnostic t abnormalities", "none"], ["none"]),
+    (q("single-query", "stage_of_infarction", []), ["old stage of myocardial infarction",
+     "none of myocardial infarction"], ["none of myocardial infarction"]),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(("record", "options", "want"), CASES)
 def test_answers_toy_questions_from_predicted_attributes(record: dict, options: list, want: list) -> None:
     assert AttributeAnswerer().answer(record, options, PRED) == want
+
+
+def test_pacemaker_template_reads_the_pacemaker_head() -> None:
+    paced = EcgAttributes(pacemaker=True, available=frozenset({"pacemaker"}))
+    record = q("single-verify", "scp_code", [], "Does this ECG show a paced rhythm?", tid=15)
+    assert AttributeAnswerer().answer(record, ["no", "yes"], paced) == ["yes"]
+    assert AttributeAnswerer().answer(record, ["no", "yes"], PRED) is None  # PRED has no pacemaker head
 
 
 def test_abstains_and_counts_per_template() -> None:
