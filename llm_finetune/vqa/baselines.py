@@ -20,16 +20,16 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 
 import numpy as np
 
-from encoder.ecgqa.attributes import EcgAttributes
+from encoder.ecgqa.attributes import NO_LEADS, EcgAttributes
 from encoder.ecgqa.rules import ANY_OF_TEMPLATES, COMPARISON_RULES, any_of_statements
 from encoder.heads import label_verdict
 from encoder.labels import scp_code_aliases
-from llm_finetune.vqa.attribute_answerer import AttributeAnswerer
+from llm_finetune.vqa.attribute_answerer import AttributeAnswerer, parse_question
 from llm_finetune.vqa.comparison_answerer import Verdicts, answer_comparison, numeric_verdicts
 from llm_finetune.vqa.normalize import canon
 from llm_finetune.vqa.scoring import answer_set
@@ -246,10 +246,28 @@ class AuxHeadAnswerer:
             return out
         if str(record.get("attribute_type")) == "scp_code":
             out = self.answer(record, options, rows[0])
-            if out is not None:
-                self.attributes.count(tid, out)
-                return out
+            if out is None:
+                named = parse_question(record, options).attributes
+                if not any(self.label_index(a) is None for a in named):
+                    return self.attributes.answer(record, options, self._gate_form_leads(attrs[0], rows[0]))
+                # else a lead question about a statement without a label: no head says whether it is shown
+            self.attributes.count(tid, out)
+            return out
         return self.attributes.answer(record, options, attrs[0] or EcgAttributes())
+
+    def _gate_form_leads(self, predicted: EcgAttributes | None, probs: np.ndarray) -> EcgAttributes:
+        """``predicted`` with each form statement's leads kept only where its label says the ECG shows it: the lead
+        head is trained on ECGs that show the statement (which leads, given it is there), so alone it cannot tell
+        whether it is there; statements without a label count as not shown."""
+        if predicted is None:
+            return EcgAttributes()
+        gated = {
+            code: mask
+            if (idx := self.label_index(code)) is not None and self.positive(probs, idx)
+            else NO_LEADS
+            for code, mask in predicted.form_leads.items()
+        }
+        return replace(predicted, form_leads=gated)
 
     def _compare(
         self, record: dict, options: Sequence[str], probs: np.ndarray, predicted: list[EcgAttributes | None]
