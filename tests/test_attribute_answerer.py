@@ -138,3 +138,24 @@ def test_report_has_the_question_type_by_attribute_type_table() -> None:
     text = markdown_report({"n_questions": 3, "systems": {"aux_head": system}})
     assert "question type × attribute type" in text
     assert "| single-verify | 50.0 (n=2) | – |" in text and "0.0 (n=1, cov 0%)" in text
+
+
+def test_lead_questions_need_the_statement_label() -> None:
+    """The lead head says which leads given a statement is shown; whether it is shown is the label's verdict."""
+    from llm_finetune.vqa.baselines import AuxHeadAnswerer
+
+    ans = AuxHeadAnswerer(["NDT", "NORM"], thresholds=[0.5, 0.5])
+    in_v1 = q("single-verify", "scp_code", ["non-diagnostic t abnormalities"],
+              "Does this ECG show non-diagnostic t abnormalities in lead V1?", tid=17)  # fmt: skip
+    shown, not_shown = np.array([0.9, 0.1]), np.array([0.1, 0.9])
+    assert ans.answer_all(in_v1, ["no", "yes"], shown, PRED) == ["yes"]
+    assert ans.answer_all(in_v1, ["no", "yes"], not_shown, PRED) == ["no"]  # PRED's lead mask says V1
+    in_lead = q(
+        "single-query", "scp_code", [], "What form-related symptoms does this ECG show in lead V1?", tid=18
+    )
+    opts = ["inverted t-waves", "non-diagnostic t abnormalities", "none"]
+    assert ans.answer_all(in_lead, opts, shown, PRED) == ["non-diagnostic t abnormalities"]
+    assert ans.answer_all(in_lead, opts, not_shown, PRED) == ["none"]
+    no_label = AuxHeadAnswerer(["NORM"])
+    assert no_label.answer_all(in_v1, ["no", "yes"], np.array([0.1]), PRED) is None
+    assert no_label.coverage() == {17: {"answered": 0, "abstained": 1}}
