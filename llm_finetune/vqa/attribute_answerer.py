@@ -244,9 +244,8 @@ class AttributeAnswerer:
         self.count(q.template_id, out)
         if out is None:
             return None
-        spelling = {
-            canon(o): o for o in options
-        }  # the rules work on canonical text; answer in the options' own
+        # the rules work on canonical text; answer in the options' own spelling
+        spelling = {canon(o): o for o in options}
         return [spelling.get(a, a) for a in out]
 
     def count(self, template_id: int, out: Answer) -> None:

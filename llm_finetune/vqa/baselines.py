@@ -130,8 +130,8 @@ class AuxHeadAnswerer:
     """Answers ECG-QA questions from per-label probabilities of one ECG (see the module docstring).
 
     verify: yes/no for the one attribute (an "any ..." template: whether any statement of its pool is positive).
-    choose: the attributes that are positive, else ``none`` (or the
-    more likely one when the template has no ``none``). query: the template's options that are positive,
+    choose: the attributes that are positive, else ``none`` (or the more likely one when the template has no
+    ``none``). query: the template's options that are positive,
     else ``none``; options without a classifier label count as absent, and a query is answered only when at
     least ``min_query_coverage`` of its options have one.
     """
@@ -209,9 +209,8 @@ class AuxHeadAnswerer:
         if qtype == "single-query":
             cands = [o for o in options if canon(o) != "none"]
             sup = superclass_of_statements()
-            if len(attrs) == 1 and canon(attrs[0]) in set(
-                sup.values()
-            ):  # symptoms of {superclass} (template 9)
+            if len(attrs) == 1 and canon(attrs[0]) in set(sup.values()):
+                # symptoms of {superclass} (template 9): only that superclass's statements
                 cands = [o for o in cands if sup.get(canon(o)) == canon(attrs[0])]
             mapped = [(o, g) for o in cands if (g := self.label_index(o)) is not None]
             if not cands or len(mapped) < self.min_query_coverage * len(cands):
