@@ -2,7 +2,9 @@
 
 The stage-2 LLM reads the aux head's findings, so this bounds what the findings hint can carry, and it takes
 seconds instead of a stage-2 run: use it to compare stage-1 settings before fine-tuning. Majority per template
-(fit on the train split) is printed beside it.
+(fit on the train split) is printed beside it. All seven question types by default; a comparison question is
+answered from the predictions of both its ECGs. Tables by question type and attribute type (``--by_template``: also
+per template id), with coverage where the answerer abstained.
 
     python benchmarks/aux_head_vqa.py --data_root runs/quickstart/cohort \
         --encoders runs/quickstart/stage1/encoder runs/other/encoder
@@ -21,6 +23,8 @@ import numpy as np
 import torch
 
 from encoder.datasets.ecgqa import load_answer_options, load_ecgqa
+from encoder.ecgqa.attributes import EcgAttributes
+from encoder.ecgqa.templates import QUESTION_TYPES
 from encoder.modeling import EcgEncoder
 from llm_finetune.data import load_qa_samples
 from llm_finetune.features import ptbxl_reader
@@ -29,8 +33,10 @@ from llm_finetune.vqa.baselines import AuxHeadAnswerer, fit_majority, majority_a
 from llm_finetune.vqa.normalize import canon
 
 
-def aux_probabilities(encoder: EcgEncoder, data_root: Path, ecg_ids: list[int]) -> dict[int, np.ndarray]:
-    """ecg_id -> calibrated per-label probabilities (L,) of the encoder's classifier."""
+def aux_predictions(
+    encoder: EcgEncoder, data_root: Path, ecg_ids: list[int]
+) -> dict[int, tuple[np.ndarray, EcgAttributes | None]]:
+    """ecg_id -> (calibrated per-label probabilities (L,), decoded multi-task attributes or None without a head)."""
     cfg = encoder.config
     read = ptbxl_reader(data_root, cfg.sampling_rate, cfg.input_samples, cfg.input_normalization)
     out = {}
@@ -38,8 +44,14 @@ def aux_probabilities(encoder: EcgEncoder, data_root: Path, ecg_ids: list[int]) 
         ids = ecg_ids[start : start + 256]
         x = torch.from_numpy(np.stack([read(e) for e in ids]))  # (b, 12, T)
         probs = encoder.predict_proba(x).numpy()  # (b, L)
-        out.update(zip(ids, probs, strict=True))
+        attrs = encoder.predict_attributes(x) if encoder.aux_head is not None else [None] * len(ids)
+        out.update(zip(ids, zip(probs, attrs, strict=True), strict=True))
     return out
+
+
+def aux_probabilities(encoder: EcgEncoder, data_root: Path, ecg_ids: list[int]) -> dict[int, np.ndarray]:
+    """ecg_id -> calibrated per-label probabilities (L,) of the encoder's classifier."""
+    return {e: p for e, (p, _) in aux_predictions(encoder, data_root, ecg_ids).items()}
 
 
 def train_shifts(encoder: EcgEncoder, data_root: Path) -> list[float | None]:
@@ -55,6 +67,40 @@ def same(a: list[str], b: list[str]) -> bool:
     return sorted(map(canon, a)) == sorted(map(canon, b))
 
 
+def score(
+    answerer: AuxHeadAnswerer, records: list[dict], options: dict, preds: dict
+) -> list[tuple[bool, bool]]:
+    """(answered, right) per question, each question answered from the predictions of all its ECGs."""
+    out = []
+    for r in records:
+        ids = [int(e) for e in r["ecg_id"]]
+        probs = np.stack([preds[e][0] for e in ids])  # (n_ecgs, L)
+        got = answerer.answer_all(
+            r, options.get(int(r["template_id"]), []), probs, [preds[e][1] for e in ids]
+        )
+        out.append((got is not None, got is not None and same(got, r["answer"])))
+    return out
+
+
+def table(title: str, key: str, records: list[dict], results: dict[str, list[tuple[bool, bool]]]) -> None:
+    """Markdown table of exact match % (coverage where below 100 %) per value of ``key``."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(records):
+        groups[str(r[key])].append(i)
+    order = sorted(groups, key=lambda g: (int(g) if g.isdigit() else 0, g))
+    print(f"\n| {title} | n | " + " | ".join(results) + " |")
+    print("|---|---|" + "---|" * len(results))
+    for g in [*order, "overall"]:
+        idx = groups[g] if g != "overall" else list(range(len(records)))
+        cells = []
+        for res in results.values():
+            answered, right = np.array([res[i] for i in idx], dtype=bool).T
+            cov = "" if answered.all() else f" (cov {100 * answered.mean():.0f}%)"
+            cells.append(f"{100 * right.mean():.1f}{cov}")
+        label = f"**{g}**" if g == "overall" else g
+        print(f"| {label} | {len(idx)} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data_root", type=Path, required=True, help="PTB-XL-format cohort with ecgqa/")
@@ -65,7 +111,10 @@ def main() -> None:
         default=["valid"],
         help="ECG-QA splits to score: valid chooses (default); test only for the one headline run",
     )
-    ap.add_argument("--types", nargs="+", default=["single-verify", "single-choose", "single-query"])
+    ap.add_argument(
+        "--types", nargs="+", default=list(QUESTION_TYPES), help="question types (default: all 7)"
+    )
+    ap.add_argument("--by_template", action="store_true", help="also print one row per template id")
     ap.add_argument(
         "--prior_shift",
         action="store_true",
@@ -79,15 +128,11 @@ def main() -> None:
     ]
     options = load_answer_options(root)
     majority = fit_majority(dict(r) for r in load_ecgqa(root, split="train"))
-    ecg_ids = sorted({int(r["ecg_id"][0]) for r in records})
-    rows = defaultdict(dict)
-    for r in records:
-        rows[r["question_type"]].setdefault("majority", []).append(
-            same(majority_answer(majority, r), r["answer"])
-        )
+    ecg_ids = sorted({int(e) for r in records for e in r["ecg_id"]})
+    results = {"majority": [(True, same(majority_answer(majority, r), r["answer"])) for r in records]}
     for path in args.encoders:
         encoder = EcgEncoder.from_pretrained(path).eval()
-        probs = aux_probabilities(encoder, args.data_root, ecg_ids)
+        preds = aux_predictions(encoder, args.data_root, ecg_ids)
         names = list(encoder.config.label_names)
         answerers = {str(path): AuxHeadAnswerer(names, encoder.config.label_thresholds)}
         if args.prior_shift:
@@ -95,20 +140,13 @@ def main() -> None:
                 names, encoder.config.label_thresholds, logit_shifts=train_shifts(encoder, args.data_root)
             )
         for name, answerer in answerers.items():
-            for r in records:
-                got = answerer.answer(r, options.get(int(r["template_id"]), []), probs[int(r["ecg_id"][0])])
-                rows[r["question_type"]].setdefault(name, []).append(
-                    got is not None and same(got, r["answer"])
-                )
-    systems = ["majority"] + [s for s in rows[args.types[0]] if s != "majority"]
+            results[name] = score(answerer, records, options, preds)
     role = "HEADLINE (test)" if "test" in args.splits else "selection (valid)"
-    print(f"[{role}] ECG-QA {'+'.join(args.splits)} questions, exact match % (abstentions count as wrong)\n")
-    print("| question type | n | " + " | ".join(systems) + " |")
-    print("|---|---|" + "---|" * len(systems))
-    for qtype in args.types:
-        if qtype in rows:
-            cells = [f"{100 * np.mean(rows[qtype][s]):.1f}" for s in systems]
-            print(f"| {qtype} | {len(rows[qtype]['majority'])} | " + " | ".join(cells) + " |")
+    print(f"[{role}] ECG-QA {'+'.join(args.splits)} questions, exact match % (abstentions count as wrong)")
+    table("question type", "question_type", records, results)
+    table("attribute type", "attribute_type", records, results)
+    if args.by_template:
+        table("template", "template_id", records, results)
 
 
 if __name__ == "__main__":

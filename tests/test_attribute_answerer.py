@@ -33,7 +33,7 @@ CASES = [
     (q("single-verify", "noise", ["baseline drift", "lead V1"]), [], ["yes"]),
     (q("single-verify", "noise", ["baseline drift", "lead II"]), [], ["no"]),
     (q("single-verify", "noise", ["static noise"]), [], ["no"]),
-    (q("single-query", "noise", ["baseline drift"]), LEAD_OPTIONS, ["lead v1"]),
+    (q("single-query", "noise", ["baseline drift"]), LEAD_OPTIONS, ["lead V1"]),
     (q("single-query", "noise", [], "Which noise does lead V1 show?"), ["baseline drift", "static noise", "none"],
      ["baseline drift"]),
     (q("single-verify", "extra_systole", ["ventricular extrasystoles"]), [], ["yes"]),
@@ -49,13 +49,37 @@ CASES = [
      ["within the normal range", "above the normal range"]),
     (q("single-query", "numeric_feature", []), ["rr interval", "qrs duration", "none"], ["qrs duration"]),
     (q("single-verify", "scp_code", ["non-diagnostic t abnormalities", "lead V1"]), [], ["yes"]),
-    (q("single-query", "scp_code", ["non-diagnostic t abnormalities"]), LEAD_OPTIONS, ["lead v1"]),
+    (q("single-query", "scp_code", ["non-diagnostic t abnormalities"]), LEAD_OPTIONS, ["lead V1"]),
+    # templates that are not one attribute lookup: any noise (28, 29), any extra systole (36), a range choice naming
+    # its feature in the text (40), the form statements of one lead (18), a query's own "none ..." option (25)
+    (q("single-verify", "noise", ["any kind of noises"], "Does this ECG show any kind of noises in lead V1?"), [],
+     ["yes"]),
+    (q("single-verify", "noise", ["any kind of noises"], "Does this ECG show any kind of noises in lead II?"), [],
+     ["no"]),
+    (q("single-verify", "extra_systole", []), [], ["yes"]),
+    (q("single-choose", "numeric_feature", ["below the normal range", "above the normal range"],
+       "Which range is the qrs duration of this ECG in, below the normal range or above the normal range?"),
+     ["above the normal range", "below the normal range", "none", "within the normal range"],
+     ["above the normal range"]),
+    (q("single-query", "scp_code", [], "What form-related symptoms does this ECG show in lead V1?"),
+     ["inverted t-waves", "non-diagnostic t abnormalities", "none"], ["non-diagnostic t abnormalities"]),
+    (q("single-query", "scp_code", [], "What form-related symptoms does this ECG show in lead II?"),
+     ["inverted t-waves", "non-diagnostic t abnormalities", "none"], ["none"]),
+    (q("single-query", "stage_of_infarction", []), ["old stage of myocardial infarction",
+     "none of myocardial infarction"], ["none of myocardial infarction"]),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(("record", "options", "want"), CASES)
 def test_answers_toy_questions_from_predicted_attributes(record: dict, options: list, want: list) -> None:
     assert AttributeAnswerer().answer(record, options, PRED) == want
+
+
+def test_pacemaker_template_reads_the_pacemaker_head() -> None:
+    paced = EcgAttributes(pacemaker=True, available=frozenset({"pacemaker"}))
+    record = q("single-verify", "scp_code", [], "Does this ECG show a paced rhythm?", tid=15)
+    assert AttributeAnswerer().answer(record, ["no", "yes"], paced) == ["yes"]
+    assert AttributeAnswerer().answer(record, ["no", "yes"], PRED) is None  # PRED has no pacemaker head
 
 
 def test_abstains_and_counts_per_template() -> None:
@@ -114,3 +138,24 @@ def test_report_has_the_question_type_by_attribute_type_table() -> None:
     text = markdown_report({"n_questions": 3, "systems": {"aux_head": system}})
     assert "question type × attribute type" in text
     assert "| single-verify | 50.0 (n=2) | – |" in text and "0.0 (n=1, cov 0%)" in text
+
+
+def test_lead_questions_need_the_statement_label() -> None:
+    """The lead head says which leads given a statement is shown; whether it is shown is the label's verdict."""
+    from llm_finetune.vqa.baselines import AuxHeadAnswerer
+
+    ans = AuxHeadAnswerer(["NDT", "NORM"], thresholds=[0.5, 0.5])
+    in_v1 = q("single-verify", "scp_code", ["non-diagnostic t abnormalities"],
+              "Does this ECG show non-diagnostic t abnormalities in lead V1?", tid=17)  # fmt: skip
+    shown, not_shown = np.array([0.9, 0.1]), np.array([0.1, 0.9])
+    assert ans.answer_all(in_v1, ["no", "yes"], shown, PRED) == ["yes"]
+    assert ans.answer_all(in_v1, ["no", "yes"], not_shown, PRED) == ["no"]  # PRED's lead mask says V1
+    in_lead = q(
+        "single-query", "scp_code", [], "What form-related symptoms does this ECG show in lead V1?", tid=18
+    )
+    opts = ["inverted t-waves", "non-diagnostic t abnormalities", "none"]
+    assert ans.answer_all(in_lead, opts, shown, PRED) == ["non-diagnostic t abnormalities"]
+    assert ans.answer_all(in_lead, opts, not_shown, PRED) == ["none"]
+    no_label = AuxHeadAnswerer(["NORM"])
+    assert no_label.answer_all(in_v1, ["no", "yes"], np.array([0.1]), PRED) is None
+    assert no_label.coverage() == {17: {"answered": 0, "abstained": 1}}

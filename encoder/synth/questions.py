@@ -24,6 +24,7 @@ from encoder.ecgqa.attributes import (
     NUMERIC_FEATURES,
     EcgAttributes,
 )
+from encoder.ecgqa.rules import COMPARISON_RULES, ComparisonRule, any_of_statements
 from encoder.ecgqa.templates import TEMPLATES, template_ids
 
 # SCP code -> ECG-QA attribute string (lower-cased SCP description, as in ECG-QA's answers.csv).
@@ -188,9 +189,11 @@ def _t12(r: tuple[QaRecord, ...], rng: np.random.Generator) -> Q:
     return dict(superclass=sup), [sup], _yn(sup in _superclasses(r[0].codes))
 
 
-def _any_of(pool: tuple[str, ...]) -> Writer:
+def _any_of(template_id: int) -> Writer:
+    pool = set(any_of_statements(template_id))
+
     def write(r: tuple[QaRecord, ...], rng: np.random.Generator) -> Q:
-        return {}, None, _yn(bool(_names(r[0].codes, pool)))
+        return {}, None, _yn(bool(pool & set(_names(r[0].codes, VERIFIABLE))))
 
     return write
 
@@ -338,7 +341,7 @@ def _measured(*recs: QaRecord) -> list[str]:
 
 
 def _abnormal(rec: QaRecord, feature: str) -> bool:
-    return bool(rec.attributes.numeric_classes(feature) - {"within the normal range"})
+    return feature in rec.attributes.abnormal_features()
 
 
 RANGES = ("below the normal range", "within the normal range", "above the normal range")
@@ -373,87 +376,86 @@ def _t42(r: tuple[QaRecord, ...], rng: np.random.Generator) -> Q | None:
     return {}, None, _or_none([f for f in NUMERIC_FEATURES if _abnormal(r[0], f)])
 
 
-# --- comparisons of two ECGs (first, second) ------------------------------------------------------------------
-
-_SCP_VERIFY_RULES: tuple[Callable[[bool, bool], bool], ...] = (
-    lambda a, b: b and not a,  # newly detected
-    lambda a, b: a and not b,  # disappeared
-    lambda a, b: a and b,  # still present
-)
-_NUM_RULES: tuple[Callable[[bool, bool], bool], ...] = (
-    lambda a, b: a and not b,  # abnormal -> normal
-    lambda a, b: b and not a,  # normal -> abnormal
-    lambda a, b: a and b,  # still abnormal
-    lambda a, b: not a and not b,  # still normal
-)
-_SCP_QUERY_RULES = (_SCP_VERIFY_RULES[0], _SCP_VERIFY_RULES[1], _SCP_VERIFY_RULES[2])
+# --- comparisons of two ECGs (first, second); the relations are encoder.ecgqa.rules' -------------------------
 
 
-def _scp_compare_verify(rule: Callable[[bool, bool], bool]) -> Writer:
+def _scp_compare_verify(rule: ComparisonRule) -> Writer:
     def write(r: tuple[QaRecord, ...], rng: np.random.Generator) -> Q:
         sa, sb = _names(r[0].codes, VERIFIABLE), _names(r[1].codes, VERIFIABLE)
         name = _pick(rng, sorted(set(sa) | set(sb)), list(ATTRIBUTE_NAMES.values()))
-        return dict(attr=name), [name], _yn(rule(name in sa, name in sb))
+        return dict(attr=name), [name], _yn(rule.holds(name in sa, name in sb))
 
     return write
 
 
-def _scp_changed(r: tuple[QaRecord, ...], rng: np.random.Generator) -> Q:
-    return {}, None, _yn(set(_names(r[0].codes, VERIFIABLE)) != set(_names(r[1].codes, VERIFIABLE)))
-
-
-def _scp_compare_query(rule: Callable[[bool, bool], bool], template_id: int) -> Writer:
+def _scp_changed(rule: ComparisonRule) -> Writer:
     def write(r: tuple[QaRecord, ...], rng: np.random.Generator) -> Q:
-        options = set(TEMPLATES[template_id].options)
+        sa, sb = set(_names(r[0].codes, VERIFIABLE)), set(_names(r[1].codes, VERIFIABLE))
+        return {}, None, _yn(any(rule.holds(n in sa, n in sb) for n in sa | sb))
+
+    return write
+
+
+def _scp_compare_query(rule: ComparisonRule) -> Writer:
+    def write(r: tuple[QaRecord, ...], rng: np.random.Generator) -> Q:
+        options = set(TEMPLATES[rule.template_id].options)
         sa, sb = set(_names(r[0].codes, VERIFIABLE)), set(_names(r[1].codes, VERIFIABLE))
         names = [
-            n for n in sorted(sa | sb | options) if n in options and rule(n in sa, n in sb) and n != "none"
+            n
+            for n in sorted(sa | sb | options)
+            if n in options and rule.holds(n in sa, n in sb) and n != "none"
         ]
         return {}, None, _or_none(names)
 
     return write
 
 
-def _num_compare_verify(rule: Callable[[bool, bool], bool]) -> Writer:
+def _num_compare_verify(rule: ComparisonRule) -> Writer:
     def write(r: tuple[QaRecord, ...], rng: np.random.Generator) -> Q | None:
         both = _measured(r[0], r[1])
         if not both:
             return None
         feature = str(rng.choice(both))
-        return dict(feature=feature), [feature], _yn(rule(_abnormal(r[0], feature), _abnormal(r[1], feature)))
+        return (
+            dict(feature=feature),
+            [feature],
+            _yn(rule.holds(_abnormal(r[0], feature), _abnormal(r[1], feature))),
+        )
 
     return write
 
 
-def _num_compare_query(rule: Callable[[bool, bool], bool]) -> Writer:
+def _num_compare_query(rule: ComparisonRule) -> Writer:
     def write(r: tuple[QaRecord, ...], rng: np.random.Generator) -> Q | None:
         if len(_measured(r[0], r[1])) < len(NUMERIC_FEATURES):
             return None
         return (
             {},
             None,
-            _or_none([f for f in NUMERIC_FEATURES if rule(_abnormal(r[0], f), _abnormal(r[1], f))]),
+            _or_none([f for f in NUMERIC_FEATURES if rule.holds(_abnormal(r[0], f), _abnormal(r[1], f))]),
         )
 
     return write
 
 
-def _comparison_writers(start: int) -> dict[int, Writer]:
-    writers: list[Writer] = [_scp_compare_verify(rule) for rule in _SCP_VERIFY_RULES] + [_scp_changed]
-    writers += [_scp_compare_query(rule, start + 4 + i) for i, rule in enumerate(_SCP_QUERY_RULES)]
-    writers += [_num_compare_verify(rule) for rule in _NUM_RULES]
-    writers += [_num_compare_query(rule) for rule in _NUM_RULES[:3]]
-    return {start + i: w for i, w in enumerate(writers)}
+_COMPARISON_WRITERS: dict[tuple[str, str], Callable[[ComparisonRule], Writer]] = {
+    ("scp", "verify"): _scp_compare_verify,
+    ("scp", "changed"): _scp_changed,
+    ("scp", "query"): _scp_compare_query,
+    ("numeric", "verify"): _num_compare_verify,
+    ("numeric", "query"): _num_compare_query,
+}
+"""(rule attribute, rule kind) -> writer of a comparison template from its :class:`ComparisonRule`."""
 
 
 WRITERS: dict[int, Writer] = {
     1: _t1, 2: _t2, 3: _t3, 4: _choose_scp(DIAGNOSTIC), 5: _t5, 6: _choose_scp(FORM), 7: _choose_scp(RHYTHM),
     8: _query_scp(DIAGNOSTIC), 9: _t9, 10: _query_scp(RHYTHM), 11: _query_scp(FORM), 12: _t12,
-    13: _any_of(DIAGNOSTIC), 14: _any_of(FORM), 15: _t15, 16: _any_of(tuple(c for c in VERIFIABLE if c != "SR")),
+    13: _any_of(13), 14: _any_of(14), 15: _t15, 16: _any_of(16),
     17: _t17, 18: _t18, 19: _t19, 20: _AXIS[0], 21: _AXIS[1], 22: _AXIS[2], 23: _STAGE[0], 24: _STAGE[1],
     25: _STAGE[2], 26: _t26, 27: _t27, 28: _t28, 29: _t29, 30: _t30, 31: _t31, 32: _t32, 33: _t33, 34: _t34,
     35: _EXTRA[0], 36: _t36, 37: _EXTRA[1], 38: _EXTRA[2], 39: _t39, 40: _t40, 41: _t41, 42: _t42,
-    **_comparison_writers(43), **_comparison_writers(57),
+    **{t: _COMPARISON_WRITERS[(rule.attribute, rule.kind)](rule) for t, rule in COMPARISON_RULES.items()},
 }  # fmt: skip
 """Template id -> writer of (wording fields, attribute, answer) for one ECG or a (first, second) pair."""
 

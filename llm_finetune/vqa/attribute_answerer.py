@@ -2,7 +2,8 @@
 
 The head's outputs are decoded into a predicted :class:`~encoder.ecgqa.attributes.EcgAttributes`
 (:func:`encoder.multitask.decode`); one rule per attribute type (:data:`RULES`) answers verify / choose / query
-questions from it. A question is written against a small protocol (ECG-QA's JSON fields): ``question_type``,
+questions from it (:data:`TEMPLATE_RULES` for templates that are not one attribute lookup, such as template
+15's pacemaker). A question is written against a small protocol (ECG-QA's JSON fields): ``question_type``,
 ``attribute_type``, ``template_id``, ``attribute`` (list of strings), ``question`` and the template's options;
 the lead it asks about is read from the attribute or question text. A question no rule can answer is an
 abstention, counted per template (:attr:`AttributeAnswerer.abstained`).
@@ -29,6 +30,8 @@ from llm_finetune.vqa.normalize import canon
 
 _LEAD = re.compile(r"\blead\s+(" + "|".join(sorted(LEADS, key=len, reverse=True)) + r")\b", re.IGNORECASE)
 _RANGE_WORDS = ("below the normal range", "within the normal range", "above the normal range")
+_ANY_NOISE = ("noise", "any kind of noises")
+"""Attribute values that ask about noise of any type (templates 28, 29)."""
 
 
 @dataclass(frozen=True)
@@ -86,14 +89,16 @@ Rule = Callable[[EcgAttributes, Question], Answer]
 
 
 def _set_answer(q: Question, present: Sequence[str], universe: Sequence[str]) -> Answer:
-    """verify: yes/no on the one attribute; choose / query: the present options, else ``none``."""
+    """verify: yes/no on the one attribute; choose / query: the present options, else ``none`` (a query: the
+    template's own "none ..." option, e.g. "none of myocardial infarction")."""
     if q.kind == "verify":
         if len(q.attributes) != 1 or q.attributes[0] not in universe:
             return None
         return ["yes" if q.attributes[0] in present else "no"]
     pool = q.attributes if q.kind == "choose" else q.options
     picked = [o for o in pool if o in present]
-    return picked or ["none"]
+    none = next((o for o in q.options if o.startswith("none")), "none") if q.kind == "query" else "none"
+    return picked or [none]
 
 
 def _lead_names(mask: Sequence[bool]) -> list[str]:
@@ -119,12 +124,14 @@ def _noise(p: EcgAttributes, q: Question) -> Answer:
         present = [t for t in NOISE_TYPES if p.noise.get(t, (False,) * 12)[q.lead]]
     else:
         present = [t for t in NOISE_TYPES if any(p.noise.get(t, ()))]
-    if q.kind == "verify" and q.attributes and q.attributes[0] == "noise":
+    if q.kind == "verify" and q.attributes and q.attributes[0] in _ANY_NOISE:
         return ["yes" if present else "no"]
     return _set_answer(q, present, NOISE_TYPES)
 
 
 def _extra_systole(p: EcgAttributes, q: Question) -> Answer:
+    if q.kind == "verify" and not q.attributes:  # any kind of extra systoles (template 36)
+        return ["yes" if p.extra_systoles else "no"]
     return _set_answer(q, sorted(p.extra_systoles), EXTRA_SYSTOLE_TYPES)
 
 
@@ -136,12 +143,22 @@ def _stage(p: EcgAttributes, q: Question) -> Answer:
     return _set_answer(q, [p.infarction_stage] if p.infarction_stage else [], INFARCTION_STAGES)
 
 
+def _features(q: Question) -> list[str]:
+    """The numeric features the question names: in its attribute, else in its text (a choose question's attribute
+    holds the two ranges)."""
+    named = [a for a in q.attributes if a in NUMERIC_FEATURES]
+    return named or [f for f in NUMERIC_FEATURES if f in canon(q.text)]
+
+
 def _numeric(p: EcgAttributes, q: Question) -> Answer:
     features = [a for a in q.attributes if a in NUMERIC_FEATURES]
     if q.kind != "verify" and any(o in _RANGE_WORDS for o in q.options):
-        if len(features) != 1:
+        features = _features(q)
+        classes = p.numeric_classes(features[0]) if len(features) == 1 else set()
+        if not classes:
             return None
-        classes = p.numeric_classes(features[0])
+        if q.kind == "choose":
+            return [a for a in q.attributes if a in classes] or ["none"]
         return [o for o in q.options if o in classes] or None
     abnormal = sorted(p.abnormal_features())
     if q.kind == "verify":
@@ -154,20 +171,36 @@ def _numeric(p: EcgAttributes, q: Question) -> Answer:
     return _set_answer(q, abnormal, NUMERIC_FEATURES)
 
 
-def _form_code(q: Question) -> str | None:
-    """The form-statement code (of :data:`FORM_LEAD_CODES`) the question names, by code or ECG-QA text."""
+def _form_lookup() -> dict[str, str]:
+    """Canonical code or ECG-QA text -> form-statement code of :data:`FORM_LEAD_CODES`."""
     from encoder.labels import scp_code_aliases
 
     names = scp_code_aliases()
-    lookup = {canon(k): code for code in FORM_LEAD_CODES for k in (code, names.get(code, code))}
+    return {canon(k): code for code in FORM_LEAD_CODES for k in (code, names.get(code, code))}
+
+
+def _form_code(q: Question) -> str | None:
+    """The form-statement code (of :data:`FORM_LEAD_CODES`) the question names, by code or ECG-QA text."""
+    lookup = _form_lookup()
     return next((lookup[a] for a in q.attributes if a in lookup), None)
+
+
+def _forms_in_lead(p: EcgAttributes, q: Question) -> Answer:
+    """The form-statement options shown in the question's lead (template 18), else ``none``."""
+    lookup = _form_lookup()
+    shown = [
+        o for o in q.options if o in lookup and p.form_leads.get(lookup[o], (False,) * len(LEADS))[q.lead]
+    ]
+    return shown or ["none"]
 
 
 def _scp_leads(p: EcgAttributes, q: Question) -> Answer:
     """Lead-specific form statements (the only SCP questions this answerer takes)."""
     code = _form_code(q)
-    if code is None or "form_leads" not in p.available:
+    if "form_leads" not in p.available:
         return None
+    if code is None:
+        return _forms_in_lead(p, q) if q.kind == "query" and q.lead is not None else None
     mask = p.form_leads.get(code, (False,) * len(LEADS))
     if _asks_for_leads(q):
         return _leads_query(q, mask)
@@ -175,6 +208,13 @@ def _scp_leads(p: EcgAttributes, q: Question) -> Answer:
         return ["yes" if mask[q.lead] else "no"]
     return None
 
+
+def _pacemaker(p: EcgAttributes, q: Question) -> Answer:
+    return ["yes" if p.pacemaker else "no"] if q.kind == "verify" else None
+
+
+TEMPLATE_RULES: dict[int, tuple[str, Rule]] = {15: ("pacemaker", _pacemaker)}
+"""Template id -> (the aux-head group it needs, rule), for templates that are not one attribute lookup."""
 
 RULES: dict[str, tuple[str, Rule]] = {
     "noise": ("noise", _noise),
@@ -198,11 +238,19 @@ class AttributeAnswerer:
         """Answer set for ``record`` from ``predicted``, or ``None`` to abstain."""
         q = parse_question(record, options)
         out = None
-        rule = RULES.get(q.attribute_type)
+        rule = TEMPLATE_RULES.get(q.template_id) or RULES.get(q.attribute_type)
         if q.question_type.startswith("single-") and rule is not None and rule[0] in predicted.available:
             out = rule[1](predicted, q)
-        (self.answered if out is not None else self.abstained)[q.template_id] += 1
-        return out
+        self.count(q.template_id, out)
+        if out is None:
+            return None
+        # the rules work on canonical text; answer in the options' own spelling
+        spelling = {canon(o): o for o in options}
+        return [spelling.get(a, a) for a in out]
+
+    def count(self, template_id: int, out: Answer) -> None:
+        """Count one answer (``out``) or abstention (``None``) of the template."""
+        (self.answered if out is not None else self.abstained)[template_id] += 1
 
     def coverage(self) -> dict[int, dict[str, int]]:
         """Template id -> answered / abstained counts."""

@@ -9,7 +9,9 @@
   other questions are abstentions (reported as coverage, scored as wrong).
 - :meth:`AuxHeadAnswerer.answer_all`: every template — SCP-code questions from the label probabilities, the other
   attribute types and lead-specific form statements from the multi-task head's decoded attributes
-  (:class:`llm_finetune.vqa.attribute_answerer.AttributeAnswerer`); abstentions are counted per template.
+  (:class:`llm_finetune.vqa.attribute_answerer.AttributeAnswerer`), two-ECG comparisons from each ECG's own
+  predictions and the template's rule (:mod:`llm_finetune.vqa.comparison_answerer`); abstentions are counted per
+  template.
 - :func:`agreement`: how often the LLM's answer equals the aux head's (a hallucination flag).
 """
 
@@ -18,18 +20,23 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cache
 
 import numpy as np
 
-from encoder.ecgqa.attributes import EcgAttributes
+from encoder.ecgqa.attributes import NO_LEADS, EcgAttributes
+from encoder.ecgqa.rules import ANY_OF_TEMPLATES, COMPARISON_RULES, any_of_statements
 from encoder.heads import label_verdict
 from encoder.labels import scp_code_aliases
-from llm_finetune.vqa.attribute_answerer import AttributeAnswerer
+from llm_finetune.vqa.attribute_answerer import AttributeAnswerer, parse_question
+from llm_finetune.vqa.comparison_answerer import Verdicts, answer_comparison, numeric_verdicts
 from llm_finetune.vqa.normalize import canon
 from llm_finetune.vqa.scoring import answer_set
 
 _LEAD_MENTION = re.compile(r"\b(lead|leads)\b", re.IGNORECASE)
+_RULE_ATTRIBUTE = {"scp_code": "scp", "numeric_feature": "numeric"}
+"""ECG-QA attribute type -> the :class:`~encoder.ecgqa.rules.ComparisonRule` attribute it is compared by."""
 
 
 def _mentions_leads(question: str, attributes: Sequence[str]) -> bool:
@@ -103,12 +110,28 @@ def label_lookup(label_names: Sequence[str]) -> dict[str, list[int]]:
     return lookup
 
 
+@cache
+def superclass_of_statements() -> dict[str, str]:
+    """Canonical ECG-QA text of a diagnostic SCP statement -> canonical ECG-QA text of its PTB-XL superclass."""
+    from encoder.labels import ScpStatements
+
+    aliases = scp_code_aliases()
+    statements = ScpStatements.load()
+    out = {}
+    for code in statements.statements:
+        sup = statements.diagnostic_class_of(code)
+        if sup and sup != "NORM":
+            out[canon(aliases.get(code, code))] = canon(aliases.get(sup, sup))
+    return out
+
+
 @dataclass
 class AuxHeadAnswerer:
     """Answers ECG-QA questions from per-label probabilities of one ECG (see the module docstring).
 
-    verify: yes/no for the one attribute. choose: the attributes that are positive, else ``none`` (or the
-    more likely one when the template has no ``none``). query: the template's options that are positive,
+    verify: yes/no for the one attribute (an "any ..." template: whether any statement of its pool is positive).
+    choose: the attributes that are positive, else ``none`` (or the more likely one when the template has no
+    ``none``). query: the template's options that are positive,
     else ``none``; options without a classifier label count as absent, and a query is answered only when at
     least ``min_query_coverage`` of its options have one.
     """
@@ -142,6 +165,24 @@ class AuxHeadAnswerer:
             for i in idx
         )
 
+    def label_verdicts(self, probs: np.ndarray) -> Verdicts:
+        """Statement text -> (positive in the first ECG, positive in the second) from ``probs`` (2, L), rows in the
+        question's ECG order; ``None`` for a statement without a label."""
+
+        def verdict(text: str) -> tuple[bool, bool] | None:
+            idx = self.label_index(text)
+            return None if idx is None else (self.positive(probs[0], idx), self.positive(probs[1], idx))
+
+        return verdict
+
+    def _any_of(self, template_id: int, probs: np.ndarray) -> list[str] | None:
+        """yes when any statement of the template's pool is positive; abstains when too few have a label."""
+        pool = any_of_statements(template_id)
+        mapped = [g for s in pool if (g := self.label_index(s)) is not None]
+        if not mapped or len(mapped) < self.min_query_coverage * len(pool):
+            return None
+        return ["yes" if any(self.positive(probs, g) for g in mapped) else "no"]
+
     def answer(self, record: dict, options: Sequence[str], probs: np.ndarray) -> list[str] | None:
         """Answer set for ``record`` from ``probs`` ((L,) of its single ECG), or ``None`` to abstain."""
         qtype = str(record.get("question_type", ""))
@@ -152,6 +193,8 @@ class AuxHeadAnswerer:
             return None  # comparisons need two ECGs' semantics; lead-specific questions a lead-wise model
         has_none = any(canon(o) == "none" for o in options)
         if qtype == "single-verify":
+            if not attrs and int(record.get("template_id", -1)) in ANY_OF_TEMPLATES:
+                return self._any_of(int(record["template_id"]), probs)
             if len(attrs) != 1 or (idx := self.label_index(attrs[0])) is None:
                 return None
             return ["yes" if self.positive(probs, idx) else "no"]
@@ -165,6 +208,10 @@ class AuxHeadAnswerer:
             return ["none"] if has_none else [attrs[int(np.argmax([probs[g].max() for g in groups]))]]
         if qtype == "single-query":
             cands = [o for o in options if canon(o) != "none"]
+            sup = superclass_of_statements()
+            if len(attrs) == 1 and canon(attrs[0]) in set(sup.values()):
+                # symptoms of {superclass} (template 9): only that superclass's statements
+                cands = [o for o in cands if sup.get(canon(o)) == canon(attrs[0])]
             mapped = [(o, g) for o in cands if (g := self.label_index(o)) is not None]
             if not cands or len(mapped) < self.min_query_coverage * len(cands):
                 return None
@@ -177,16 +224,66 @@ class AuxHeadAnswerer:
         return None
 
     def answer_all(
-        self, record: dict, options: Sequence[str], probs: np.ndarray, predicted: EcgAttributes | None
+        self,
+        record: dict,
+        options: Sequence[str],
+        probs: np.ndarray,
+        predicted: EcgAttributes | Sequence[EcgAttributes | None] | None,
     ) -> list[str] | None:
         """Any template: SCP-code questions without a lead from ``probs``, the rest from ``predicted`` (the
-        decoded multi-task head outputs of the ECG; ``None`` = no such head, so those abstain)."""
+        decoded multi-task head outputs; ``None`` = no such head, so those abstain), comparisons from both.
+
+        ``probs``: (L,) of the question's one ECG, or (n, L) of its ECGs in ``record["ecg_id"]`` order;
+        ``predicted``: one ``EcgAttributes`` / ``None``, or one per ECG in the same order.
+        """
+        rows = np.asarray(probs).reshape(-1, np.shape(probs)[-1])  # (n, L)
+        attrs = list(predicted) if isinstance(predicted, list | tuple) else [predicted]
+        tid = int(record.get("template_id", -1))
+        if str(record.get("question_type", "")).startswith("comparison"):
+            out = self._compare(record, options, rows, attrs)
+            self.attributes.count(tid, out)
+            return out
         if str(record.get("attribute_type")) == "scp_code":
-            out = self.answer(record, options, probs)
-            if out is not None:
-                self.attributes.answered[int(record.get("template_id", -1))] += 1
-                return out
-        return self.attributes.answer(record, options, predicted or EcgAttributes())
+            out = self.answer(record, options, rows[0])
+            if out is None:
+                named = parse_question(record, options).attributes
+                if not any(self.label_index(a) is None for a in named):
+                    return self.attributes.answer(record, options, self._gate_form_leads(attrs[0], rows[0]))
+                # else a lead question about a statement without a label: no head says whether it is shown
+            self.attributes.count(tid, out)
+            return out
+        return self.attributes.answer(record, options, attrs[0] or EcgAttributes())
+
+    def _gate_form_leads(self, predicted: EcgAttributes | None, probs: np.ndarray) -> EcgAttributes:
+        """``predicted`` with each form statement's leads kept only where its label says the ECG shows it: the lead
+        head is trained on ECGs that show the statement (which leads, given it is there), so alone it cannot tell
+        whether it is there; statements without a label count as not shown."""
+        if predicted is None:
+            return EcgAttributes()
+        gated = {
+            code: mask
+            if (idx := self.label_index(code)) is not None and self.positive(probs, idx)
+            else NO_LEADS
+            for code, mask in predicted.form_leads.items()
+        }
+        return replace(predicted, form_leads=gated)
+
+    def _compare(
+        self, record: dict, options: Sequence[str], probs: np.ndarray, predicted: list[EcgAttributes | None]
+    ) -> list[str] | None:
+        """A two-ECG question from each ECG's own verdicts and the template's rule (``None``: abstain)."""
+        rule = COMPARISON_RULES.get(int(record.get("template_id", -1)))
+        if rule is None or rule.attribute != _RULE_ATTRIBUTE.get(str(record.get("attribute_type"))):
+            return None
+        if len(probs) != 2 or len(predicted) != 2:
+            return None
+        attrs = record.get("attribute") or []
+        attrs = [attrs] if isinstance(attrs, str) else list(attrs)
+        if rule.attribute == "scp":
+            return answer_comparison(
+                rule, attrs, options, self.label_verdicts(probs), self.min_query_coverage
+            )
+        return answer_comparison(rule, attrs, options, numeric_verdicts(*predicted), 1.0)
 
     def coverage(self) -> dict[int, dict[str, int]]:
         """Template id -> answered / abstained counts of :meth:`answer_all`."""

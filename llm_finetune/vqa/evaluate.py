@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -136,22 +135,22 @@ def _generate(
 
 
 def _aux_answers(chat, records, ecgs, options, batch_size: int) -> list[list[str] | None]:
+    """The aux-head answer of each question (``None``: abstained), from the predictions of each of its ECGs."""
     cfg = chat.encoder_config
     answerer = AuxHeadAnswerer(list(chat.label_names), getattr(cfg, "label_thresholds", None))
-    single = [i for i, r in enumerate(records) if len(r["ecg_id"]) == 1]
-    probs: dict[int, np.ndarray] = {}
-    predicted: dict[int, Any] = {}
     aux_attributes = getattr(chat, "aux_attributes", None)  # decoded multi-task head (encoders that have one)
-    for idx in _batches(len(single), batch_size):
-        arrays = np.stack([ecgs(records[single[j]])[0] for j in idx])  # (b, 12, T)
-        p = np.asarray(chat.aux_probabilities(arrays))  # (b, L)
-        attrs = (aux_attributes(arrays) if aux_attributes is not None else None) or [None] * len(idx)
-        for j, row, a in zip(idx, p, attrs, strict=True):
-            probs[single[j]], predicted[single[j]] = row, a
-    return [
-        answerer.answer_all(r, options[i], probs[i], predicted[i]) if i in probs else None
-        for i, r in enumerate(records)
-    ]
+    out: list[list[str] | None] = []
+    for idx in _batches(len(records), batch_size):
+        per_record = [ecgs(records[i]) for i in idx]  # each: one array (12, T) per ECG of the question
+        arrays = np.stack([a for arrs in per_record for a in arrs])  # (m, 12, T)
+        p = np.asarray(chat.aux_probabilities(arrays))  # (m, L)
+        attrs = (aux_attributes(arrays) if aux_attributes is not None else None) or [None] * len(arrays)
+        start = 0
+        for i, arrs in zip(idx, per_record, strict=True):
+            rows = slice(start, start + len(arrs))
+            out.append(answerer.answer_all(records[i], options[i], p[rows], list(attrs[rows])))
+            start += len(arrs)
+    return out
 
 
 class _Scoreboard:
