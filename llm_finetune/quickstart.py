@@ -43,11 +43,13 @@ class QuickstartConfig:
     """Stage-2 YAML (data / encoder / output paths are set by the quickstart)."""
     vqa_sample: int | None = 400
     """Held-out questions scored by the VQA evaluation (seeded sample; None = the whole test split)."""
-    signal_path: bool = True
+    signal_path: bool = False
     """Also train the ECG-tokens-only LLM (findings hint off) and the question-only LLM (``ecg_input: none``) and
-    score both on the same test questions as the hint model (``signal_path/``)."""
-    signal_path_steps: int = field(default=30, metadata={"ge": 1})
-    """Optimizer steps of each of those two LLMs (the same for both; the hint model trains its config's steps)."""
+    score both on the same test questions as the hint model (``signal_path/``); off by default because it
+    trains two more LLMs (see docs/results.md for its time)."""
+    signal_path_steps: int | None = field(default=None, metadata={"ge": 1})
+    """Optimizer steps of each of those two LLMs; None = the hint model's steps and warm-up (a fair comparison).
+    Fewer steps are cheaper, and the report then says the comparison is partly budget."""
     signal_path_questions: int = field(default=200, metadata={"ge": 1})
     """The first N of the VQA step's sampled test questions, scored by all five systems of the comparison."""
     force: list[str] = field(default_factory=list)
@@ -186,18 +188,20 @@ def _signal_path_step(
     name: str, overrides: dict[str, Any], cfg: QuickstartConfig, paths: dict[str, Path],
     timings: dict[str, float], upstream: str,
 ) -> None:  # fmt: skip
-    """Train one signal-path LLM (``signal_path_steps`` steps, a fifth of them warm-up, on the hint model's
-    training questions) and score it on the first ``signal_path_questions`` of the VQA step's test questions,
-    in ``signal_path/<name>/``."""
+    """Train one signal-path LLM on the hint model's training questions (its steps and warm-up, or
+    ``signal_path_steps`` steps with a fifth of them warm-up) and score it on the first ``signal_path_questions``
+    of the VQA step's test questions, in ``signal_path/<name>/``."""
     from llm_finetune.train import FinetuneConfig, run_finetune
     from llm_finetune.vqa.evaluate import EvalVqaConfig, run_eval_vqa
     from llm_finetune.vqa.sampling import read_sample_file, write_sample_file
 
     root = Path(cfg.out_dir) / "signal_path" / name
+    steps = cfg.signal_path_steps
+    budget = {} if steps is None else {"max_steps": steps, "warmup_steps": max(1, steps // 5)}
     finetune = load_config(
         FinetuneConfig, cfg.finetune_config, data_root=str(paths["cohort"]),
         encoder=str(paths["stage1"] / "encoder"), output_dir=str(root / "stage2"), seed=cfg.seed,
-        max_steps=cfg.signal_path_steps, warmup_steps=max(1, cfg.signal_path_steps // 5), **overrides,
+        **budget, **overrides,
     )  # fmt: skip
     vqa = EvalVqaConfig(
         model_dir=root / "stage2" / "model", ecgqa_root=paths["cohort"] / "ecgqa", out_dir=root / "vqa",

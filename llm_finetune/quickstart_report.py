@@ -175,15 +175,19 @@ def write_report(out: Path, timings: dict[str, float], seed: int = 0) -> Path:
         lines += ["![VQA by question type](vqa/accuracy_by_question_type.png)", ""]
     signal = signal_path_table(out)
     if signal:
+        same = len({_steps(out / f / "stage2") for _, f, s in SIGNAL_PATH_SYSTEMS if s == "llm"}) == 1
+        budget = (
+            "All three LLMs train the same steps with the same schedule on the same training questions."
+            if same
+            else "The ECG-tokens-only and question-only LLMs train fewer steps than the hint model (see the "
+            "header; `--signal_path_steps`): their gap to the hint model is partly budget."
+        )
         lines += [
             "## What carries the answer: the signal path (same test questions)",
             "",
             "ECG-QA **test** split of the synthetic cohort (no setting here was chosen on it); exact match %, "
-            "the same questions for every column: the first questions of the VQA step's sample. The hint model "
-            "trains its config's steps; the ECG-tokens-only and question-only LLMs train fewer (the steps in "
-            "the header), on the same training questions, to keep the quickstart's time: their gap to the hint "
-            "model is partly budget (`--signal_path_steps` sets it). Question-only: no ECG tokens, no hint "
-            "(what the question alone gives away).",
+            f"the same questions for every column: the first questions of the VQA step's sample. {budget} "
+            "Question-only: no ECG tokens, no hint (what the question alone gives away).",
             "",
             signal,
             "",

@@ -40,6 +40,28 @@ def test_signal_path_llms_train_the_same_short_budget_on_the_first_vqa_questions
         assert v.baselines == [] and v.split == "test"
 
 
+def test_signal_path_llms_train_the_hint_models_steps_by_default(tmp_path, monkeypatch):
+    import llm_finetune.train as train
+    import llm_finetune.vqa.evaluate as vqa_eval
+    from encoder.config_io import load_config
+    from llm_finetune.train import FinetuneConfig
+
+    seen: list = []
+    monkeypatch.setattr(train, "run_finetune", lambda cfg: seen.append(cfg))
+    monkeypatch.setattr(vqa_eval, "run_eval_vqa", lambda cfg: None)
+    (tmp_path / "vqa").mkdir()
+    (tmp_path / "vqa" / "sample_ids.json").write_text(json.dumps({"sample_ids": [1, 2]}))
+    cfg = QuickstartConfig(out_dir=str(tmp_path))
+    assert cfg.signal_path is False  # two more LLM trainings: asked for, not done by default
+    paths = {s: tmp_path / s for s in quickstart.STEPS}
+    for name, overrides in quickstart.SIGNAL_PATH.items():
+        _signal_path_step(name, overrides, cfg, paths, {}, upstream="x")
+    hint = load_config(FinetuneConfig, cfg.finetune_config)
+    assert hint.max_steps > 30  # the quickstart's own config, not a short budget
+    for run in seen:
+        assert (run.max_steps, run.warmup_steps, run.lr) == (hint.max_steps, hint.warmup_steps, hint.lr)
+
+
 def _write_predictions(path: Path, rows: list[tuple[int, str, dict[str, bool]]]) -> None:
     path.mkdir(parents=True, exist_ok=True)
     lines = [
