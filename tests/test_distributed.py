@@ -99,6 +99,12 @@ def _train_losses(run: Path) -> dict[int, float]:
     return {int(r["step"]): float(r["loss"]) for r in rows}
 
 
+def _val_metrics(run: Path) -> dict[int, float]:
+    """Validation macro AUROC per step: scored over the whole validation split however many processes ran."""
+    with open(run / "metrics.csv") as f:
+        return {int(r["step"]): float(r["val_macro_auroc"]) for r in csv.DictReader(f) if r["split"] == "val"}
+
+
 def _same_outputs(one: Path, two: Path) -> dict:
     """The 2-process run left exactly the files the 1-process run left; returns its summary."""
     assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir())
@@ -242,6 +248,11 @@ def test_stage1_two_processes_killed_and_resumed_match_one_process(tmp_path: Pat
         assert got[step] == pytest.approx(ref[step], rel=1e-4, abs=1e-5), step
     summary = _same_outputs(one, two)
     assert summary["step"] == max(ref) and summary["best_step"] > 0
+    val_one, val_two = _val_metrics(one), _val_metrics(two)
+    assert sorted(val_two) == sorted(val_one) and len(val_one) >= 2
+    for step in val_one:  # the same validation content, not one rank's shard
+        assert val_two[step] == pytest.approx(val_one[step], abs=1e-3), step
+    assert summary["best_step"] == json.loads((one / "summary.json").read_text())["best_step"]
     a, b = (EcgEncoder.from_pretrained(r / "encoder").state_dict() for r in (one, two))
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-3, atol=1e-4)
@@ -279,7 +290,11 @@ def test_stage2_two_processes_killed_and_resumed_match_one_process(tmp_path: Pat
     for step in ref:
         assert got[step] == pytest.approx(ref[step], rel=1e-4, abs=1e-5), step
     assert _same_outputs(one, two)["step"] == 40
-    assert json.loads((two / "eval.json").read_text())["n"] == 4  # scored once, on the main process
+    held_out_one, held_out_two = (json.loads((r / "eval.json").read_text()) for r in (one, two))
+    assert held_out_two["n"] == 4  # scored once, on the main process, over the whole held-out set
+    assert {k: v for k, v in held_out_two.items() if k != "seconds"} == {
+        k: v for k, v in held_out_one.items() if k != "seconds"
+    }
 
 
 if __name__ == "__main__":
