@@ -1,19 +1,27 @@
-"""The quick held-out check at the end of ``finetune`` (``eval.json``); the full harness is ``llm_finetune.vqa``."""
+"""The quick held-out check at the end of ``finetune`` (``eval.json``); the full harness is ``llm_finetune.vqa``.
+
+It answers, normalises and scores with the harness's own pieces (candidates, normaliser, ``score_item`` /
+``summarize``, the majority and aux-head baselines), so ``eval.json`` and the VQA report agree on the same
+questions.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from bridge.modeling import EcgLlm
 from encoder.errors import EcgLlmError
 from llm_finetune.data import QaSample, answer_text
 from llm_finetune.features import FeatureStore
-from llm_finetune.vqa.candidates import Candidates, candidate_answers
+from llm_finetune.vqa.baselines import AuxHeadAnswerer, fit_majority, majority_answer
+from llm_finetune.vqa.candidates import Candidates, question_candidates
 from llm_finetune.vqa.normalize import normalize_answer
-from llm_finetune.vqa.scoring import exact_match
+from llm_finetune.vqa.scoring import score_item, summarize
+
+BATCH = 16
+"""Questions per generation batch."""
 
 
 def _answer_set(text: str, options: list[str] | None) -> list[str]:
@@ -33,88 +41,133 @@ def template_options(cfg) -> dict[int, list[str]]:
         return {}
 
 
-def evaluate_heldout(
-    model: EcgLlm, heldout: list[QaSample], store: FeatureStore, train: list[QaSample], cfg
-) -> dict:
-    """Exact match of answer sets per question type for: the model (with ECG; a question-only run,
-    ``cfg.ecg_input == "none"``, answers without), the same model with its ECG removed (``ecg_removed``:
-    prompts it never saw in training; not run for a question-only model), the train-majority answer per
-    template, and the aux-head answerer (stage-1 probabilities). ``split`` says which split was scored."""
-    from collections import Counter, defaultdict
-
-    from llm_finetune.inference import answer_questions
-    from llm_finetune.vqa.baselines import AuxHeadAnswerer
-
-    model.eval()
-    template = template_options(cfg)
-    options = [
-        (
-            Candidates(tuple(template[s.template_id]), subsets=True)  # query: option subsets
-            if s.question_type.endswith("-query") and template.get(s.template_id)
-            else candidate_answers(s.question_type, s.attribute, template.get(s.template_id), max_options=6)
-        )
-        if cfg.eval_constrained
-        else None
-        for s in heldout
-    ]
-    majority = {
-        t: Counter(answer_text(s.answer) for s in train if s.template_id == t).most_common(1)[0][0]
-        for t in {s.template_id for s in train}
+def as_record(sample: QaSample) -> dict:
+    """A sample as the ECG-QA record the ``vqa`` package scores and answers."""
+    return {
+        "question": sample.question,
+        "answer": list(sample.answer),
+        "question_type": sample.question_type,
+        "template_id": sample.template_id,
+        "attribute_type": sample.attribute_type,
+        "attribute": sample.attribute,
+        "ecg_id": list(sample.ecg_ids),
     }
-    rows = store.rows
-    with_tokens = getattr(cfg, "ecg_input", "tokens") == "tokens"
-    preds: dict[str, list[str]] = {"model": [""] * len(heldout)}
+
+
+def _generate(
+    model: EcgLlm,
+    heldout: list[QaSample],
+    store: FeatureStore,
+    options: list[Candidates | None],
+    with_tokens: bool,
+    max_new_tokens: int,
+) -> dict[str, list[str]]:
+    """Raw answer texts of the model without its ECG (``ecg_removed``; a question-only model's own answers) and,
+    ``with_tokens``, with it (``model``); constrained questions and free ones are batched apart."""
+    from llm_finetune.inference import answer_questions
+
+    texts: dict[str, list[str]] = {"model": [""] * len(heldout)}
     if with_tokens:
-        preds["ecg_removed"] = [""] * len(heldout)
+        texts["ecg_removed"] = [""] * len(heldout)
     groups = [
         [i for i, o in enumerate(options) if o is not None],
         [i for i, o in enumerate(options) if o is None],
     ]
     for idx in groups:
-        for start in tqdm(range(0, len(idx), 16), desc="eval", leave=False):
-            part = idx[start : start + 16]
+        for start in tqdm(range(0, len(idx), BATCH), desc="eval", leave=False):
+            part = idx[start : start + BATCH]
             samples = [heldout[i] for i in part]
-            feats = store.features.index([rows[e] for s in samples for e in s.ecg_ids])
+            feats = store.features.index([store.rows[e] for s in samples for e in s.ecg_ids])
             opts = [options[i] for i in part] if options[part[0]] is not None else None
             qs = [s.question for s in samples]
-            kw = dict(options=opts, max_new_tokens=cfg.eval_max_new_tokens)
+            kw = dict(options=opts, max_new_tokens=max_new_tokens)
             no_ecg = answer_questions(model, qs, [0] * len(samples), None, **kw)
-            if with_tokens:
-                with_ecg = answer_questions(model, qs, [len(s.ecg_ids) for s in samples], feats, **kw)
-                for i, a, t in zip(part, with_ecg, no_ecg, strict=True):
-                    preds["model"][i], preds["ecg_removed"][i] = a, t
-            else:
-                for i, a in zip(part, no_ecg, strict=True):
-                    preds["model"][i] = a
-    preds["majority"] = [majority.get(s.template_id, "no") for s in heldout]
-    aux = AuxHeadAnswerer(model.label_names, model.encoder.config.label_thresholds)
-    probs = store.features.probs.numpy()
-    aux_answers = []
-    for s, o in zip(heldout, options, strict=True):
-        record = {"question_type": s.question_type, "question": s.question, "attribute": s.attribute}
-        got = aux.answer(record, o or template.get(s.template_id, []), probs[rows[s.ecg_ids[0]]])
-        aux_answers.append(", ".join(got) if got else "(abstain)")
-    preds["aux_head"] = aux_answers
+            with_ecg = (
+                answer_questions(model, qs, [len(s.ecg_ids) for s in samples], feats, **kw)
+                if with_tokens
+                else no_ecg
+            )
+            for i, a, t in zip(part, with_ecg, no_ecg, strict=True):
+                texts["model"][i] = a
+                if with_tokens:
+                    texts["ecg_removed"][i] = t
+    return texts
+
+
+def _aux_head_answers(
+    model: EcgLlm, records: list[dict], store: FeatureStore, template: dict[int, list[str]]
+) -> list[list[str] | None]:
+    """:meth:`AuxHeadAnswerer.answer_all` of each record (``None``: abstained) from the stored label probabilities
+    and decoded multi-task head outputs of its ECGs, as the harness's aux-head baseline answers."""
+    answerer = AuxHeadAnswerer(model.label_names, model.encoder.config.label_thresholds)
+    probs = store.features.probs.numpy()  # (M, L)
+    rows = sorted({store.rows[e] for r in records for e in r["ecg_id"]})
+    aux = store.features.index(rows).aux
+    decoded = dict(zip(rows, model.prompts.attributes(aux), strict=True)) if aux else {}
+    out = []
+    for r in records:
+        ecg_rows = [store.rows[e] for e in r["ecg_id"]]
+        predicted = [decoded.get(k) for k in ecg_rows]
+        out.append(answerer.answer_all(r, template.get(r["template_id"], []), probs[ecg_rows], predicted))
+    return out
+
+
+def _report(cfg, records: list[dict], answers: dict[str, list], texts: dict[str, list[str]]) -> dict:
+    """``eval.json``: overall and per question type accuracy of each system, and the first 12 questions."""
     report: dict = {
         "split": cfg.eval_split,
         "ecg_input": getattr(cfg, "ecg_input", "tokens"),
-        "n": len(heldout),
+        "n": len(records),
         "constrained": cfg.eval_constrained,
-        "by_type": defaultdict(dict),
+        "by_type": {},
     }
-    for name, answers in preds.items():
-        hits = [
-            exact_match(_answer_set(a, template.get(s.template_id)), s.answer)
-            for a, s in zip(answers, heldout, strict=True)
-        ]
-        report[name] = float(np.mean(hits))
-        for qt in sorted({s.question_type for s in heldout}):
-            sel = [h for h, s in zip(hits, heldout, strict=True) if s.question_type == qt]
-            report["by_type"][qt][name] = float(np.mean(sel))
-            report["by_type"][qt]["n"] = len(sel)
-    report["by_type"] = dict(report["by_type"])
+    for name, preds in answers.items():
+        items = [score_item(r, p or [], answered=p is not None) for r, p in zip(records, preds, strict=True)]
+        summary = summarize(items, n_boot=1)  # the report's accuracies (eval.json has no bootstrap CIs)
+        report[name] = summary["overall"]["accuracy"]
+        for qt, group in summary.get("by_question_type", {}).items():
+            report["by_type"].setdefault(qt, {})[name] = group["accuracy"]
+            report["by_type"][qt]["n"] = group["n"]
+    report["by_type"] = dict(sorted(report["by_type"].items()))
+    shown = {
+        name: [", ".join(p) if p is not None else "(abstain)" for p in preds]
+        for name, preds in answers.items()
+    }
     report["examples"] = [
-        {"question": s.question, "answer": answer_text(s.answer), **{k: v[i] for k, v in preds.items()}}
-        for i, s in enumerate(heldout[:12])
+        {
+            "question": r["question"],
+            "answer": answer_text(r["answer"]),
+            **{k: (texts[k] if k in texts else shown[k])[i] for k in answers},
+        }
+        for i, r in enumerate(records[:12])
     ]
     return report
+
+
+def evaluate_heldout(
+    model: EcgLlm, heldout: list[QaSample], store: FeatureStore, train: list[QaSample], cfg
+) -> dict:
+    """Exact match of answer sets per question type for: the model (with ECG; a question-only run,
+    ``cfg.ecg_input == "none"``, answers without), the same model with its ECG removed (``ecg_removed``:
+    prompts it never saw in training; not run for a question-only model), the train-majority answer
+    (:func:`fit_majority`), and the aux-head answerer (:meth:`AuxHeadAnswerer.answer_all`). ``split`` says which
+    split was scored."""
+    model.eval()
+    template = template_options(cfg)
+    options: list[Candidates | None] = [
+        question_candidates(s.question_type, s.attribute, template.get(s.template_id))
+        if cfg.eval_constrained
+        else None
+        for s in heldout
+    ]
+    with_tokens = getattr(cfg, "ecg_input", "tokens") == "tokens"
+    texts = _generate(model, heldout, store, options, with_tokens, cfg.eval_max_new_tokens)
+    answers: dict[str, list[list[str] | None]] = {
+        name: [_answer_set(t, template.get(s.template_id)) for t, s in zip(got, heldout, strict=True)]
+        for name, got in texts.items()
+    }
+    records = [as_record(s) for s in heldout]
+    majority = fit_majority(as_record(s) for s in train)
+    answers["majority"] = [majority_answer(majority, r) for r in records]
+    answers["aux_head"] = _aux_head_answers(model, records, store, template)
+    return _report(cfg, records, answers, texts)
