@@ -149,9 +149,9 @@ def evaluate_heldout(
 ) -> dict:
     """Exact match of answer sets per question type for: the model (with ECG; a question-only run,
     ``cfg.ecg_input == "none"``, answers without), the same model with its ECG removed (``ecg_removed``:
-    prompts it never saw in training; not run for a question-only model), the train-majority answer
-    (:func:`fit_majority`), and the aux-head answerer (:meth:`AuxHeadAnswerer.answer_all`). ``split`` says which
-    split was scored."""
+    prompts it never saw in training; not run for a question-only model), the majority answer of ``train`` (the
+    ECG-QA training questions, without describe / paraphrase extras; :func:`fit_majority`), and the aux-head
+    answerer (:meth:`AuxHeadAnswerer.answer_all`). ``split`` says which split was scored."""
     model.eval()
     template = template_options(cfg)
     options: list[Candidates | None] = [

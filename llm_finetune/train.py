@@ -317,9 +317,9 @@ def run_finetune(cfg: FinetuneConfig) -> Path:
     model = EcgLlm.build(copy.deepcopy(cfg.model), cfg.encoder).to(
         core.device
     )  # fitted prior shifts stay off cfg
-    train = _samples(cfg, cfg.train_split, cfg.max_train_samples)
-    train += training_extras(train, cfg.data_root, cfg.train_split, describe=cfg.describe_samples,
-                             paraphrase_fraction=cfg.paraphrase_fraction, seed=cfg.seed)  # fmt: skip
+    questions = _samples(cfg, cfg.train_split, cfg.max_train_samples)  # the split's ECG-QA questions
+    train = questions + training_extras(questions, cfg.data_root, cfg.train_split, describe=cfg.describe_samples,
+                                        paraphrase_fraction=cfg.paraphrase_fraction, seed=cfg.seed)  # fmt: skip
     if core.is_main:  # which ECGs training saw: read by the VQA leakage check
         ids = sorted({e for s in train for e in s.ecg_ids})
         atomic_write_json(
@@ -350,7 +350,7 @@ def run_finetune(cfg: FinetuneConfig) -> Path:
     if core.is_main:
         model.save_pretrained(model_dir)
         if heldout:
-            atomic_write_json(out / "eval.json", evaluate_heldout(model, heldout, store, train, cfg))
+            atomic_write_json(out / "eval.json", evaluate_heldout(model, heldout, store, questions, cfg))
     core.finish(total_steps=cfg.max_steps)
     return model_dir
 

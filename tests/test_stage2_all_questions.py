@@ -112,3 +112,40 @@ def test_the_trained_model_answers_queries_and_descriptions(run):
     assert any(h.startswith("Intervals: rr interval ") for h in free.hints)
     out = evaluate_descriptions(chat, ecgs, [{"SR"}, {"AFIB", "IMI"}, {"NORM"}], max_new_tokens=8)
     assert out["n"] == 3 and 0.0 <= out["llm_micro_f1"] <= 1.0 and len(out["examples"]) == 3
+
+
+def test_eval_json_scores_its_baselines_as_the_vqa_report_does(run):
+    from encoder.datasets.ecgqa import load_answer_options, load_ecgqa
+    from llm_finetune.vqa import evaluate_vqa
+    from llm_finetune.vqa.signals import EcgArrays, build_source
+
+    cfg, model_dir = run
+    report = json.loads((Path(cfg.output_dir) / "eval.json").read_text())
+    root = Path(cfg.data_root) / "ecgqa"
+    valid, train = (load_ecgqa(root, split=s).to_list() for s in ("valid", "train"))
+    chat = EcgChat.from_pretrained(model_dir)
+    enc = chat.encoder_config
+    rate = int(enc.sampling_rate)
+    arrays = EcgArrays(build_source("ptbxl", cfg.data_root, rate), rate, int(enc.input_seconds * rate),
+                       enc.input_normalization)  # fmt: skip
+    harness = evaluate_vqa(
+        None, valid, answer_options=load_answer_options(root), baselines=["majority"], majority_reference=train,
+        n_boot=10,
+    )["systems"]  # fmt: skip
+    harness |= evaluate_vqa(
+        chat, valid, answer_options=load_answer_options(root), ecg_arrays=arrays.for_record, baselines=["aux_head"],
+        n_boot=10, decoding=["constrained"],
+    )["systems"]  # fmt: skip
+    assert report["n"] == len(valid) and report["constrained"]
+    for name in (
+        "majority",
+        "aux_head",
+        "model",
+    ):  # the paraphrase / describe extras do not move the majority
+        got = harness["llm_constrained" if name == "model" else name]
+        assert report[name] == pytest.approx(got["overall"]["accuracy"]), name
+        for qt, row in report["by_type"].items():
+            assert row[name] == pytest.approx(got["by_question_type"][qt]["accuracy"]), (name, qt)
+    assert (
+        0 < harness["aux_head"]["overall"]["coverage"]
+    )  # it answered something, so the comparison means something
