@@ -22,7 +22,16 @@ from encoder.synth.patient import (
     sample_physiology,
 )
 from encoder.synth.patient import template_waves as to_waves
-from encoder.synth.rhythm import PAC, PVC, SINUS, beat_times, fibrillatory_waves, flutter_cycle, flutter_waves
+from encoder.synth.rhythm import (
+    PAC,
+    PVC,
+    SINUS,
+    Beats,
+    beat_times,
+    fibrillatory_waves,
+    flutter_cycle,
+    flutter_waves,
+)
 from encoder.synth.shape_model import BeatShape, load_shape_model, shaped_noise
 
 
@@ -271,6 +280,126 @@ def _axis_turn(data_mean: np.ndarray, delta: np.ndarray, t: np.ndarray, q_on: fl
     return turn
 
 
+def _patient_shape(rng: np.random.Generator, age: float, shape_seed: int | None) -> BeatShape:
+    """The data-driven beat of the patient; a patient's records share ``shape_seed`` (the same heart under each
+    label set), else it is drawn from ``rng``."""
+    shape_rng = rng if shape_seed is None else np.random.default_rng(shape_seed)
+    return load_shape_model().sample(
+        shape_rng, amplitude=float(np.exp(shape_rng.normal(0, 0.2))) * (1.1 if age < 40 else 1.0)
+    )
+
+
+@dataclass
+class _MeanBeat:
+    """The record's mean beat on the beat grid ``t`` (s, R peak at 0): the data-driven beat and the label effect."""
+
+    t: np.ndarray
+    """(W,) beat grid (s)."""
+    data: np.ndarray
+    """(8, W) data-driven beat, turned to the record's heart axis."""
+    delta: np.ndarray
+    """(8, W) label effect (parametric label beat minus parametric normal beat), sized like the data beat."""
+    gain: np.ndarray
+    """(W,) region gain from parametric to data-beat size (``_region_gain``)."""
+    p_normal: np.ndarray
+    """(8, W) parametric normal beat."""
+    turn: float
+    """Frontal rotation (degrees) applied to the data-driven beat."""
+    qt: float
+    """QT (s) of the mean beat."""
+
+
+def _mean_beat(
+    codes: frozenset[str],
+    shape: BeatShape,
+    ph: Physiology,
+    templates: tuple[dict, dict, tuple[dict, dict] | None],
+    axis_deg: float | None,
+    fs: float,
+) -> _MeanBeat:
+    """Label effect on the beat grid, sized like the data beat region by region; the full-size codes' effect at
+    full size, the rest at ``FORM_SCALE``. ``axis_deg`` turns the data-driven (normal) beat in the frontal plane;
+    the label effects (infarct Q waves, ST-T changes) stay where their anatomy puts them. ``templates``: normal,
+    label and full-size pair from ``_label_templates``."""
+    normal, tmpl, full_pair = templates
+    t = np.arange(int(WINDOW_S[0] * fs), int(WINDOW_S[1] * fs)) / fs
+    p_normal = _beat_leads(to_waves(normal), -shape.r_off, fs)
+    p_label = _beat_leads(to_waves(tmpl), -shape.r_off, fs)
+    full_delta = 0.0
+    if full_pair is not None:
+        full_delta = _beat_leads(to_waves(full_pair[1]), -shape.r_off, fs) - _beat_leads(
+            to_waves(full_pair[0]), -shape.r_off, fs
+        )
+    rr_mean = 60.0 / ph.heart_rate
+    qt_mean = ph.qtc * np.sqrt(rr_mean)
+    data_mean = render_beats(
+        shape, np.array([-WINDOW_S[0]]), ph.pr, np.array([qt_mean]), np.array([True]), np.ones(1), fs, t.size
+    )
+    gain = _region_gain(data_mean, p_normal, t, shape, qt_mean)
+    label_delta = p_label - p_normal
+    delta = (FORM_SCALE * label_delta + (1.0 - FORM_SCALE) * full_delta) * gain[None, :]  # (8, W)
+    turn = 0.0
+    if axis_deg is not None:
+        turn = _axis_turn(data_mean, delta, t, -shape.r_off, axis_deg)
+        rotate_limb_leads(data_mean, turn)
+    if codes & REPLACE_QRS:  # a different activation sequence: the label's QRS replaces the data QRS
+        q_on = -shape.r_off
+        m = np.clip((t - (q_on - 0.012)) / 0.008, 0, 1) * np.clip(
+            (q_on + max(shape.qrs, ph.qrs) + 0.02 - t) / 0.015, 0, 1
+        )
+        delta += (p_label * gain[None, :] - data_mean - delta) * m[None, :]
+    return _MeanBeat(t, data_mean, delta, gain, p_normal, turn, qt_mean)
+
+
+def _render_rhythm(
+    shape: BeatShape,
+    ph: Physiology,
+    normal: dict,
+    beats: Beats,
+    beat: _MeanBeat,
+    cycle: float | None,
+    rng: np.random.Generator,
+    fs: float,
+    num_samples: int,
+) -> np.ndarray:
+    """The record's beats (data-driven beats with their label effect, respiration-modulated; PVC and PAC beats)
+    and atrial fibrillation / flutter waves -> independent leads (8, T) in mV."""
+    pac_delta = 0.0
+    if (beats.kind == PAC).any():
+        pac_delta = _pac_p_delta(normal, rng, fs, shape.r_off, beat.p_normal) * beat.gain[None, :]
+    resp_phase = rng.uniform(0, 2 * np.pi)
+    amp = 1.0 + ph.resp_amp * np.sin(2 * np.pi * ph.resp_rate * beats.onset + resp_phase)
+    amp = amp + rng.normal(0, 0.025, amp.shape)
+    vent = beats.kind != PVC
+    r_times = beats.onset + shape.r_off
+    qt = ph.qtc * np.sqrt(np.clip(beats.rr_prev, 0.3, 2.0))
+    has_p = (beats.kind == SINUS) | (beats.kind == PAC)
+    indep = render_beats(shape, r_times[vent], ph.pr, qt[vent], has_p[vent], amp[vent], fs, num_samples)
+    rotate_limb_leads(indep, beat.turn)
+    pvc = _pvc_waves(ph, rng)
+    pvc_beat = _beat_leads(pvc, -shape.r_off, fs) * float(beat.gain[np.searchsorted(beat.t, 0.0)])
+    _place_beats(indep, beat.delta, pvc_beat, pac_delta, r_times, amp, beats.kind, fs)
+    if ph.rhythm == "afib":
+        indep += project_independent(fibrillatory_waves(rng, fs, num_samples))[_TO_MODEL_ORDER]
+    elif ph.rhythm == "aflt":
+        indep += project_independent(flutter_waves(rng, fs, num_samples, cycle or 0.2))[_TO_MODEL_ORDER]
+    return indep
+
+
+def _axis_and_form_leads(
+    codes: frozenset[str], beat: _MeanBeat, shape: BeatShape, ph: Physiology
+) -> tuple[float, dict[str, LeadMask]]:
+    """Ground truth from the mean beat: its heart axis (``frontal_axis``) and the leads each lead-localised form
+    statement shows in (``form_lead_masks``, against the data-driven beat without the label effect)."""
+    mean_beat = beat.data + beat.delta  # (8, W)
+    axis = frontal_axis(mean_beat, beat.t, -shape.r_off)
+    levels = [
+        beat_levels(derive_12_leads(b[_TO_DOWER_ORDER]), beat.t, -shape.r_off, ph.qrs, beat.qt)
+        for b in (mean_beat, beat.data)
+    ]
+    return axis, form_lead_masks(codes, *levels)
+
+
 def synthesize_record(
     codes: frozenset[str],
     rng: np.random.Generator,
@@ -289,73 +418,16 @@ def synthesize_record(
     the parametric model, the residual noise from the data-driven patient. ``extras`` adds ECG-QA's annotated
     noise, sets the heart axis (turning the data-driven beat) and the infarction stage; PACE adds pacing spikes."""
     num_samples = int(round(fs * seconds))
-    # A patient's records share ``shape_seed``: the same data-driven beat (the same heart) under each label set.
-    shape_rng = rng if shape_seed is None else np.random.default_rng(shape_seed)
-    shape = load_shape_model().sample(
-        shape_rng, amplitude=float(np.exp(shape_rng.normal(0, 0.2))) * (1.1 if age < 40 else 1.0)
-    )
+    shape = _patient_shape(rng, age, shape_seed)
     extras = extras or RecordExtras()
     ph, normal, tmpl, full_pair = _label_templates(codes, rng, age, shape, extras.infarction_stage)
     if "LVOLT" in codes:  # low voltage: the whole data-driven beat is small (the noise is not)
         shape.template = shape.template * rng.uniform(0.3, 0.42)
     cycle = flutter_cycle(ph, rng) if ph.rhythm == "aflt" else None
     beats = beat_times(ph, rng, seconds, cycle)
-    # Label effect on the beat grid, sized like the data beat region by region.
-    t = np.arange(int(WINDOW_S[0] * fs), int(WINDOW_S[1] * fs)) / fs
-    p_normal = _beat_leads(to_waves(normal), -shape.r_off, fs)
-    p_label = _beat_leads(to_waves(tmpl), -shape.r_off, fs)
-    full_delta = 0.0
-    if full_pair is not None:
-        full_delta = _beat_leads(to_waves(full_pair[1]), -shape.r_off, fs) - _beat_leads(
-            to_waves(full_pair[0]), -shape.r_off, fs
-        )
-    rr_mean = 60.0 / ph.heart_rate
-    qt_mean = ph.qtc * np.sqrt(rr_mean)
-    data_mean = render_beats(
-        shape, np.array([-WINDOW_S[0]]), ph.pr, np.array([qt_mean]), np.array([True]), np.ones(1), fs, t.size
-    )
-    gain = _region_gain(data_mean, p_normal, t, shape, qt_mean)
-    # The full-size codes' effect at full size, the rest at FORM_SCALE.
-    label_delta = p_label - p_normal
-    delta = (FORM_SCALE * label_delta + (1.0 - FORM_SCALE) * full_delta) * gain[None, :]  # (8, W)
-    # The heart axis turns the data-driven (normal) beat in the frontal plane; the label effects (infarct Q waves,
-    # ST-T changes) stay where their anatomy puts them.
-    turn = 0.0
-    if extras.axis_deg is not None:
-        turn = _axis_turn(data_mean, delta, t, -shape.r_off, extras.axis_deg)
-        rotate_limb_leads(data_mean, turn)
-    if codes & REPLACE_QRS:  # a different activation sequence: the label's QRS replaces the data QRS
-        q_on = -shape.r_off
-        m = np.clip((t - (q_on - 0.012)) / 0.008, 0, 1) * np.clip(
-            (q_on + max(shape.qrs, ph.qrs) + 0.02 - t) / 0.015, 0, 1
-        )
-        delta += (p_label * gain[None, :] - data_mean - delta) * m[None, :]
-    pac_delta = 0.0
-    if (beats.kind == PAC).any():
-        pac_delta = _pac_p_delta(normal, rng, fs, shape.r_off, p_normal) * gain[None, :]
-    resp_phase = rng.uniform(0, 2 * np.pi)
-    amp = 1.0 + ph.resp_amp * np.sin(2 * np.pi * ph.resp_rate * beats.onset + resp_phase)
-    amp = amp + rng.normal(0, 0.025, amp.shape)
-    vent = beats.kind != PVC
-    r_times = beats.onset + shape.r_off
-    qt = ph.qtc * np.sqrt(np.clip(beats.rr_prev, 0.3, 2.0))
-    has_p = (beats.kind == SINUS) | (beats.kind == PAC)
-    indep = render_beats(shape, r_times[vent], ph.pr, qt[vent], has_p[vent], amp[vent], fs, num_samples)
-    rotate_limb_leads(indep, turn)
-    pvc = _pvc_waves(ph, rng)
-    pvc_beat = _beat_leads(pvc, -shape.r_off, fs) * float(gain[np.searchsorted(t, 0.0)])
-    _place_beats(indep, delta, pvc_beat, pac_delta, r_times, amp, beats.kind, fs)
-    if ph.rhythm == "afib":
-        indep += project_independent(fibrillatory_waves(rng, fs, num_samples))[_TO_MODEL_ORDER]
-    elif ph.rhythm == "aflt":
-        indep += project_independent(flutter_waves(rng, fs, num_samples, cycle or 0.2))[_TO_MODEL_ORDER]
-    mean_beat = data_mean + delta  # (8, W)
-    axis = frontal_axis(mean_beat, t, -shape.r_off)
-    levels = [
-        beat_levels(derive_12_leads(b[_TO_DOWER_ORDER]), t, -shape.r_off, ph.qrs, qt_mean)
-        for b in (mean_beat, data_mean)
-    ]
-    form_leads = form_lead_masks(codes, *levels)
+    beat = _mean_beat(codes, shape, ph, (normal, tmpl, full_pair), extras.axis_deg, fs)
+    indep = _render_rhythm(shape, ph, normal, beats, beat, cycle, rng, fs, num_samples)
+    axis, form_leads = _axis_and_form_leads(codes, beat, shape, ph)
     _add_recording(indep, "PACE" in codes, beats.onset, extras.noise, ph, shape, rng, fs, noise_scale)
     inside = (beats.onset >= 0) & (beats.onset < seconds)
     feats = numeric_features(ph, tmpl)
