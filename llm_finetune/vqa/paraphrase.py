@@ -1,8 +1,8 @@
 """Paraphrased wordings of the 70 ECG-QA templates: one set to train on, a disjoint set held out for evaluation.
 
 Like ECG-QA's paraphrased version, a paraphrase keeps a template's placeholders and meaning and changes its words.
-Wordings come from rewrite rules on the template text (:data:`RULES`, ``(pattern, replacement)`` regex pairs):
-each rule that matches a template gives one wording of that set. The placeholder values of a template-worded
+Wordings come from rewrite rules on the template text (:data:`REWRITES`: a regex pattern with its training and its
+held-out replacement; :data:`RULES` per set): each rule that matches a template gives one wording of each set. The placeholder values of a template-worded
 question are read back with ``encoder.ecgqa.templates.parse_question`` and written into the new wording.
 """
 
@@ -21,29 +21,47 @@ from llm_finetune.data import QaSample
 
 ParaphraseSet = Literal["train", "heldout"]
 
+REWRITES: tuple[tuple[str, str, str], ...] = (
+    # (pattern, training wording, held-out wording)
+    (r"^Does this ECG show (.+)\?$", r"Is \1 present in this ECG?", r"Can you see \1 on this tracing?"),
+    (
+        r"^Which (.+) does this ECG show, (.+)\?$",
+        r"Which \1 is seen in this ECG, \2?",
+        r"Looking at this tracing, which \1 is it, \2?",
+    ),
+    (
+        r"^What (.+) does this ECG show(.*)\?$",
+        r"Which \1 are seen in this ECG\2?",
+        r"Name the \1 that this tracing shows\2.",
+    ),
+    (
+        r"^Is the (.+) of this ECG (.+)\?$",
+        r"Would you say the \1 of this ECG is \2?",
+        r"Does the \1 of this tracing fall \2?",
+    ),
+    (
+        r"^What leads are showing (.+)\?$",
+        r"In which leads does \1 appear?",
+        r"Where, lead by lead, is \1 seen?",
+    ),
+    (r"this ECG", "the ECG", "this recording"),
+    (
+        r"the second ECG(.*) the first ECG",
+        r"the later ECG\1 the earlier ECG",
+        r"ECG number two\1 ECG number one",
+    ),
+    (
+        r"the first ECG(.*) the second ECG",
+        r"the earlier ECG\1 the later ECG",
+        r"ECG number one\1 ECG number two",
+    ),
+    (r"as compared to the first ECG", "relative to the first ECG", "versus the first recording"),
+)
+"""Rewrite rules: each template pattern with its wording in the training set and in the held-out set."""
+
 RULES: dict[str, tuple[tuple[str, str], ...]] = {
-    "train": (
-        (r"^Does this ECG show (.+)\?$", r"Is \1 present in this ECG?"),
-        (r"^Which (.+) does this ECG show, (.+)\?$", r"Which \1 is seen in this ECG, \2?"),
-        (r"^What (.+) does this ECG show(.*)\?$", r"Which \1 are seen in this ECG\2?"),
-        (r"^Is the (.+) of this ECG (.+)\?$", r"Would you say the \1 of this ECG is \2?"),
-        (r"^What leads are showing (.+)\?$", r"In which leads does \1 appear?"),
-        (r"this ECG", "the ECG"),
-        (r"the second ECG(.*) the first ECG", r"the later ECG\1 the earlier ECG"),
-        (r"the first ECG(.*) the second ECG", r"the earlier ECG\1 the later ECG"),
-        (r"as compared to the first ECG", "relative to the first ECG"),
-    ),
-    "heldout": (
-        (r"^Does this ECG show (.+)\?$", r"Can you see \1 on this tracing?"),
-        (r"^Which (.+) does this ECG show, (.+)\?$", r"Looking at this tracing, which \1 is it, \2?"),
-        (r"^What (.+) does this ECG show(.*)\?$", r"Name the \1 that this tracing shows\2."),
-        (r"^Is the (.+) of this ECG (.+)\?$", r"Does the \1 of this tracing fall \2?"),
-        (r"^What leads are showing (.+)\?$", r"Where, lead by lead, is \1 seen?"),
-        (r"this ECG", "this recording"),
-        (r"the second ECG(.*) the first ECG", r"ECG number two\1 ECG number one"),
-        (r"the first ECG(.*) the second ECG", r"ECG number one\1 ECG number two"),
-        (r"as compared to the first ECG", "versus the first recording"),
-    ),
+    "train": tuple((pattern, train) for pattern, train, _ in REWRITES),
+    "heldout": tuple((pattern, heldout) for pattern, _, heldout in REWRITES),
 }
 """Paraphrase set -> rewrite rules; every template gets at least one wording from each set."""
 
