@@ -321,21 +321,27 @@ def claims(runs: pd.DataFrame, cfg: AblationConfig) -> list[dict[str, Any]]:
     return out
 
 
+def _markdown_table(header: list[str], rows: list[list[Any]]) -> str:
+    """A markdown table (no trailing newline): the header, the separator and one line per row of cells."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(map(str, r)) + " |" for r in rows])
+
+
 def claims_overview_markdown(rows: list[dict[str, Any]]) -> str:
     """Which claims hold where: per claim x split, how many of its method x metric cells hold / are reversed."""
     if not rows:
         return ""
     df = pd.DataFrame(rows)
     splits = [s for s in SPLITS if s in set(df["split"])]
-    lines = ["| claim | " + " | ".join(splits) + " |", "|---|" + "---|" * len(splits)]
+    table = []
     for claim, g in df.groupby("claim", sort=False):
-        cells_ = []
+        cells_ = [claim]
         for split in splits:
             v = g[g["split"] == split]["verdict"].str.split(" ").str[0]
             cells_.append(f"{(v == 'holds').sum()} hold, {(v == 'reversed').sum()} reversed / {len(v)}")
-        lines.append(f"| {claim} | " + " | ".join(cells_) + " |")
+        table.append(cells_)
     return (
-        "\n".join(lines)
+        _markdown_table(["claim", *splits], table)
         + "\n\nCells: of the method x metric comparisons (zero-shot, aux head, linear probe x "
         "micro-F1, sample Jaccard, macro AUROC), how many hold (95 % interval over seeds above 0) and how many are "
         "reversed (below 0); the rest are unresolved.\n"
@@ -348,20 +354,18 @@ def claims_markdown(rows: list[dict[str, Any]]) -> str:
         return "No one-factor claims (design: grid, or a single cell).\n"
     df = pd.DataFrame(rows)
     metrics = [m for m in CLAIM_METRICS if m in set(df["metric"])]
-    lines = [
-        "| claim | split | method | " + " | ".join(f"{m} diff [95 % CI] (wins)" for m in metrics) + " |",
-        "|---|---|---|" + "---|" * len(metrics),
-    ]
+    header = ["claim", "split", "method", *(f"{m} diff [95 % CI] (wins)" for m in metrics)]
+    table = []
     for (claim, split, method), g in df.groupby(["claim", "split", "method"], sort=False):
         by = g.set_index("metric")
-        cells_ = []
+        cells_ = [claim, split, method]
         for m in metrics:
             r = by.loc[m]
             ci = "" if math.isnan(r["ci_low"]) else f" [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
             cells_.append(f"{r['mean_diff']:+.3f}{ci} ({r['wins']}/{r['seeds']}) **{r['verdict']}**")
-        lines.append(f"| {claim} | {split} | {method} | " + " | ".join(cells_) + " |")
+        table.append(cells_)
     return (
-        "\n".join(lines)
+        _markdown_table(header, table)
         + "\n\nReference minus variant, paired by seed; 95 % t-interval over seeds; holds = interval above 0, "
         "reversed = below 0, unresolved = contains 0. valid: the fold the thresholds were tuned on (selection), "
         "test: held-out fold, real: real records (everything fitted on the cohort), real_odd: the real records "
@@ -389,26 +393,19 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
 
 def summary_markdown(summary: pd.DataFrame) -> str:
     metrics = list(dict.fromkeys(summary["metric"]))
-    lines = [
-        "| loss | dim | crop | text | method | split | " + " | ".join(metrics) + " |",
-        "|---|---|---|---|---|---|" + "---|" * len(metrics),
-    ]
+    table = []
     for key, g in summary.groupby([*KEY_COLS, "method", "split"], sort=False):
         by = g.set_index("metric")
-        cells = []
+        loss, dim, crop, style, method, split = key
+        cells = [loss, dim, "on" if crop else "off", style, method, split]
         for m in metrics:
             r = by.loc[m]
             ci = "" if math.isnan(r["ci_low"]) else f" [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
             cells.append(f"{r['mean']:.3f}{ci}")
-        loss, dim, crop, style, method, split = key
-        lines.append(
-            f"| {loss} | {dim} | {'on' if crop else 'off'} | {style} | {method} | {split} | "
-            + " | ".join(cells)
-            + " |"
-        )
+        table.append(cells)
     n = int(summary["seeds"].max()) if len(summary) else 0
     return (
-        "\n".join(lines)
+        _markdown_table(["loss", "dim", "crop", "text", "method", "split", *metrics], table)
         + f"\n\nMean over {n} seed(s); 95 % t-interval over seeds in brackets. split: valid = the fold the "
         "thresholds were tuned on (selection numbers), test = held-out fold, real = real records.\n"
     )
@@ -420,10 +417,18 @@ def paired_markdown(runs: pd.DataFrame) -> str:
         return "No plain-SigLIP runs in this grid; nothing to pair against.\n"
     idx = ["embed_dim", "random_crop", "text_style", "seed", "split", "method", "metric"]
     base = runs[runs["loss"] == "siglip"].set_index(idx)["value"]
-    lines = [
-        "| loss - siglip | dim | crop | text | split | method | metric | mean diff [95 % CI] | wins |",
-        "|---|---|---|---|---|---|---|---|---|",
+    header = [
+        "loss - siglip",
+        "dim",
+        "crop",
+        "text",
+        "split",
+        "method",
+        "metric",
+        "mean diff [95 % CI]",
+        "wins",
     ]
+    table = []
     for loss in [x for x in dict.fromkeys(runs["loss"]) if x != "siglip"]:
         other = runs[runs["loss"] == loss].set_index(idx)["value"]
         diff = (other - base).dropna().reset_index()
@@ -434,10 +439,20 @@ def paired_markdown(runs: pd.DataFrame) -> str:
             wins = int((g["value"] > 0).sum())
             dim, crop, style, split, method, metric = key
             ci = "" if math.isnan(lo) else f" [{lo:+.3f}, {hi:+.3f}]"
-            lines.append(
-                f"| {loss} | {dim} | {'on' if crop else 'off'} | {style} | {split} | {method} | {metric} | {m:+.3f}{ci} | {wins}/{len(g)} |"
+            table.append(
+                [
+                    loss,
+                    dim,
+                    "on" if crop else "off",
+                    style,
+                    split,
+                    method,
+                    metric,
+                    f"{m:+.3f}{ci}",
+                    f"{wins}/{len(g)}",
+                ]
             )
-    return "\n".join(lines) + "\n"
+    return _markdown_table(header, table) + "\n"
 
 
 def plot_ablation(summary: pd.DataFrame, metrics: list[str], path: Path) -> None:
