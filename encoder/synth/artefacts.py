@@ -59,30 +59,36 @@ def static_noise(rng: Rng, n: int, fs: float) -> np.ndarray:
     return rng.uniform(0.04, 0.1) * _coloured(rng, n, fs, 5.0, min(150.0, fs / 2))
 
 
-def burst_noise(rng: Rng, n: int, fs: float) -> np.ndarray:
-    """1-3 short (0.2-0.8 s) high-amplitude broadband bursts, 0.2-0.5 mV RMS."""
+def _events(rng: Rng, n: int, fs: float, event: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Sum of 1-3 random events (T,): ``event(t)`` on the time grid ``t`` (s) draws its own time and size."""
     out = np.zeros(n)
     t = np.arange(n) / fs
     for _ in range(int(rng.integers(1, 4))):
-        centre, width = rng.uniform(0.5, t[-1] - 0.5), rng.uniform(0.1, 0.4)
-        out += (
-            np.exp(-0.5 * ((t - centre) / width) ** 8)
-            * rng.uniform(0.2, 0.5)
-            * _coloured(rng, n, fs, 3.0, 100.0)
-        )
+        out += event(t)
     return out
+
+
+def burst_noise(rng: Rng, n: int, fs: float) -> np.ndarray:
+    """1-3 short (0.2-0.8 s) high-amplitude broadband bursts, 0.2-0.5 mV RMS."""
+
+    def burst(t: np.ndarray) -> np.ndarray:
+        centre, width = rng.uniform(0.5, t[-1] - 0.5), rng.uniform(0.1, 0.4)
+        envelope = np.exp(-0.5 * ((t - centre) / width) ** 8)
+        return envelope * rng.uniform(0.2, 0.5) * _coloured(rng, n, fs, 3.0, 100.0)
+
+    return _events(rng, n, fs, burst)
 
 
 def electrode_problem(rng: Rng, n: int, fs: float) -> np.ndarray:
     """A loose electrode: 1-3 jumps of 0.5-1.5 mV with fast recovery."""
-    out = np.zeros(n)
-    t = np.arange(n) / fs
-    for _ in range(int(rng.integers(1, 4))):
+
+    def jump(t: np.ndarray) -> np.ndarray:
         t0, tau = rng.uniform(0.2, t[-1] - 0.2), rng.uniform(0.05, 0.3)
-        out += (
+        return (
             rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 1.5) * np.where(t >= t0, np.exp(-(t - t0) / tau), 0.0)
         )
-    return out
+
+    return _events(rng, n, fs, jump)
 
 
 NOISE_RENDERERS: dict[str, Callable[[Rng, int, float], np.ndarray]] = {
