@@ -203,13 +203,7 @@ def load_stage_data(cfg: PretrainConfig, crop_samples: int, random_crop: bool, s
     from encoder.datasets.ptbxl import PtbXl
     from encoder.labels import label_text
 
-    ds = PtbXl(
-        cfg.data_dir,
-        task=cfg.task,
-        sampling_rate=cfg.sampling_rate,
-        min_label_count=cfg.min_label_count,
-        text_style=cfg.text_style,
-    )
+    ds = PtbXl.from_config(cfg.data_dir, cfg)
     cache = build_cache(ds, cfg.cache_dir, progress=cfg.progress)
     names = list(cache.label_names)
     if crop_samples > cache.num_samples:

@@ -641,15 +641,7 @@ def run_build_cache(cfg: BuildCacheConfig) -> Path:
     """CLI runner of ``ecgllm data cache``: builds or reuses the cache, prints and returns its directory."""
     if not cfg.ptbxl:
         raise ConfigError("Pass --ptbxl PATH (a PTB-XL-format dataset, e.g. from `ecgllm data synth`).")
-    ds = PtbXl(
-        cfg.ptbxl,
-        task=cfg.task,
-        sampling_rate=cfg.sampling_rate,
-        min_label_count=cfg.min_label_count,
-        drop_unlabeled=cfg.drop_unlabeled,
-        text_style=cfg.text_style,
-        include_report=cfg.include_report,
-    )
+    ds = PtbXl.from_config(cfg.ptbxl, cfg)
     band = None
     if cfg.bandpass_low is not None or cfg.bandpass_high is not None:
         band = (cfg.bandpass_low, cfg.bandpass_high)

@@ -209,6 +209,22 @@ class PtbXl:
         self.label_names: list[str] = list(names)
         self._ecg_id_to_file = dict(zip(db["ecg_id"].astype(int), db[col].astype(str), strict=True))
 
+    CONFIG_FIELDS = (
+        "task",
+        "sampling_rate",
+        "min_label_count",
+        "drop_unlabeled",
+        "text_style",
+        "include_report",
+    )
+    """The arguments a command's config may set under the same names (``ecgllm data cache``, ``data stats``,
+    ``pretrain``)."""
+
+    @classmethod
+    def from_config(cls, root: str | Path, cfg: Any) -> PtbXl:
+        """The dataset at ``root`` with the :attr:`CONFIG_FIELDS` that ``cfg`` has (the others keep their defaults)."""
+        return cls(root, **{k: getattr(cfg, k) for k in cls.CONFIG_FIELDS if hasattr(cfg, k)})
+
     def __len__(self) -> int:
         return len(self.table)
 

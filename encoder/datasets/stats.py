@@ -164,7 +164,7 @@ def run_stats(cfg: DataStatsConfig) -> dict[str, Any]:
     """CLI runner of ``ecgllm data stats``: prints the statistics and returns them as a dict."""
     if not cfg.ptbxl:
         raise ConfigError("Pass --ptbxl PATH (a PTB-XL-format dataset, e.g. from `ecgllm data synth`).")
-    ds = PtbXl(cfg.ptbxl, task=cfg.task, sampling_rate=cfg.sampling_rate, min_label_count=cfg.min_label_count)
+    ds = PtbXl.from_config(cfg.ptbxl, cfg)
     stats: dict[str, Any] = {"ptbxl": ptbxl_stats(ds, cfg.top_pairs)}
     qa_root = Path(cfg.ecgqa) if cfg.ecgqa else ds.root / "ecgqa"
     if cfg.ecgqa or qa_root.is_dir():
