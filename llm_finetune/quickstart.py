@@ -102,17 +102,30 @@ def _run_step(
 
 
 def run_quickstart(cfg: QuickstartConfig) -> Path:
-    from encoder.datasets.synthetic import GENERATOR_VERSION, SyntheticConfig, generate_cohort
-    from encoder.evaluate import EvaluateConfig, run_evaluate
-    from encoder.train import PretrainConfig, run_pretrain
-    from llm_finetune.train import FinetuneConfig, run_finetune
-    from llm_finetune.vqa.evaluate import EvalVqaConfig, run_eval_vqa
-
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_resolved_config(cfg, out)
     timings: dict[str, float] = {}
     paths = {step: out / step for step in STEPS}
+    stage1_key = _stage1_steps(cfg, paths, timings)
+    vqa_key = _stage2_steps(cfg, paths, timings, stage1_key)
+    if cfg.signal_path:
+        for name, overrides in SIGNAL_PATH.items():
+            _signal_path_step(name, overrides, cfg, paths, timings, vqa_key)
+
+    from llm_finetune.quickstart_report import write_report
+
+    report = write_report(out, timings, cfg.seed)
+    print(f"\n[quickstart] report: {report}")
+    print(f"[quickstart] chat with the model:  .venv/bin/ecgllm demo --model_dir {paths['stage2'] / 'model'}")
+    return report
+
+
+def _stage1_steps(cfg: QuickstartConfig, paths: dict[str, Path], timings: dict[str, float]) -> str:
+    """cohort -> stage1 -> stage1_eval; returns stage 1's step key."""
+    from encoder.datasets.synthetic import GENERATOR_VERSION, SyntheticConfig, generate_cohort
+    from encoder.evaluate import EvaluateConfig, run_evaluate
+    from encoder.train import PretrainConfig, run_pretrain
 
     synth = SyntheticConfig(out_dir=str(paths["cohort"]), num_records=cfg.num_records, seed=cfg.seed)
     cohort_key = _run_step(
@@ -141,6 +154,15 @@ def run_quickstart(cfg: QuickstartConfig) -> Path:
         timings,
         upstream=stage1_key,
     )
+    return stage1_key
+
+
+def _stage2_steps(
+    cfg: QuickstartConfig, paths: dict[str, Path], timings: dict[str, float], stage1_key: str
+) -> str:
+    """stage2 -> vqa; returns the VQA step's key."""
+    from llm_finetune.train import FinetuneConfig, run_finetune
+    from llm_finetune.vqa.evaluate import EvalVqaConfig, run_eval_vqa
 
     finetune = load_config(
         FinetuneConfig,
@@ -172,16 +194,7 @@ def run_quickstart(cfg: QuickstartConfig) -> Path:
     vqa_key = _run_step(
         "vqa", paths["vqa"], vqa, lambda: run_eval_vqa(vqa), cfg, timings, upstream=stage2_key
     )
-    if cfg.signal_path:
-        for name, overrides in SIGNAL_PATH.items():
-            _signal_path_step(name, overrides, cfg, paths, timings, vqa_key)
-
-    from llm_finetune.quickstart_report import write_report
-
-    report = write_report(out, timings, cfg.seed)
-    print(f"\n[quickstart] report: {report}")
-    print(f"[quickstart] chat with the model:  .venv/bin/ecgllm demo --model_dir {paths['stage2'] / 'model'}")
-    return report
+    return vqa_key
 
 
 def _signal_path_step(

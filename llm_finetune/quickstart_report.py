@@ -140,6 +140,49 @@ def signal_path_table(out: Path) -> str | None:
     return "\n".join(lines)
 
 
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_fmt(v)}" for k, v in value.items())
+    return str(value)
+
+
+def multitask_table(aux_metrics: Path) -> str | None:
+    """Markdown table of stage 1's multi-task heads on the test fold (``aux_metrics.json``): one row per task,
+    its metrics (AUROC, accuracy, MAE in ms, per noise type / feature where reported); None when absent."""
+    if not aux_metrics.is_file():
+        return None
+    report = json.loads(aux_metrics.read_text())
+    lines = ["| task | metrics (test fold; thresholds tuned on the validation fold) |", "|---|---|"]
+    for task, metrics in report.items():
+        lines.append(f"| {task} | " + "; ".join(f"{k}: {_fmt(v)}" for k, v in metrics.items()) + " |")
+    return "\n".join(lines)
+
+
+def _signal_path_section(out: Path) -> list[str]:
+    signal = signal_path_table(out)
+    if not signal:
+        return []
+    same = len({_steps(out / f / "stage2") for _, f, s in SIGNAL_PATH_SYSTEMS if s == "llm"}) == 1
+    budget = (
+        "All three LLMs train the same steps with the same schedule on the same training questions."
+        if same
+        else "The ECG-tokens-only and question-only LLMs train fewer steps than the hint model (see the "
+        "header; `--signal_path_steps`): their gap to the hint model is partly budget."
+    )
+    return [
+        "## What carries the answer: the signal path (same test questions)",
+        "",
+        "ECG-QA **test** split of the synthetic cohort (no setting here was chosen on it); exact match %, "
+        f"the same questions for every column: the first questions of the VQA step's sample. {budget} "
+        "Question-only: no ECG tokens, no hint (what the question alone gives away).",
+        "",
+        signal,
+        "",
+    ]
+
+
 def write_report(out: Path, timings: dict[str, float], seed: int = 0) -> Path:
     """Assemble ``<out>/report.md`` from the step folders of a quickstart run."""
     cohort, stage1, stage1_eval, stage2, vqa = (
@@ -168,30 +211,16 @@ def write_report(out: Path, timings: dict[str, float], seed: int = 0) -> Path:
         "![per-label AUROC](stage1_eval/per_label_auroc.png)",
         "",
     ]
+    heads = multitask_table(stage1 / "aux_metrics.json")
+    if heads:
+        lines += ["### Multi-task heads (noise, extra systoles, axis, stage, pacemaker, leads, intervals)", "",
+                  heads, ""]  # fmt: skip
     if curves:
         lines += ["## Training curves", "", "![training curves](training_curves.png)", ""]
     lines += ["## Stage 2 + ECG-QA evaluation (held-out test questions)", "", _read(vqa / "report.md"), ""]
     if (vqa / "accuracy_by_question_type.png").is_file():
         lines += ["![VQA by question type](vqa/accuracy_by_question_type.png)", ""]
-    signal = signal_path_table(out)
-    if signal:
-        same = len({_steps(out / f / "stage2") for _, f, s in SIGNAL_PATH_SYSTEMS if s == "llm"}) == 1
-        budget = (
-            "All three LLMs train the same steps with the same schedule on the same training questions."
-            if same
-            else "The ECG-tokens-only and question-only LLMs train fewer steps than the hint model (see the "
-            "header; `--signal_path_steps`): their gap to the hint model is partly budget."
-        )
-        lines += [
-            "## What carries the answer: the signal path (same test questions)",
-            "",
-            "ECG-QA **test** split of the synthetic cohort (no setting here was chosen on it); exact match %, "
-            f"the same questions for every column: the first questions of the VQA step's sample. {budget} "
-            "Question-only: no ECG tokens, no hint (what the question alone gives away).",
-            "",
-            signal,
-            "",
-        ]
+    lines += _signal_path_section(out)
     if stage2_eval:
         lines += [
             f"Fine-tuning's own held-out check ({stage2_eval.get('split', 'held-out')} split):",

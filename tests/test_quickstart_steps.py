@@ -54,3 +54,22 @@ def test_the_report_example_is_drawn_without_looking_at_labels():
     assert example_record(rows, 3) == example_record(rows, 3)  # seeded
     assert picks <= set(rows) and len(picks) > 5  # a draw over the fold, not a fixed or label-chosen record
     assert example_record(rows, 0) == example_record(list(rows), 0)  # depends on the rows and seed only
+
+
+def test_the_report_shows_the_multitask_heads_of_stage_1(tmp_path):
+    import json
+
+    from llm_finetune.quickstart_report import write_report
+
+    (tmp_path / "stage1").mkdir()
+    metrics = {
+        "heart_axis": {"accuracy": 0.9585, "n": 652},
+        "noise": {"macro_auroc": 0.95, "record_auroc": {"baseline drift": 0.923, "burst noise": 0.5}},
+        "numeric_feature": {"mae_ms_per_feature": {"pr interval": 23.98}},
+    }
+    (tmp_path / "stage1" / "aux_metrics.json").write_text(json.dumps(metrics))
+    text = write_report(tmp_path, {"stage1": 1.0}).read_text()
+    assert "| heart_axis | accuracy: 0.959; n: 652 |" in text
+    assert "record_auroc: baseline drift 0.923, burst noise 0.500" in text
+    assert "pr interval 23.980" in text
+    assert "signal path" not in text  # no signal-path runs in this folder
