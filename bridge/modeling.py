@@ -272,9 +272,12 @@ class EcgLlm(nn.Module):
         if features is None and ecg is not None:
             features = self.encode_ecgs(ecg)
         embeds = self.embed(input_ids, features)
-        return self.llm(
-            inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, logits_to_keep=logits_to_keep
+        keep = (
+            {}
+            if isinstance(logits_to_keep, int) and logits_to_keep == 0
+            else {"logits_to_keep": logits_to_keep}
         )
+        return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **keep)
 
     @torch.no_grad()
     def generate(

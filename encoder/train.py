@@ -173,9 +173,10 @@ class PretrainConfig:
         # nested settings given as mappings (a saved config.yaml, JSON) become dataclasses
         for f in fields(self):
             value = getattr(self, f.name)
-            default = f.default_factory() if f.default_factory is not MISSING else None
-            if isinstance(value, dict) and is_dataclass(default):
-                setattr(self, f.name, type(default)(**value))
+            if isinstance(value, dict) and f.default_factory is not MISSING:
+                default = f.default_factory()
+                if is_dataclass(default):
+                    setattr(self, f.name, type(default)(**value))
         check_config(self)
 
 
