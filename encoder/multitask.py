@@ -291,27 +291,38 @@ def range_class_accuracy(probs: np.ndarray, target: np.ndarray, mask: np.ndarray
 
 def noise_record_auroc(probs: np.ndarray, target: np.ndarray, mask: np.ndarray) -> dict[str, object]:
     """Record-level AUROC per noise type (and ``any``): a record's score is its highest lead probability, its
-    truth whether any lead carries that noise."""
+    truth whether any lead carries that noise; with the number of positive records behind each AUROC."""
     n = len(LEADS)
     out: dict[str, float] = {}
+    positives: dict[str, int] = {}
     for i, name in enumerate((*NOISE_TYPES, "any")):
         cols = slice(i * n, (i + 1) * n)
         keep = mask[:, cols].max(axis=1) > 0
         y = target[keep, cols].max(axis=1) > 0.5
+        positives[name] = int(y.sum())
         if 0 < y.sum() < len(y):
             out[name] = float(roc_auc_score(y, probs[keep, cols].max(axis=1)))
-    return {"record_auroc": out}
+    return {"record_auroc": out, "record_positives": positives}
 
 
 def stage_accuracy_on_infarctions(
     probs: np.ndarray, target: np.ndarray, mask: np.ndarray
 ) -> dict[str, object]:
-    """Stage accuracy on the records whose true class is an infarction stage (not ``none``)."""
+    """Stage accuracy on the records whose true class is an infarction stage (not ``none``), overall and per true
+    stage (its accuracy and count)."""
     keep = (mask[:, 0] > 0) & (target.argmax(1) != INFARCTION_CLASSES.index("none"))
     if not keep.any():
         return {"n_infarctions": 0}
-    acc = accuracy_score(target[keep].argmax(1), probs[keep].argmax(1))
-    return {"accuracy_on_infarctions": float(acc), "n_infarctions": int(keep.sum())}
+    truth, guess = target[keep].argmax(1), probs[keep].argmax(1)
+    per_stage = {
+        INFARCTION_CLASSES[c]: f"{float(np.mean(guess[truth == c] == c)):.3f} (n {int(np.sum(truth == c))})"
+        for c in np.unique(truth)
+    }
+    return {
+        "accuracy_on_infarctions": float(accuracy_score(truth, guess)),
+        "n_infarctions": int(keep.sum()),
+        "accuracy_per_stage": per_stage,
+    }
 
 
 def numeric_breakdown(probs: np.ndarray, target: np.ndarray, mask: np.ndarray) -> dict[str, object]:

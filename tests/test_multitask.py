@@ -217,9 +217,17 @@ def test_fold_breakdowns_score_noise_per_record_stage_on_infarctions_and_ms_per_
     probs = rng.uniform(0, 0.1, target.shape)
     probs[:20, 5] = 0.9  # record-level: the highest lead counts, not the same lead
     probs[:20, leads + 3] = 0.9
-    res = noise_record_auroc(probs, target, np.ones_like(target))["record_auroc"]
+    scored = noise_record_auroc(probs, target, np.ones_like(target))
+    res = scored["record_auroc"]
     assert res[NOISE_TYPES[0]] == 1.0 and res[NOISE_TYPES[1]] == 0.0
     assert NOISE_TYPES[2] not in res  # no positives: not scored
+    assert scored["record_positives"] == {
+        NOISE_TYPES[0]: 20,
+        NOISE_TYPES[1]: 20,
+        NOISE_TYPES[2]: 0,
+        NOISE_TYPES[3]: 0,
+        "any": 0,
+    }
 
     # stage: 3 infarctions (2 right) and 5 "none" records that are all wrong; accuracy only over infarctions
     k = len(INFARCTION_CLASSES)
@@ -227,7 +235,12 @@ def test_fold_breakdowns_score_noise_per_record_stage_on_infarctions_and_ms_per_
     truth = np.eye(k)[[1, 2, 3] + [none] * 5]
     guess = np.eye(k)[[1, 2, none] + [1] * 5]
     st = stage_accuracy_on_infarctions(guess, truth, np.ones_like(truth))
-    assert st == {"accuracy_on_infarctions": pytest.approx(2 / 3), "n_infarctions": 3}
+    assert st["accuracy_on_infarctions"] == pytest.approx(2 / 3) and st["n_infarctions"] == 3
+    assert st["accuracy_per_stage"] == {
+        INFARCTION_CLASSES[1]: "1.000 (n 1)",
+        INFARCTION_CLASSES[2]: "1.000 (n 1)",
+        INFARCTION_CLASSES[3]: "0.000 (n 1)",
+    }
 
     # numeric: every prediction off by 10 ms on its own scale; masked entries ignored
     width = 2 * len(NUMERIC_FEATURES)
