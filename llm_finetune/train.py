@@ -86,6 +86,9 @@ class FinetuneConfig:
     """Questions per global micro-batch, split evenly over the processes."""
     grad_accum: int = field(default=1, metadata={"ge": 1})
     """Micro-batches per optimizer step."""
+    group_by_length: bool = False
+    """Batch training questions of similar prompt length together (less padding, so cheaper steps; batches are
+    still shuffled). Changes which questions share a batch, so it is a choice to make on the valid split."""
     lr: float = field(default=2e-4, metadata={"gt": 0.0})
     """Peak learning rate of the LoRA weights."""
     projector_lr: float = field(default=1e-3, metadata={"gt": 0.0})
@@ -257,7 +260,8 @@ class Finetuning:
         features: EcgFeatures,
     ) -> None:
         self.cfg, self.core, self.dataset = cfg, core, dataset
-        self.order = BatchOrder(len(dataset), cfg.batch_size, cfg.seed)
+        lengths = [len(item.input_ids) for item in dataset.items] if cfg.group_by_length else None
+        self.order = BatchOrder(len(dataset), cfg.batch_size, cfg.seed, lengths)
         optimizer = build_optimizer(model, cfg)
         self.model, self.optimizer, self.scheduler = core.prepare(
             model, optimizer, build_scheduler(optimizer, cfg)

@@ -350,3 +350,22 @@ def test_question_only_baseline_trains_without_ecg_tokens_or_hint(setup, tmp_pat
     seen = json.loads((tmp_path / "qonly" / "train_ecg_ids.json").read_text())
     assert seen["stage"] == 2 and seen["data_fingerprint"] == data_fingerprint(read_table(setup / "data"))
     assert seen["train_patients"]  # patients recorded too, for the patient-level leakage check
+
+
+def test_group_by_length_batches_similar_prompts_together(setup, tmp_path, monkeypatch):
+    widths: list[tuple[int, int]] = []  # (tokens in the padded batch, real tokens)
+    collate = QaDataset.collate
+
+    def recording(self, batch):
+        out = collate(self, batch)
+        widths.append((out["input_ids"].numel(), int(out["attention_mask"].sum())))
+        return out
+
+    monkeypatch.setattr(QaDataset, "collate", recording)
+    ratios = {}
+    for grouped in (False, True):
+        widths.clear()
+        run_finetune(_cfg(setup, tmp_path / f"g{grouped}", max_steps=8, group_by_length=grouped))
+        assert len(widths) == 8
+        ratios[grouped] = sum(r for _, r in widths) / sum(p for p, _ in widths)
+    assert ratios[True] > ratios[False]

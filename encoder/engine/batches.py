@@ -18,21 +18,44 @@ from encoder.errors import ConfigError
 
 class BatchOrder:
     """Global batches over ``n`` items: each epoch is a permutation of 0..n-1 seeded by (seed, epoch), cut into
-    ``n // batch_size`` full batches (the remainder is left out of that epoch)."""
+    ``n // batch_size`` full batches (the remainder is left out of that epoch).
 
-    def __init__(self, n: int, batch_size: int, seed: int) -> None:
+    ``lengths`` given (one per item, e.g. tokens): items of similar length share a batch, so little of a padded
+    batch is padding. The permutation is grouped with transformers' ``get_length_grouped_indices`` (mega-batches
+    sorted by length), and the batches are then shuffled, so batch length does not trend over the epoch.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, lengths: Sequence[int] | None = None) -> None:
         if n < batch_size:
             raise ConfigError(
                 f"batch_size={batch_size} is larger than the {n} training items; lower batch_size or add data."
             )
-        self.n, self.batch_size, self.seed = n, batch_size, seed
+        if lengths is not None and len(lengths) != n:
+            raise ConfigError(
+                f"BatchOrder got {len(lengths)} lengths for {n} items; give one length per item."
+            )
+        self.n, self.batch_size, self.seed, self.lengths = n, batch_size, seed, lengths
         self.per_epoch = n // batch_size
         self._epoch: tuple[int, list[np.ndarray]] | None = None
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        if self.lengths is None:
+            return np.random.default_rng((self.seed, 7919, epoch)).permutation(self.n)
+        from transformers.trainer_pt_utils import get_length_grouped_indices
+
+        generator = torch.Generator().manual_seed(
+            int(np.random.default_rng((self.seed, 7919, epoch)).integers(2**62))
+        )
+        grouped = np.asarray(
+            get_length_grouped_indices(list(self.lengths), self.batch_size, generator=generator)
+        )
+        batches = grouped[: self.per_epoch * self.batch_size].reshape(self.per_epoch, self.batch_size)
+        return batches[np.random.default_rng((self.seed, 7919, epoch, 1)).permutation(self.per_epoch)].ravel()
 
     def epoch(self, epoch: int) -> list[np.ndarray]:
         """The full batches of ``epoch`` (positions 0..n-1), in order."""
         if self._epoch is None or self._epoch[0] != epoch:
-            perm = np.random.default_rng((self.seed, 7919, epoch)).permutation(self.n)
+            perm = self._permutation(epoch)
             cut = [perm[i * self.batch_size : (i + 1) * self.batch_size] for i in range(self.per_epoch)]
             self._epoch = (epoch, cut)
         return self._epoch[1]
