@@ -83,9 +83,9 @@ def _embed(encoder: EcgEncoder, dataset: Any, device: torch.device) -> dict[str,
     """Pooled embeddings (N, D) (unnormalised), head logits (N, L) or (N, 0), labels (N, L)."""
     out = encode_dataset(encoder, dataset, outputs=("embedding", "logits", "labels"), device=device)
     return {
-        "emb": out.embedding.numpy(),
-        "logits": out.logits.numpy(),
-        "labels": out.labels.numpy().astype(int),
+        "emb": out.output("embedding").numpy(),
+        "logits": out.output("logits").numpy(),
+        "labels": out.output("labels").numpy().astype(int),
     }
 
 

@@ -341,7 +341,7 @@ def head_outputs(encoder: nn.Module, dataset: object) -> dict[str, np.ndarray]:
     """Task -> (N, K) probabilities / normalised values of the encoder's aux head over a dataset (in order)."""
     from encoder.engine.inference import encode_dataset
 
-    emb = encode_dataset(encoder, dataset, outputs=("embedding",)).embedding  # (N, D)
+    emb = encode_dataset(encoder, dataset, outputs=("embedding",)).output("embedding")  # (N, D)
     head = encoder.aux_head
     device = next(head.parameters()).device
     with torch.no_grad():

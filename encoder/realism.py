@@ -432,7 +432,8 @@ def _encode(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     from encoder.engine.inference import encode_dataset
 
     out = encode_dataset(model, x, outputs=("embedding", "probs"), batch_size=32)
-    return out.embedding.numpy(), (out.probs.numpy() if out.probs.shape[1] else None)
+    probs = out.output("probs")
+    return out.output("embedding").numpy(), (probs.numpy() if probs.shape[1] else None)
 
 
 SIGNAL_LABELS = {

@@ -181,9 +181,11 @@ def head_probabilities(model: Any, records: np.ndarray) -> np.ndarray:
         raise CheckpointError(
             "This encoder has no classifier head; sim-to-real scores the head's probabilities."
         )
-    return encode_dataset(
-        model, encoder_inputs(model, records), outputs=("probs",), batch_size=32
-    ).probs.numpy()
+    return (
+        encode_dataset(model, encoder_inputs(model, records), outputs=("probs",), batch_size=32)
+        .output("probs")
+        .numpy()
+    )
 
 
 def load_real_records(path: str | Path) -> tuple[np.ndarray, np.ndarray]:

@@ -455,7 +455,9 @@ class Pretraining:
         weights so far go to ``best/`` (main process)."""
         pred = encode_dataset(self.raw.encoder, self.data.val, accelerator=self.core.accelerator)
         auroc = (
-            macro_auroc(pred.labels.numpy(), pred.logits.numpy()) if pred.logits.shape[1] else float("nan")
+            macro_auroc(pred.output("labels").numpy(), pred.output("logits").numpy())
+            if pred.output("logits").shape[1]
+            else float("nan")
         )
         if not math.isfinite(auroc):  # no head: rank by the validation contrastive loss
             auroc = -validation_contrastive(self.raw, self.data, pred, self.text)
@@ -487,9 +489,9 @@ def validation_contrastive(
     feats = text.features(torch.as_tensor(data.val.indices))
     with torch.no_grad():
         text_emb = raw.encode_text_features(feats.to(raw.logit_scale.device))
-        ecg = torch.nn.functional.normalize(pred.embedding, dim=-1).to(text_emb.device)
+        ecg = torch.nn.functional.normalize(pred.output("embedding"), dim=-1).to(text_emb.device)
         logits = ecg @ text_emb.t() * raw.logit_scale.exp() + raw.logit_bias
-        return float(contrastive_loss("jaccard_siglip", logits, pred.labels.to(logits.device)))
+        return float(contrastive_loss("jaccard_siglip", logits, pred.output("labels").to(logits.device)))
 
 
 NON_FINITE_ADVICE = (
@@ -555,12 +557,14 @@ def finalize(
     if cfg.classifier_weight <= 0 and raw.encoder.classifier is not None:  # linear probe on frozen embeddings
         device = raw.logit_scale.device
         labels = torch.from_numpy(data.cache.labels[data.train.indices].astype(np.float32))  # (N, L)
-        embeddings = encode_dataset(raw.encoder, data.train, outputs=("embedding",)).embedding  # (N, D)
+        embeddings = encode_dataset(raw.encoder, data.train, outputs=("embedding",)).output(
+            "embedding"
+        )  # (N, D)
         with torch.enable_grad():
             raw.encoder.classifier.requires_grad_(True)
             fit_linear_probe(raw.encoder.classifier, embeddings.to(device), labels.to(device))
     val = encode_dataset(raw.encoder, data.val, outputs=("logits", "labels"))
-    logits, y = val.logits.numpy(), val.labels.numpy()
+    logits, y = val.output("logits").numpy(), val.output("labels").numpy()
     temps = fit_temperature(logits, y)
     thresholds = tune_thresholds(y, 1.0 / (1.0 + np.exp(-logits / np.asarray(temps)[None, :])))
     enc = raw.encoder

@@ -176,10 +176,9 @@ def compute_features(
         accelerator=accelerator,
         progress=progress,
     )
-    summary = torch.cat([out.embedding, out.probs], dim=-1)  # (M, D + L), as EcgLlm.encode_ecgs builds it
-    store = FeatureStore(
-        ids, EcgFeatures(out.tokens, summary, out.probs, aux_outputs(model.encoder, out.embedding))
-    )
+    tokens, embedding, probs = out.output("tokens"), out.output("embedding"), out.output("probs")
+    summary = torch.cat([embedding, probs], dim=-1)  # (M, D + L), as EcgLlm.encode_ecgs builds it
+    store = FeatureStore(ids, EcgFeatures(tokens, summary, probs, aux_outputs(model.encoder, embedding)))
     if cache_path is not None and (accelerator is None or accelerator.is_main_process):
         store.save(cache_path, key)
     if accelerator is not None:
