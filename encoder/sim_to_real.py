@@ -345,7 +345,8 @@ def _write_records(root: Path, x: np.ndarray, ids: np.ndarray) -> tuple[list[str
     from encoder.datasets.synthetic import PTBXL_LEAD_NAMES
     from encoder.preprocess import resample
 
-    lr, hr = [], []
+    lr: list[str] = []
+    hr: list[str] = []
     for rec, e in zip(x, ids, strict=True):
         folder = f"{int(e) // 1000 * 1000:05d}"
         for fs, sub, suffix, names in ((100, "records100", "lr", lr), (500, "records500", "hr", hr)):

@@ -175,7 +175,7 @@ class PretrainConfig:
             value = getattr(self, f.name)
             if isinstance(value, dict) and f.default_factory is not MISSING:
                 default = f.default_factory()
-                if is_dataclass(default):
+                if is_dataclass(default) and not isinstance(default, type):
                     setattr(self, f.name, type(default)(**value))
         check_config(self)
 
@@ -337,7 +337,9 @@ def build_model(
 
 def build_optimizer(model: torch.nn.Module, cfg: PretrainConfig) -> torch.optim.Optimizer:
     """AdamW; biases/norms without decay; logit scale and bias in their own group at ``logit_lr``."""
-    decay, no_decay, logit = [], [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
+    logit: list[torch.nn.Parameter] = []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue

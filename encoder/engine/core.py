@@ -38,6 +38,7 @@ from encoder.engine.distributed import all_agree, rank_and_world, sum_over_proce
 from encoder.engine.guard import NonFiniteGuard
 from encoder.engine.metrics import MetricsLog
 from encoder.engine.settings import check_resume_settings
+from encoder.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,8 @@ def _forward_backward(
             if float(summed[-1]) > 0:
                 return total, names, False
             accelerator.backward(loss / n)
+    if total is None:
+        raise ConfigError("optimizer_step got no micro-batches; a step needs at least one batch.")
     return total, names, True
 
 
@@ -241,6 +244,8 @@ class TrainingCore:
 
     def log(self, row: dict[str, Any]) -> None:
         """One metrics row (main process only)."""
+        if self.metrics is None:
+            raise ConfigError("TrainingCore.log before start(): start() opens the metrics log.")
         self.metrics.write(row)
 
     def save(self, step: int) -> Path:
