@@ -33,7 +33,7 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from encoder.config_io import atomic_write_json
-from encoder.engine.checkpoints import Checkpoints, full_state, read_state
+from encoder.engine.checkpoints import Checkpoints, WeightsFn, full_state, read_state
 from encoder.engine.distributed import all_agree, rank_and_world, sum_over_processes
 from encoder.engine.guard import NonFiniteGuard
 from encoder.engine.metrics import MetricsLog
@@ -134,7 +134,7 @@ class TrainingCore:
         cpu: bool,
         mixed_precision: str,
         keep_checkpoints: int,
-        weights: Callable[[torch.nn.Module], dict[str, torch.Tensor]] = full_state,
+        weights: WeightsFn = full_state,
         find_unused_parameters: bool = False,
     ) -> None:
         from accelerate import Accelerator, DistributedDataParallelKwargs
