@@ -292,7 +292,8 @@ def run_evaluate(cfg: EvaluateConfig) -> Path:
     results = _evaluate_encoder("pretrained", encoder, clip, data, cfg, device, use_head=True)
     if cfg.random_baseline:
         torch.manual_seed(cfg.seed)
-        rand_enc = EcgEncoder(encoder.config).to(device)
+        # transformers wraps PreTrainedModel.to in functools.wraps, whose typeshed stub loses the bound ``self``
+        rand_enc = EcgEncoder(encoder.config).to(device)  # type: ignore[arg-type]
         rand_clip = EcgClipModel(rand_enc, clip.text_dim, clip.text_cfg).to(device)
         rand_clip.text_projection.load_state_dict(clip.text_projection.state_dict())
         rand_clip.set_label_texts(clip.label_texts, clip.label_text_features)

@@ -53,6 +53,7 @@ class EcgEncoder(PreTrainedModel):
     """
 
     config_class = EcgEncoderConfig
+    config: EcgEncoderConfig
     base_model_prefix = "ecg_encoder"
     main_input_name = "ecg"
 

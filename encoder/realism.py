@@ -590,7 +590,7 @@ def _encoder_checks(
     e_real, p_real = _encode(model, _encoder_inputs(model, real))
     e_syn, p_syn = _encode(model, _encoder_inputs(model, raw_test))
     out: dict = {"dir": cfg.encoder, "embedding_frechet": frechet_vs_floor(e_real, e_syn, cfg.seed)}
-    if p_real is not None:
+    if p_real is not None and p_syn is not None:  # both or neither: the same head
         f_test = feature_matrix(np.stack([preprocess(r, FS) for r in raw_test]))
         labels = list(model.config.label_names)
         out["sim_to_real"] = {
