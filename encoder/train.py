@@ -59,6 +59,12 @@ METRICS_FIELDS = [
 ]  # fmt: skip
 
 
+LossName = Literal["jaccard_siglip", "siglip", "clip"]
+"""The contrastive objectives (``encoder.loss.CONTRASTIVE_LOSSES``)."""
+TextStyle = Literal["knowledge", "codes"]
+"""Record text: expanded SCP descriptions, or bare codes."""
+
+
 @dataclass
 class PretrainConfig:
     """Stage-1 pretraining: data, model, loss, optimisation, checkpointing."""
@@ -79,7 +85,7 @@ class PretrainConfig:
     """Input rate in Hz (100 or 500)."""
     min_label_count: int = field(default=1, metadata={"ge": 0})
     """Keep labels with at least this many records."""
-    text_style: Literal["knowledge", "codes"] = "knowledge"
+    text_style: TextStyle = "knowledge"
     """Record text: ``knowledge`` (expanded SCP descriptions) or ``codes`` (bare codes)."""
     text: TextTowerConfig = field(default_factory=TextTowerConfig)
     """Text tower (model, pooling, frozen / finetune / lora)."""
@@ -91,7 +97,7 @@ class PretrainConfig:
     """Shared ECG-text embedding width."""
     dropout: float = field(default=0.1, metadata={"ge": 0.0, "lt": 1.0})
     """Dropout before the encoder's projection."""
-    loss: Literal["jaccard_siglip", "siglip", "clip"] = "jaccard_siglip"
+    loss: LossName = "jaccard_siglip"
     """Contrastive objective: ``jaccard_siglip`` | ``siglip`` | ``clip``."""
     loss_form: Literal["soft", "pm1"] = "soft"
     """Sigmoid-loss form: ``soft`` (BCE with soft targets, default) or ``pm1`` (±1 rescaled targets)."""
