@@ -76,6 +76,8 @@ def package_dir(package: str, install: str) -> Path:
         )
     if spec.submodule_search_locations:
         return Path(list(spec.submodule_search_locations)[0])
+    if spec.origin is None:
+        raise ModelLoadError(f"Python package {package!r} has no files on disk; `{install}`.")
     return Path(spec.origin).parent
 
 

@@ -18,6 +18,7 @@ import fcntl
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -25,6 +26,13 @@ from torch import nn
 from bridge.gguf import AssembledGguf, GgufSource, PackagedGguf, convert_gguf
 from encoder.config_io import atomic_directory
 from encoder.errors import ConfigError, ModelLoadError
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+    from transformers import PreTrainedModel
+
+    # The causal LM EcgLlm drives: a transformers model, or the same model wrapped by peft (LoRA adapter).
+    CausalLm = PreTrainedModel | PeftModel
 
 # name -> where its GGUF comes from (None: built locally by bridge.tiny, for tests and smoke configs)
 PACKAGED_LLMS: dict[str, GgufSource | None] = {
@@ -173,7 +181,7 @@ def _resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     if dtype not in DTYPES:
         raise ConfigError(f"Unknown dtype {dtype!r}; choose one of {sorted(DTYPES)}.")
     value = DTYPES[dtype]
-    return default_dtype() if value == "auto" else value
+    return value if isinstance(value, torch.dtype) else default_dtype()
 
 
 def load_llm(
@@ -228,12 +236,20 @@ def text_config(config):
     return config.get_text_config() if hasattr(config, "get_text_config") else config
 
 
-def hidden_size(model: nn.Module) -> int:
+def hidden_size(model: CausalLm) -> int:
     """Embedding width of the LLM, read from its config (never from a hand-kept table)."""
     return int(text_config(model.config).hidden_size)
 
 
-def text_model(model: nn.Module) -> tuple[str, nn.Module]:
+def embedding_weight(module: nn.Module) -> torch.Tensor:
+    """The (V, H) weight of an input-embedding or LM-head module (the parameter itself: callers edit it in place)."""
+    weight = module.weight
+    if not isinstance(weight, torch.Tensor):
+        raise ModelLoadError(f"{type(module).__name__} has no weight matrix to use as the LLM's embeddings.")
+    return weight
+
+
+def text_model(model: PreTrainedModel) -> tuple[str, nn.Module]:
     """``(name, module)`` of the language model inside ``model``: the module holding its input embeddings.
 
     Found from the model object (``get_input_embeddings``), not from its class or attribute names, so a
@@ -259,7 +275,7 @@ _LOADING_ATTRIBUTES = (
 )
 
 
-def causal_text_model(model: nn.Module) -> nn.Module:
+def causal_text_model(model: PreTrainedModel) -> PreTrainedModel:
     """The causal LM of ``model``'s text part: ``model`` itself, or for a multimodal wrapper (a config with a
     nested ``text_config``, e.g. MedGemma's ``Gemma3ForConditionalGeneration``) a text-only causal LM built from
     that config around the wrapper's own text model and LM head (shared, not copied). The vision tower is left
@@ -288,7 +304,7 @@ def causal_text_model(model: nn.Module) -> nn.Module:
     return causal.train(model.training)
 
 
-def decoder_layers(model: nn.Module) -> nn.ModuleList:
+def decoder_layers(model: PreTrainedModel) -> nn.ModuleList:
     """The text model's decoder blocks: its longest ``nn.ModuleList`` of identical block types."""
     _, text = text_model(model)
     best: nn.ModuleList | None = None
@@ -303,7 +319,7 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
     return best
 
 
-def find_lora_targets(model: nn.Module) -> list[str]:
+def find_lora_targets(model: PreTrainedModel) -> list[str]:
     """Names (last attribute) of the Linear layers inside the text model's decoder blocks."""
     layers = decoder_layers(model)
     names = sorted(

@@ -13,13 +13,14 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from bridge.configuration import EcgLlmConfig
-from bridge.llm import check_device, find_lora_targets, hidden_size, load_llm
+from bridge.llm import check_device, embedding_weight, find_lora_targets, hidden_size, load_llm
 from bridge.processor import EcgChatProcessor
 from bridge.projector import build_projector
 from bridge.prompting import (  # noqa: F401  (label helpers re-exported: ``from bridge.modeling import ...``)
@@ -33,6 +34,11 @@ from bridge.prompting import (  # noqa: F401  (label helpers re-exported: ``from
 )
 from encoder.errors import CheckpointError, ConfigError, EcgInputError
 from encoder.modeling import EcgEncoder
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from bridge.llm import CausalLm
 
 
 class EcgTokenCountError(EcgInputError):
@@ -62,9 +68,9 @@ class EcgFeatures:
         return int(self.tokens.shape[0])
 
 
-def resize_for_tokenizer(llm: nn.Module, tokenizer) -> None:
+def resize_for_tokenizer(llm: PreTrainedModel, tokenizer) -> None:
     """Grow the embedding matrix for added tokens; new rows = mean of the old ones (deterministic on reload)."""
-    old = llm.get_input_embeddings().weight.shape[0]
+    old = embedding_weight(llm.get_input_embeddings()).shape[0]
     if len(tokenizer) <= old:  # e.g. Qwen reserves spare rows
         return
     llm.resize_token_embeddings(len(tokenizer), mean_resizing=False)
@@ -72,13 +78,14 @@ def resize_for_tokenizer(llm: nn.Module, tokenizer) -> None:
         for emb in {
             id(m): m for m in (llm.get_input_embeddings(), llm.get_output_embeddings()) if m is not None
         }.values():
-            emb.weight[old:] = emb.weight[:old].float().mean(0).to(emb.weight.dtype)
+            weight = embedding_weight(emb)  # (V, H)
+            weight[old:] = weight[:old].float().mean(0).to(weight.dtype)
 
 
 @torch.no_grad()
-def label_embeddings(llm: nn.Module, tokenizer, codes: list[str]) -> torch.Tensor:
+def label_embeddings(llm: PreTrainedModel, tokenizer, codes: list[str]) -> torch.Tensor:
     """(L, H) float32: row k = mean input embedding of the tokens of label k's description."""
-    table = llm.get_input_embeddings().weight  # (V, H)
+    table = embedding_weight(llm.get_input_embeddings())  # (V, H)
     rows = []
     for code in codes:
         ids = tokenizer(" " + label_description(code), add_special_tokens=False)["input_ids"]
@@ -89,11 +96,11 @@ def label_embeddings(llm: nn.Module, tokenizer, codes: list[str]) -> torch.Tenso
 class EcgLlm(nn.Module):
     """Frozen encoder + trainable projector + (LoRA-adapted) causal LLM."""
 
-    def __init__(self, config: EcgLlmConfig, encoder: EcgEncoder, llm: nn.Module, tokenizer) -> None:
+    def __init__(self, config: EcgLlmConfig, encoder: EcgEncoder, llm: PreTrainedModel, tokenizer) -> None:
         super().__init__()
         self.config = config
         self.encoder = encoder.requires_grad_(False).eval()
-        self.llm = llm
+        self.llm: CausalLm = llm
         self.tokenizer = tokenizer
         ecfg = encoder.config
         shifts = config.verdict_logit_shift
@@ -288,17 +295,19 @@ class EcgLlm(nn.Module):
         kwargs.setdefault("do_sample", False)
         kwargs.setdefault("pad_token_id", self.tokenizer.pad_token_id)
         kwargs.setdefault("suppress_tokens", [self.ecg_token_id])
-        return self.llm.generate(inputs_embeds=embeds, attention_mask=attention_mask, **kwargs)
+        # transformers types ``generate`` on GenerationMixin, which the PreTrainedModel annotation does not include
+        return self.llm.generate(inputs_embeds=embeds, attention_mask=attention_mask, **kwargs)  # type: ignore[operator]
 
     # ----- save / load ------------------------------------------------------------------------------------
     def merge_lora(self) -> EcgLlm:
         """Fold the LoRA weights into the LLM for deployment (not possible on a 4/8-bit model)."""
-        if hasattr(self.llm, "merge_and_unload"):
+        merge_and_unload = getattr(self.llm, "merge_and_unload", None)  # peft models only
+        if merge_and_unload is not None:
             if getattr(self.llm, "is_loaded_in_4bit", False) or getattr(self.llm, "is_loaded_in_8bit", False):
                 raise ConfigError(
                     "Cannot merge LoRA into a quantized LLM; reload with quantization='none' first."
                 )
-            self.llm = self.llm.merge_and_unload()
+            self.llm = merge_and_unload()
             self.merged = True
         return self
 
@@ -317,10 +326,10 @@ class EcgLlm(nn.Module):
             )
             if self.merged or not hasattr(self.llm, "peft_config"):
                 if self.merged:
-                    self.llm.save_pretrained(tmp / "llm")
+                    self.llm.save_pretrained(str(tmp / "llm"))
                     self.tokenizer.save_pretrained(tmp / "llm")
             else:
-                self.llm.save_pretrained(tmp, save_embedding_layers=False)
+                self.llm.save_pretrained(str(tmp), save_embedding_layers=False)
             if out_dir.exists():
                 old = out_dir.with_name(f".{out_dir.name}.old")
                 shutil.rmtree(old, ignore_errors=True)

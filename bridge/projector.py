@@ -7,6 +7,7 @@ width ``out_dim`` is read from the LLM's config by the caller (``bridge.llm.hidd
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -131,8 +132,9 @@ class EcgProjector(nn.Module):
                     "label_embedding_init needs summary_token: true and an encoder with an aux head (labels)."
                 )
             self.label_tokens = nn.Linear(num_labels, out_dim, bias=False)  # weight (H, L): column k = E[k]
-            nn.init.zeros_(self.summary[-1].weight)  # the MLP starts as a zero residual on probs @ E
-            nn.init.zeros_(self.summary[-1].bias)
+            last = cast(nn.Linear, self.summary[-1])  # the summary MLP built above ends in a Linear
+            nn.init.zeros_(last.weight)  # the MLP starts as a zero residual on probs @ E
+            nn.init.zeros_(last.bias)
 
     @torch.no_grad()
     def init_label_embeddings(self, label_embeddings: torch.Tensor) -> None:

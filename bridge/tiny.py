@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from bridge.llm import embedding_weight
+
 EMBED_SCALE = 25.0
 """Embedding std 0.02 -> 0.5. With frozen RMSNorm and tied embeddings at std 0.02, the largest reachable logit is
 about 2.6 and the loss cannot fall below ~4.3 nats, whatever LoRA learns."""
@@ -88,7 +90,7 @@ def build_tiny_llm(
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
     with torch.no_grad():  # larger (tied) embeddings: LoRA alone can then reach confident output logits
-        model.get_input_embeddings().weight.mul_(EMBED_SCALE)
+        embedding_weight(model.get_input_embeddings()).mul_(EMBED_SCALE)
     dest = Path(dest)
     model.save_pretrained(dest)
     tokenizer.save_pretrained(dest)

@@ -76,8 +76,11 @@ class DemoConfig:
 class ChatModel(Protocol):
     """The part of ``llm_finetune.inference.EcgChat`` the demo uses."""
 
-    label_names: list[str]
-    encoder_config: Any  # has .sampling_rate and .input_seconds
+    @property
+    def label_names(self) -> list[str]: ...
+
+    @property
+    def encoder_config(self) -> Any: ...  # has .sampling_rate and .input_seconds
 
     def aux_probabilities(self, ecg_arrays: np.ndarray) -> np.ndarray: ...
 
@@ -362,7 +365,8 @@ def build_app(chat_or_model_dir: ChatModel | str | Path, cfg: DemoConfig | None 
                 api_visibility="public" if api_name else "private",
                 concurrency_limit=cfg.concurrency_limit,
                 concurrency_id="answer",
-                time_limit=cfg.answer_time_limit_s,
+                # gradio's generated .pyi stubs of click/submit leave out time_limit, which the events accept
+                time_limit=cfg.answer_time_limit_s,  # type: ignore[call-arg]
             )
         clear_chat.click(
             lambda: ([], "Chat cleared."), None, [chatbot, status], api_visibility="private", queue=False

@@ -14,6 +14,7 @@ against plain SigLIP) and ``ablation.png``.
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import json
 import logging
@@ -31,7 +32,7 @@ from encoder.config_io import atomic_write_text, save_resolved_config
 from encoder.errors import ConfigError
 from encoder.evaluate import EvaluateConfig, _evaluate_encoder, _run_pretrain_config, run_evaluate
 from encoder.loss import CONTRASTIVE_LOSSES
-from encoder.train import PretrainConfig, run_pretrain
+from encoder.train import LossName, PretrainConfig, TextStyle, run_pretrain
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +51,13 @@ class AblationConfig:
     """Settings shared by every run (data, widths, epochs, ...); the grid overrides the fields below."""
     out_dir: str = "runs/ablation"
     """Folder of the grid: one sub-folder per run + the comparison tables and plot."""
-    losses: list[str] = field(default_factory=lambda: ["siglip", "jaccard_siglip", "clip"])
+    losses: list[LossName] = field(default_factory=lambda: ["siglip", "jaccard_siglip", "clip"])
     """Contrastive objectives to compare."""
     embed_dims: list[int] = field(default_factory=lambda: [128, 256])
     """Shared embedding widths."""
     random_crops: list[bool] = field(default_factory=lambda: [True, False])
     """Random-crop augmentation on / off."""
-    text_styles: list[str] = field(default_factory=lambda: ["knowledge", "codes"])
+    text_styles: list[TextStyle] = field(default_factory=lambda: ["knowledge", "codes"])
     """Record text: expanded SCP descriptions and/or bare codes."""
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     """Seeds per cell."""
@@ -95,19 +96,21 @@ def _mean_ci(values: np.ndarray) -> tuple[float, float, float]:
     return m, m - h, m + h
 
 
-def cells(cfg: AblationConfig) -> list[tuple[str, int, bool, str]]:
+Cell = tuple[LossName, int, bool, TextStyle]
+"""(loss, embed_dim, random_crop, text_style) of one run."""
+
+
+def cells(cfg: AblationConfig) -> list[Cell]:
     """(loss, embed_dim, random_crop, text_style) of every cell, in run order."""
-    axes = [cfg.losses, cfg.embed_dims, cfg.random_crops, cfg.text_styles]
     if cfg.design == "grid":
-        return list(itertools.product(*axes))
-    ref = tuple(a[0] for a in axes)
-    out = [ref]
-    for i, axis in enumerate(axes):
-        for value in axis[1:]:
-            cell = list(ref)
-            cell[i] = value
-            out.append(tuple(cell))
-    return list(dict.fromkeys(out))  # type: ignore[arg-type]
+        return list(itertools.product(cfg.losses, cfg.embed_dims, cfg.random_crops, cfg.text_styles))
+    ref: Cell = (cfg.losses[0], cfg.embed_dims[0], cfg.random_crops[0], cfg.text_styles[0])
+    out = [ref]  # then one factor changed at a time, axis by axis
+    out += [(v, ref[1], ref[2], ref[3]) for v in cfg.losses[1:]]
+    out += [(ref[0], v, ref[2], ref[3]) for v in cfg.embed_dims[1:]]
+    out += [(ref[0], ref[1], v, ref[3]) for v in cfg.random_crops[1:]]
+    out += [(ref[0], ref[1], ref[2], v) for v in cfg.text_styles[1:]]
+    return list(dict.fromkeys(out))
 
 
 def _check(cfg: AblationConfig) -> None:
@@ -126,9 +129,7 @@ def _check(cfg: AblationConfig) -> None:
             raise ConfigError(f"{path} does not exist; pass the real records' .npz and ptbxl_database.csv.")
 
 
-def _train_and_evaluate(
-    cfg: AblationConfig, cell: tuple[str, int, bool, str], seed: int, run_dir: Path
-) -> None:
+def _train_and_evaluate(cfg: AblationConfig, cell: Cell, seed: int, run_dir: Path) -> None:
     pcfg = copy.deepcopy(cfg.base)
     pcfg.loss, pcfg.embed_dim, pcfg.random_crop, pcfg.text_style = cell
     pcfg.seed, pcfg.out_dir, pcfg.resume = seed, str(run_dir), True
@@ -270,7 +271,7 @@ def _held_out_half(
     for r in results:
         yo, po, thr = y[1::2], r["test_probs"][1::2], r["thresholds"]  # (N/2, L)
         ci = (
-            bootstrap_ci(yo, po, lambda a, b, t=thr: all_metrics(a, b, t), n_boot=n_boot, seed=seed)
+            bootstrap_ci(yo, po, functools.partial(all_metrics, thresholds=thr), n_boot=n_boot, seed=seed)
             if n_boot
             else {}
         )

@@ -19,6 +19,7 @@ import numpy as np
 from scipy import signal as sps
 
 from encoder.config_io import check_config
+from encoder.errors import ConfigError
 
 
 @dataclass
@@ -59,6 +60,9 @@ class AugmentConfig:
 
     def __post_init__(self) -> None:
         check_config(self)
+        for name in ("low_hz", "high_hz"):
+            if len(getattr(self, name)) != 2:
+                raise ConfigError(f"{name} must be a [min, max] range in Hz, got {getattr(self, name)!r}.")
 
 
 Transform = Callable[[np.ndarray, float, AugmentConfig, np.random.Generator], np.ndarray]
@@ -116,20 +120,20 @@ def electrode_artefact(x: np.ndarray, fs: float, cfg: AugmentConfig, rng: np.ran
 def bandpass_jitter(x: np.ndarray, fs: float, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
     from encoder.preprocess import bandpass
 
-    low, high = rng.uniform(*cfg.low_hz), rng.uniform(*cfg.high_hz)
+    low, high = rng.uniform(cfg.low_hz[0], cfg.low_hz[1]), rng.uniform(cfg.high_hz[0], cfg.high_hz[1])
     return bandpass(
         x, fs, low=low, high=high if high < 0.95 * fs / 2 else None, order=int(rng.integers(2, 5))
     )
 
 
 def lead_dropout(x: np.ndarray, fs: float, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
-    keep = rng.random(x.shape[0]) >= cfg.p_dropout
+    keep = rng.random(len(x)) >= cfg.p_dropout  # (12,)
     if not keep.any():
         keep[int(rng.integers(x.shape[0]))] = True  # never drop every lead
     return x * keep[:, None]
 
 
-AUGMENTATIONS: dict[str, tuple[str, Transform]] = {
+AUGMENTATIONS: dict[str, tuple[str | None, Transform]] = {
     "amplitude": ("p_amplitude", amplitude),
     "baseline_wander": ("p_baseline", baseline_wander),
     "gaussian_noise": ("p_gaussian", gaussian_noise),

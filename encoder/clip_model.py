@@ -14,6 +14,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +28,18 @@ from encoder.modeling import EcgEncoder, EcgEncoderOutput
 from encoder.text import TextTower, TextTowerConfig
 
 LOGIT_SCALE_MAX = math.log(100.0)  # open_clip's clamp: exp(scale) <= 100
+
+
+class ClipOutputs(TypedDict):
+    """What :meth:`EcgClipModel.forward` returns (what the global-batch loss needs)."""
+
+    logits: torch.Tensor  # (B, B) pair logits
+    class_logits: torch.Tensor | None  # (B, L) classifier-head logits (None without a head)
+    aux_logits: dict[str, torch.Tensor] | None  # task -> (B, K) aux-head outputs (None without aux tasks)
+    ecg_emb: torch.Tensor  # (B, D) L2-normalised
+    text_emb: torch.Tensor  # (B, D) L2-normalised
+    logit_scale: torch.Tensor  # () clamped
+    logit_bias: torch.Tensor  # ()
 
 
 class EcgClipModel(nn.Module):
@@ -68,7 +81,7 @@ class EcgClipModel(nn.Module):
 
     def forward(
         self, ecg: torch.Tensor, text_features: torch.Tensor | None = None, texts: Sequence[str] | None = None
-    ) -> dict[str, torch.Tensor]:
+    ) -> ClipOutputs:
         """ECGs (B, 12, T) and their texts, as cached tower features (B, H) or, for a training tower, the texts ->
         ``logits`` (B, B) pair logits, ``class_logits`` (B, L) or None, ``ecg_emb`` / ``text_emb`` (B, D), the
         clamped ``logit_scale`` and the ``logit_bias`` (what the global-batch loss needs)."""

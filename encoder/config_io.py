@@ -72,11 +72,11 @@ def namespace_to_dataclass(cls: type, values: Any) -> Any:
 
 
 def _dataclass_in(hint: Any) -> type | None:
-    if dataclasses.is_dataclass(hint):
-        return hint
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return next((arg for arg in typing.get_args(hint) if dataclasses.is_dataclass(arg)), None)
-    return None
+    """The dataclass type a field's type hint names (itself, or a member of a union such as ``X | None``)."""
+    candidates = (
+        typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    )
+    return next((c for c in candidates if isinstance(c, type) and dataclasses.is_dataclass(c)), None)
 
 
 def load_config(cls: type, path: str | os.PathLike | None = None, **overrides: Any) -> Any:
@@ -193,4 +193,4 @@ def resume_free_fields(cls: type, prefix: str = "") -> frozenset[str]:
         nested = _dataclass_in(hints.get(f.name))
         if nested is not None:
             out |= resume_free_fields(nested, f"{prefix}{f.name}.")
-    return out
+    return frozenset(out)

@@ -83,9 +83,9 @@ def _embed(encoder: EcgEncoder, dataset: Any, device: torch.device) -> dict[str,
     """Pooled embeddings (N, D) (unnormalised), head logits (N, L) or (N, 0), labels (N, L)."""
     out = encode_dataset(encoder, dataset, outputs=("embedding", "logits", "labels"), device=device)
     return {
-        "emb": out.embedding.numpy(),
-        "logits": out.logits.numpy(),
-        "labels": out.labels.numpy().astype(int),
+        "emb": out.output("embedding").numpy(),
+        "logits": out.output("logits").numpy(),
+        "labels": out.output("labels").numpy().astype(int),
     }
 
 
@@ -292,7 +292,8 @@ def run_evaluate(cfg: EvaluateConfig) -> Path:
     results = _evaluate_encoder("pretrained", encoder, clip, data, cfg, device, use_head=True)
     if cfg.random_baseline:
         torch.manual_seed(cfg.seed)
-        rand_enc = EcgEncoder(encoder.config).to(device)
+        # transformers wraps PreTrainedModel.to in functools.wraps, whose typeshed stub loses the bound ``self``
+        rand_enc = EcgEncoder(encoder.config).to(device)  # type: ignore[arg-type]
         rand_clip = EcgClipModel(rand_enc, clip.text_dim, clip.text_cfg).to(device)
         rand_clip.text_projection.load_state_dict(clip.text_projection.state_dict())
         rand_clip.set_label_texts(clip.label_texts, clip.label_text_features)

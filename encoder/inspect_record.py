@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from encoder.io import read_ecg
+from encoder.io import MAX_FILE_BYTES, read_ecg
 from encoder.record import Ecg
 
 
@@ -42,14 +42,13 @@ def describe(ecg: Ecg) -> str:
 
 
 def run_inspect(cfg: InspectConfig) -> Ecg:
-    limits = {"max_file_bytes": cfg.max_file_bytes} if cfg.max_file_bytes else {}
     ecg = read_ecg(
         cfg.path,
         fs=cfg.fs,
         target_fs=cfg.target_fs,
         min_leads=cfg.min_leads,
         min_duration_s=cfg.min_duration_s,
-        **limits,
+        max_file_bytes=cfg.max_file_bytes or MAX_FILE_BYTES,
     )
     print(describe(ecg))
     if cfg.plot:

@@ -53,6 +53,7 @@ class EcgEncoder(PreTrainedModel):
     """
 
     config_class = EcgEncoderConfig
+    config: EcgEncoderConfig
     base_model_prefix = "ecg_encoder"
     main_input_name = "ecg"
 
@@ -139,7 +140,8 @@ class EcgEncoder(PreTrainedModel):
     @torch.no_grad()
     def predict_proba(self, ecg: torch.Tensor) -> torch.Tensor:
         """Calibrated per-label probabilities (B, L)."""
-        return self.calibrated_probs(self.forward(ecg).logits)
+        embedding = self.pool(self.forward_features(ecg))  # (B, D)
+        return self.calibrated_probs(self.forward_head(embedding))  # ConfigError without a classifier head
 
     @torch.no_grad()
     def predict_aux(self, ecg: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -150,7 +152,8 @@ class EcgEncoder(PreTrainedModel):
             raise ConfigError(
                 "This encoder has no aux heads (config.aux_tasks is empty); train with aux tasks."
             )
-        return {n: probabilities(n, v) for n, v in self.forward(ecg).aux_logits.items()}
+        logits = self.aux_head(self.pool(self.forward_features(ecg)))  # task -> (B, K)
+        return {n: probabilities(n, v) for n, v in logits.items()}
 
     @torch.no_grad()
     def predict_attributes(self, ecg: torch.Tensor) -> list:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -30,6 +30,10 @@ from encoder.ecgqa.attributes import (
     NUMERIC_FEATURES,
     EcgAttributes,
 )
+
+if TYPE_CHECKING:
+    from encoder.datasets.cache import CachedEcgDataset
+    from encoder.modeling import EcgEncoder
 
 TaskKind = Literal["sigmoid", "softmax", "regression"]
 Target = tuple[list[float], list[float]]  # (values (K,), mask (K,)) of one record
@@ -348,12 +352,16 @@ TASK_BREAKDOWNS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], dict[s
 """Task -> the extra fold metrics reported beside :func:`task_metrics` (the units the issue's targets use)."""
 
 
-def head_outputs(encoder: nn.Module, dataset: object) -> dict[str, np.ndarray]:
+def head_outputs(encoder: EcgEncoder, dataset: CachedEcgDataset) -> dict[str, np.ndarray]:
     """Task -> (N, K) probabilities / normalised values of the encoder's aux head over a dataset (in order)."""
     from encoder.engine.inference import encode_dataset
 
-    emb = encode_dataset(encoder, dataset, outputs=("embedding",)).embedding  # (N, D)
+    emb = encode_dataset(encoder, dataset, outputs=("embedding",)).output("embedding")  # (N, D)
     head = encoder.aux_head
+    if head is None:
+        from encoder.errors import ConfigError
+
+        raise ConfigError("This encoder has no aux heads (config.aux_tasks is empty); train with aux tasks.")
     device = next(head.parameters()).device
     with torch.no_grad():
         out = head(emb.to(device))
@@ -361,14 +369,14 @@ def head_outputs(encoder: nn.Module, dataset: object) -> dict[str, np.ndarray]:
 
 
 def calibrate_and_report(
-    encoder: nn.Module,
+    encoder: EcgEncoder,
     targets: dict[str, tuple[torch.Tensor, torch.Tensor]],
-    val: object,
-    test: object,
-) -> dict[str, dict[str, float]]:
+    val: CachedEcgDataset,
+    test: CachedEcgDataset,
+) -> dict[str, dict[str, Any]]:
     """Tune the sigmoid tasks' thresholds on ``val`` into ``encoder.config.aux_thresholds``; metrics per task on
     ``test`` (datasets with ``.indices`` into the rows of ``targets``)."""
-    report: dict[str, dict[str, float]] = {}
+    report: dict[str, dict[str, Any]] = {}
     for split, dataset in (("val", val), ("test", test)):
         rows = np.asarray(dataset.indices)
         probs = head_outputs(encoder, dataset)

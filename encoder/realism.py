@@ -432,7 +432,8 @@ def _encode(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     from encoder.engine.inference import encode_dataset
 
     out = encode_dataset(model, x, outputs=("embedding", "probs"), batch_size=32)
-    return out.embedding.numpy(), (out.probs.numpy() if out.probs.shape[1] else None)
+    probs = out.output("probs")
+    return out.output("embedding").numpy(), (probs.numpy() if probs.shape[1] else None)
 
 
 SIGNAL_LABELS = {
@@ -589,7 +590,7 @@ def _encoder_checks(
     e_real, p_real = _encode(model, _encoder_inputs(model, real))
     e_syn, p_syn = _encode(model, _encoder_inputs(model, raw_test))
     out: dict = {"dir": cfg.encoder, "embedding_frechet": frechet_vs_floor(e_real, e_syn, cfg.seed)}
-    if p_real is not None:
+    if p_real is not None and p_syn is not None:  # both or neither: the same head
         f_test = feature_matrix(np.stack([preprocess(r, FS) for r in raw_test]))
         labels = list(model.config.label_names)
         out["sim_to_real"] = {

@@ -153,7 +153,8 @@ def measure_intervals(
 
     Returns the measurements and the delineation of the first lead where it succeeded (for amplitudes)."""
     rhythm = rhythm_summary(r_peaks(x[1]))
-    per_lead, first = [], {}
+    per_lead: list[dict[str, float]] = []
+    first: dict[str, np.ndarray] = {}
     for lead in leads:
         peaks, waves = delineate(x[lead])
         if waves:

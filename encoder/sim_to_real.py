@@ -181,9 +181,11 @@ def head_probabilities(model: Any, records: np.ndarray) -> np.ndarray:
         raise CheckpointError(
             "This encoder has no classifier head; sim-to-real scores the head's probabilities."
         )
-    return encode_dataset(
-        model, encoder_inputs(model, records), outputs=("probs",), batch_size=32
-    ).probs.numpy()
+    return (
+        encode_dataset(model, encoder_inputs(model, records), outputs=("probs",), batch_size=32)
+        .output("probs")
+        .numpy()
+    )
 
 
 def load_real_records(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -343,7 +345,8 @@ def _write_records(root: Path, x: np.ndarray, ids: np.ndarray) -> tuple[list[str
     from encoder.datasets.synthetic import PTBXL_LEAD_NAMES
     from encoder.preprocess import resample
 
-    lr, hr = [], []
+    lr: list[str] = []
+    hr: list[str] = []
     for rec, e in zip(x, ids, strict=True):
         folder = f"{int(e) // 1000 * 1000:05d}"
         for fs, sub, suffix, names in ((100, "records100", "lr", lr), (500, "records500", "hr", hr)):

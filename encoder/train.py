@@ -59,6 +59,12 @@ METRICS_FIELDS = [
 ]  # fmt: skip
 
 
+LossName = Literal["jaccard_siglip", "siglip", "clip"]
+"""The contrastive objectives (``encoder.loss.CONTRASTIVE_LOSSES``)."""
+TextStyle = Literal["knowledge", "codes"]
+"""Record text: expanded SCP descriptions, or bare codes."""
+
+
 @dataclass
 class PretrainConfig:
     """Stage-1 pretraining: data, model, loss, optimisation, checkpointing."""
@@ -79,7 +85,7 @@ class PretrainConfig:
     """Input rate in Hz (100 or 500)."""
     min_label_count: int = field(default=1, metadata={"ge": 0})
     """Keep labels with at least this many records."""
-    text_style: Literal["knowledge", "codes"] = "knowledge"
+    text_style: TextStyle = "knowledge"
     """Record text: ``knowledge`` (expanded SCP descriptions) or ``codes`` (bare codes)."""
     text: TextTowerConfig = field(default_factory=TextTowerConfig)
     """Text tower (model, pooling, frozen / finetune / lora)."""
@@ -91,7 +97,7 @@ class PretrainConfig:
     """Shared ECG-text embedding width."""
     dropout: float = field(default=0.1, metadata={"ge": 0.0, "lt": 1.0})
     """Dropout before the encoder's projection."""
-    loss: Literal["jaccard_siglip", "siglip", "clip"] = "jaccard_siglip"
+    loss: LossName = "jaccard_siglip"
     """Contrastive objective: ``jaccard_siglip`` | ``siglip`` | ``clip``."""
     loss_form: Literal["soft", "pm1"] = "soft"
     """Sigmoid-loss form: ``soft`` (BCE with soft targets, default) or ``pm1`` (±1 rescaled targets)."""
@@ -175,7 +181,7 @@ class PretrainConfig:
             value = getattr(self, f.name)
             if isinstance(value, dict) and f.default_factory is not MISSING:
                 default = f.default_factory()
-                if is_dataclass(default):
+                if is_dataclass(default) and not isinstance(default, type):
                     setattr(self, f.name, type(default)(**value))
         check_config(self)
 
@@ -337,7 +343,9 @@ def build_model(
 
 def build_optimizer(model: torch.nn.Module, cfg: PretrainConfig) -> torch.optim.Optimizer:
     """AdamW; biases/norms without decay; logit scale and bias in their own group at ``logit_lr``."""
-    decay, no_decay, logit = [], [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
+    logit: list[torch.nn.Parameter] = []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
@@ -455,7 +463,9 @@ class Pretraining:
         weights so far go to ``best/`` (main process)."""
         pred = encode_dataset(self.raw.encoder, self.data.val, accelerator=self.core.accelerator)
         auroc = (
-            macro_auroc(pred.labels.numpy(), pred.logits.numpy()) if pred.logits.shape[1] else float("nan")
+            macro_auroc(pred.output("labels").numpy(), pred.output("logits").numpy())
+            if pred.output("logits").shape[1]
+            else float("nan")
         )
         if not math.isfinite(auroc):  # no head: rank by the validation contrastive loss
             auroc = -validation_contrastive(self.raw, self.data, pred, self.text)
@@ -487,9 +497,9 @@ def validation_contrastive(
     feats = text.features(torch.as_tensor(data.val.indices))
     with torch.no_grad():
         text_emb = raw.encode_text_features(feats.to(raw.logit_scale.device))
-        ecg = torch.nn.functional.normalize(pred.embedding, dim=-1).to(text_emb.device)
+        ecg = torch.nn.functional.normalize(pred.output("embedding"), dim=-1).to(text_emb.device)
         logits = ecg @ text_emb.t() * raw.logit_scale.exp() + raw.logit_bias
-        return float(contrastive_loss("jaccard_siglip", logits, pred.labels.to(logits.device)))
+        return float(contrastive_loss("jaccard_siglip", logits, pred.output("labels").to(logits.device)))
 
 
 NON_FINITE_ADVICE = (
@@ -555,12 +565,14 @@ def finalize(
     if cfg.classifier_weight <= 0 and raw.encoder.classifier is not None:  # linear probe on frozen embeddings
         device = raw.logit_scale.device
         labels = torch.from_numpy(data.cache.labels[data.train.indices].astype(np.float32))  # (N, L)
-        embeddings = encode_dataset(raw.encoder, data.train, outputs=("embedding",)).embedding  # (N, D)
+        embeddings = encode_dataset(raw.encoder, data.train, outputs=("embedding",)).output(
+            "embedding"
+        )  # (N, D)
         with torch.enable_grad():
             raw.encoder.classifier.requires_grad_(True)
             fit_linear_probe(raw.encoder.classifier, embeddings.to(device), labels.to(device))
     val = encode_dataset(raw.encoder, data.val, outputs=("logits", "labels"))
-    logits, y = val.logits.numpy(), val.labels.numpy()
+    logits, y = val.output("logits").numpy(), val.output("labels").numpy()
     temps = fit_temperature(logits, y)
     thresholds = tune_thresholds(y, 1.0 / (1.0 + np.exp(-logits / np.asarray(temps)[None, :])))
     enc = raw.encoder

@@ -46,22 +46,26 @@ class PtbXlReader:
         from encoder.datasets.ptbxl import PtbXl
 
         self.dataset = PtbXl(ptbxl_root, sampling_rate=sampling_rate, min_label_count=0, drop_unlabeled=False)
+        self.sampling_rate, self.num_samples, self.normalization = (
+            int(sampling_rate),
+            int(num_samples),
+            normalization,
+        )
         self.settings = {
             "root": os.path.abspath(ptbxl_root),
-            "sampling_rate": int(sampling_rate),
-            "num_samples": int(num_samples),
-            "normalization": normalization,
+            "sampling_rate": self.sampling_rate,
+            "num_samples": self.num_samples,
+            "normalization": self.normalization,
         }
 
     def __call__(self, ecg_id: int) -> np.ndarray:
         from encoder.preprocess import model_input
 
-        s = self.settings
         return model_input(
             self.dataset.read_ecg_id(int(ecg_id)),
-            s["sampling_rate"],
-            s["num_samples"],
-            normalization=s["normalization"],
+            self.sampling_rate,
+            self.num_samples,
+            normalization=self.normalization,
         )
 
 
@@ -166,7 +170,7 @@ def compute_features(
     hit = cache_path is not None and cache_path.is_file() and _cached_key(cache_path) == key
     if accelerator is not None and not all_agree(hit, accelerator.device):
         hit = False  # every process computes its shard, or none does
-    if hit:
+    if hit and cache_path is not None:
         return FeatureStore.load(cache_path)
     out = encode_dataset(
         model.encoder,
@@ -176,10 +180,9 @@ def compute_features(
         accelerator=accelerator,
         progress=progress,
     )
-    summary = torch.cat([out.embedding, out.probs], dim=-1)  # (M, D + L), as EcgLlm.encode_ecgs builds it
-    store = FeatureStore(
-        ids, EcgFeatures(out.tokens, summary, out.probs, aux_outputs(model.encoder, out.embedding))
-    )
+    tokens, embedding, probs = out.output("tokens"), out.output("embedding"), out.output("probs")
+    summary = torch.cat([embedding, probs], dim=-1)  # (M, D + L), as EcgLlm.encode_ecgs builds it
+    store = FeatureStore(ids, EcgFeatures(tokens, summary, probs, aux_outputs(model.encoder, embedding)))
     if cache_path is not None and (accelerator is None or accelerator.is_main_process):
         store.save(cache_path, key)
     if accelerator is not None:

@@ -78,12 +78,22 @@ def _generate(
             part = idx[start : start + BATCH]
             samples = [heldout[i] for i in part]
             feats = store.features.index([store.rows[e] for s in samples for e in s.ecg_ids])
-            opts = [options[i] for i in part] if options[part[0]] is not None else None
+            # a group's questions all have options (decoded among them), or none has
+            given = [o for o in (options[i] for i in part) if o is not None]
+            opts = given if given else None
             qs = [s.question for s in samples]
-            kw = dict(options=opts, max_new_tokens=max_new_tokens)
-            no_ecg = answer_questions(model, qs, [0] * len(samples), None, **kw)
+            no_ecg = answer_questions(
+                model, qs, [0] * len(samples), None, options=opts, max_new_tokens=max_new_tokens
+            )
             with_ecg = (
-                answer_questions(model, qs, [len(s.ecg_ids) for s in samples], feats, **kw)
+                answer_questions(
+                    model,
+                    qs,
+                    [len(s.ecg_ids) for s in samples],
+                    feats,
+                    options=opts,
+                    max_new_tokens=max_new_tokens,
+                )
                 if with_tokens
                 else no_ecg
             )

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, overload
 
 import numpy as np
 import torch
@@ -117,6 +118,37 @@ class EcgChat:
         ]
 
     # ----- chat -------------------------------------------------------------------------------------------
+    @overload
+    def answer(
+        self,
+        ecgs: Ecg | str | Path | np.ndarray | list,
+        question: str,
+        history: list[tuple[str, str]] | None = None,
+        stream: Literal[False] = False,
+        max_new_tokens: int = 64,
+    ) -> ChatAnswer: ...
+
+    @overload
+    def answer(
+        self,
+        ecgs: Ecg | str | Path | np.ndarray | list,
+        question: str,
+        history: list[tuple[str, str]] | None = None,
+        *,
+        stream: Literal[True],
+        max_new_tokens: int = 64,
+    ) -> Iterator[ChatAnswer]: ...
+
+    @overload
+    def answer(
+        self,
+        ecgs: Ecg | str | Path | np.ndarray | list,
+        question: str,
+        history: list[tuple[str, str]] | None = None,
+        stream: bool = False,
+        max_new_tokens: int = 64,
+    ) -> ChatAnswer | Iterator[ChatAnswer]: ...
+
     def answer(
         self,
         ecgs: Ecg | str | Path | np.ndarray | list,

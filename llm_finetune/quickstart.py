@@ -58,7 +58,7 @@ class QuickstartConfig:
 
 
 STEPS = ("cohort", "stage1", "stage1_eval", "stage2", "vqa")
-SIGNAL_PATH = {
+SIGNAL_PATH: dict[str, dict[str, Any]] = {
     "tokens_only": {"model.findings_hint": False},
     "question_only": {"ecg_input": "none"},
 }

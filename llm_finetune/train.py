@@ -174,7 +174,7 @@ def load_features(
     """Frozen-encoder features of every ECG in ``samples``: the cache when it matches, else computed (a shard
     per process) and cached by the main process."""
     ecfg = model.encoder.config
-    read = ptbxl_reader(cfg.data_root, ecfg.sampling_rate, ecfg.input_samples, ecfg.input_normalization)
+    read = ptbxl_reader(_data_root(cfg), ecfg.sampling_rate, ecfg.input_samples, ecfg.input_normalization)
     return compute_features(
         model,
         [e for s in samples for e in s.ecg_ids],
@@ -295,11 +295,16 @@ class Finetuning:
 NON_FINITE_ADVICE = "Lower lr / projector_lr, check the input data, or resume from the last checkpoint."
 
 
+def _data_root(cfg: FinetuneConfig) -> str:
+    if cfg.data_root is None:
+        raise ConfigError("Set data_root to the PTB-XL-format folder holding the ECG signals.")
+    return cfg.data_root
+
+
 def _check_paths(cfg: FinetuneConfig) -> None:
     if not cfg.encoder:
         raise ConfigError("Set encoder to a stage-1 encoder folder (`<stage-1 run>/encoder`).")
-    if cfg.data_root is None:
-        raise ConfigError("Set data_root to the PTB-XL-format folder holding the ECG signals.")
+    _data_root(cfg)
 
 
 def run_finetune(cfg: FinetuneConfig) -> Path:
@@ -322,12 +327,12 @@ def run_finetune(cfg: FinetuneConfig) -> Path:
         core.device
     )  # fitted prior shifts stay off cfg
     questions = _samples(cfg, cfg.train_split, cfg.max_train_samples)  # the split's ECG-QA questions
-    train = questions + training_extras(questions, cfg.data_root, cfg.train_split, describe=cfg.describe_samples,
+    train = questions + training_extras(questions, _data_root(cfg), cfg.train_split, describe=cfg.describe_samples,
                                         paraphrase_fraction=cfg.paraphrase_fraction, seed=cfg.seed)  # fmt: skip
     if core.is_main:  # which ECGs training saw: read by the VQA leakage check
         ids = sorted({e for s in train for e in s.ecg_ids})
         atomic_write_json(
-            out / "train_ecg_ids.json", {"stage": 2, "train": ids, **source_record(cfg.data_root, ids)}
+            out / "train_ecg_ids.json", {"stage": 2, "train": ids, **source_record(_data_root(cfg), ids)}
         )
     heldout = _samples(cfg, cfg.eval_split, cfg.max_eval_samples) if cfg.max_eval_samples != 0 else []
     store = load_features(cfg, model, train + heldout, core)

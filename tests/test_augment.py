@@ -114,6 +114,17 @@ def test_config_bounds_are_checked() -> None:
         AugmentConfig(p_emg=1.5)
 
 
+def test_cut_off_ranges_must_have_two_ends() -> None:
+    """Regression (found by mypy): ``low_hz: [0.5]`` used to draw from uniform(0.5, 1.0) and three values drew
+    arrays; a range is [min, max]."""
+    for bad in ([0.5], [0.3, 0.5, 2.0]):
+        with pytest.raises(ConfigError, match="low_hz"):
+            AugmentConfig(low_hz=bad)
+    with pytest.raises(ConfigError, match="high_hz"):
+        AugmentConfig(high_hz=[30.0])
+    assert AugmentConfig(low_hz=[0.4, 0.6]).low_hz == [0.4, 0.6]
+
+
 def _losses(run: Path) -> dict[int, float]:
     with open(run / "metrics.csv") as f:
         return {int(r["step"]): float(r["loss"]) for r in csv.DictReader(f) if r["split"] == "train"}

@@ -165,6 +165,20 @@ def _loss_worker(out: Path) -> None:
     shutdown_process_group()
 
 
+def test_optimizer_step_without_micro_batches_is_a_config_error() -> None:
+    """Regression (found by mypy): no micro-batches stepped the optimizer, then failed on ``None.tolist()``."""
+    from accelerate import Accelerator
+
+    from encoder.engine.core import optimizer_step
+    from encoder.errors import ConfigError
+
+    model = torch.nn.Linear(4, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    with pytest.raises(ConfigError, match="no micro-batches"):
+        optimizer_step(Accelerator(cpu=True), model, opt, sched, lambda m, b: (m(b).sum(), {}), [], 1.0)
+
+
 def _skip_is_agreed(acc) -> bool:
     """A NaN batch on process 1 only: both processes skip the step and keep their (identical) parameters."""
     from encoder.engine.core import optimizer_step

@@ -35,6 +35,15 @@ def test_encoder_shapes(t: int) -> None:
     assert enc.predict_proba(torch.randn(2, 12, t)).shape == (2, 5)
 
 
+def test_predict_proba_without_a_head_is_a_config_error() -> None:
+    """Regression (found by mypy): ``predict_proba`` on a head-less encoder passed ``logits=None`` on and failed
+    with a TypeError deep inside; it now says what is missing."""
+    enc = _encoder(label_names=[])
+    assert enc(torch.randn(1, 12, 250)).logits is None
+    with pytest.raises(ConfigError, match="no classifier head"):
+        enc.predict_proba(torch.randn(1, 12, 250))
+
+
 def test_encoder_rejects_bad_input_and_arch() -> None:
     with pytest.raises(EcgInputError):
         _encoder()(torch.randn(2, 8, 100))

@@ -48,6 +48,8 @@ SUM_BLOCK = 64
 # WFDB storage formats whose samples fit in 16 bits.
 _SIXTEEN_BIT_FORMATS = {"8", "16", "61", "80", "160", "212", "310", "311"}
 DTYPES = ("auto", "int16", "float16")
+Band = tuple[float | None, float | None]
+"""A band-pass ``(low, high)`` in Hz; an end of None leaves that side unfiltered (as ``preprocess.bandpass``)."""
 
 
 def default_cache_root() -> Path:
@@ -65,9 +67,7 @@ def _check_outside(cache_root: Path, dataset_root: Path) -> None:
         )
 
 
-def cache_settings(
-    dataset: PtbXl, num_samples: int, bandpass_hz: tuple[float, float] | None, dtype: str
-) -> dict[str, Any]:
+def cache_settings(dataset: PtbXl, num_samples: int, bandpass_hz: Band | None, dtype: str) -> dict[str, Any]:
     """Every setting that changes the cache content; its hash is the cache key."""
     db = dataset.root / "ptbxl_database.csv"
     st = db.stat()
@@ -256,7 +256,7 @@ def build_cache(
     cache_root: str | Path | None = None,
     *,
     seconds: float = 10.0,
-    bandpass_hz: tuple[float, float] | None = None,
+    bandpass_hz: Band | None = None,
     dtype: str = "auto",
     on_error: str = "skip",
     progress: bool = True,
@@ -331,9 +331,7 @@ class _Storage:
     gain: float | None  # stored units per mV (int16), None for float16 mV
 
 
-def _choose_storage(
-    dataset: PtbXl, bandpass_hz: tuple[float, float] | None, dtype: str, progress: bool
-) -> _Storage:
+def _choose_storage(dataset: PtbXl, bandpass_hz: Band | None, dtype: str, progress: bool) -> _Storage:
     gain = None if (bandpass_hz or dtype == "float16") else _common_int16_gain(dataset, progress)
     if dtype == "int16" and gain is None:
         raise ConfigError(
@@ -350,7 +348,7 @@ class _RecordReader:
     dataset: PtbXl
     storage: _Storage
     num_samples: int
-    bandpass_hz: tuple[float, float] | None
+    bandpass_hz: Band | None
 
     def __call__(self, i: int) -> tuple[np.ndarray, np.ndarray, int, int]:
         """-> stored (12, num_samples) zero-padded, lead mask (12,) bool (flat leads off), real samples, samples
@@ -363,7 +361,7 @@ class _RecordReader:
         if self.bandpass_hz:
             x = bandpass(x, ds.sampling_rate, low=self.bandpass_hz[0], high=self.bandpass_hz[1])
         t = min(x.shape[-1], self.num_samples)
-        out = np.zeros((12, self.num_samples), dtype=self.storage.dtype)  # (12, num_samples)
+        out: np.ndarray = np.zeros((12, self.num_samples), dtype=self.storage.dtype)  # (12, num_samples)
         clipped = 0
         if gain is not None:
             q = np.rint(x[:, :t] * gain)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
@@ -54,7 +55,7 @@ def _check(name: str, value: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def source_dir(root: str | Path, source: str = "ptbxl") -> Path:
+def source_dir(root: str | os.PathLike, source: str = "ptbxl") -> Path:
     """``<root>/<source>``; ``root`` may also be that folder itself."""
     _check("source", source, SOURCES)
     root = Path(root).expanduser()
@@ -69,7 +70,7 @@ def source_dir(root: str | Path, source: str = "ptbxl") -> Path:
 
 
 def ecgqa_files(
-    root: str | Path, source: str = "ptbxl", variant: str = "template", split: str = "test"
+    root: str | os.PathLike, source: str = "ptbxl", variant: str = "template", split: str = "test"
 ) -> list[Path]:
     """The JSON shards of one split, sorted numerically by file name."""
     _check("variant", variant, VARIANTS)
@@ -102,7 +103,7 @@ def normalize_sample(sample: dict[str, Any], where: str = "") -> dict[str, Any]:
         raise DatasetError(f"ECG-QA sample {where}: ecg_id must hold 1 or 2 ids, got {ids!r}.")
     try:
         ids = [int(i) for i in ids]
-        out = {
+        out: dict[str, Any] = {
             "template_id": int(sample["template_id"]),
             "question_id": int(sample["question_id"]),
             "sample_id": int(sample["sample_id"]),
@@ -121,7 +122,7 @@ def normalize_sample(sample: dict[str, Any], where: str = "") -> dict[str, Any]:
 
 
 def load_ecgqa(
-    root: str | Path, *, source: str = "ptbxl", variant: str = "template", split: str = "test"
+    root: str | os.PathLike, *, source: str = "ptbxl", variant: str = "template", split: str = "test"
 ) -> datasets.Dataset:
     """Load one ECG-QA split (all its shards) as a ``datasets.Dataset`` with the ``FEATURES`` schema."""
     rows: list[dict[str, Any]] = []
@@ -136,7 +137,7 @@ def load_ecgqa(
     return datasets.Dataset.from_list(rows, features=FEATURES)
 
 
-def _table_path(root: str | Path | None, source: str, name: str) -> Path:
+def _table_path(root: str | os.PathLike | None, source: str, name: str) -> Path:
     if root is None:
         if source != "ptbxl":
             raise DatasetError(f"No shipped {name} for {source}; pass the ECG-QA root.")
@@ -149,7 +150,7 @@ def _table_path(root: str | Path | None, source: str, name: str) -> Path:
     raise DatasetError(f"{name} not found in {root / source} or {root}.")
 
 
-def load_answers(root: str | Path | None = None, source: str = "ptbxl") -> list[str]:
+def load_answers(root: str | os.PathLike | None = None, source: str = "ptbxl") -> list[str]:
     """ECG-QA answer vocabulary (``answers.csv``, in index order; ``None`` = the shipped PTB-XL copy)."""
     path = _table_path(root, source, "answers.csv")
     df = pd.read_csv(path, keep_default_na=False)
@@ -160,7 +161,7 @@ def load_answers(root: str | Path | None = None, source: str = "ptbxl") -> list[
     return [str(c) for c in df["class"]]
 
 
-def load_answer_options(root: str | Path | None = None, source: str = "ptbxl") -> dict[int, list[str]]:
+def load_answer_options(root: str | os.PathLike | None = None, source: str = "ptbxl") -> dict[int, list[str]]:
     """template_id -> answer options (``answers_for_each_template.csv``; ``None`` = the shipped PTB-XL copy)."""
     path = _table_path(root, source, "answers_for_each_template.csv")
     df = pd.read_csv(path, keep_default_na=False)
@@ -190,7 +191,7 @@ class MimicIvEcg:
     ECG-QA's mimic-iv-ecg questions refer to records by ``study_id``.
     """
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root).expanduser().resolve()
         index = self.root / "record_list.csv"
         if not index.is_file():

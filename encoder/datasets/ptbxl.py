@@ -14,6 +14,7 @@ Official split of the benchmark: folds 1-8 train, 9 validation, 10 test. Nothing
 from __future__ import annotations
 
 import ast
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -140,7 +141,7 @@ class PtbXl:
 
     def __init__(
         self,
-        root: str | Path,
+        root: str | os.PathLike,
         task: str = "superdiagnostic",
         sampling_rate: int = 100,
         min_label_count: int = 1,
@@ -221,7 +222,7 @@ class PtbXl:
     ``pretrain``)."""
 
     @classmethod
-    def from_config(cls, root: str | Path, cfg: Any) -> PtbXl:
+    def from_config(cls, root: str | os.PathLike, cfg: Any) -> PtbXl:
         """The dataset at ``root`` with the :attr:`CONFIG_FIELDS` that ``cfg`` has (the others keep their defaults)."""
         return cls(root, **{k: getattr(cfg, k) for k in cls.CONFIG_FIELDS if hasattr(cfg, k)})
 
@@ -262,6 +263,12 @@ class PtbXl:
             for x in ls:
                 out[i, index[x]] = 1
         return out
+
+    @property
+    def folds(self) -> dict[int, int]:
+        """``ecg_id -> strat_fold`` of every record in the database (the VQA leakage check's fold rule)."""
+        db = self.database
+        return {int(e): int(f) for e, f in zip(db["ecg_id"], db["strat_fold"], strict=True)}
 
     def split_indices(self, split: str) -> np.ndarray:
         """Row positions of ``split`` (``train`` folds 1-8, ``val`` fold 9, ``test`` fold 10)."""

@@ -13,6 +13,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -26,6 +27,9 @@ from encoder.ecgqa.attributes import (
     EcgAttributes,
     LeadMask,
 )
+
+if TYPE_CHECKING:
+    from encoder.ecg_measurements import Measurements
 
 GROUND_TRUTH_COLUMN = "ecgqa_attributes"
 """Column a synthetic cohort writes its ground-truth attributes into (JSON per row)."""
@@ -203,7 +207,7 @@ def parse_form_leads(report: object, codes: dict[str, float]) -> dict[str, LeadM
 def table_attributes(
     table: pd.DataFrame,
     report: ParseReport | None = None,
-    measure: Callable[[int], object] | None = None,
+    measure: Callable[[int], Measurements] | None = None,
 ) -> list[EcgAttributes]:
     """One :class:`EcgAttributes` per row of a PTB-XL-layout table (same order).
 
@@ -233,7 +237,7 @@ def _codes(row: pd.Series) -> dict[str, float] | None:
 
 
 def _row_attributes(
-    i: int, row: pd.Series, report: ParseReport, measure: Callable[[int], object] | None
+    i: int, row: pd.Series, report: ParseReport, measure: Callable[[int], Measurements] | None
 ) -> EcgAttributes:
     available: set[str] = set()
     noise: dict[str, LeadMask] = {}

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Literal
+from typing import Literal, get_args
 
 QuestionType = Literal[
     "single-verify",
@@ -29,8 +29,8 @@ QuestionType = Literal[
 AttributeType = Literal[
     "scp_code", "noise", "numeric_feature", "extra_systole", "heart_axis", "stage_of_infarction"
 ]
-QUESTION_TYPES: tuple[str, ...] = QuestionType.__args__  # type: ignore[attr-defined]
-ATTRIBUTE_TYPES: tuple[str, ...] = AttributeType.__args__  # type: ignore[attr-defined]
+QUESTION_TYPES: tuple[str, ...] = get_args(QuestionType)
+ATTRIBUTE_TYPES: tuple[str, ...] = get_args(AttributeType)
 
 MIMIC_EXCLUDED: frozenset[int] = frozenset({28, 29, 30, 31, 32, 33, 35, 36, 37, 38})
 """PTB-XL template ids without a MIMIC-IV-ECG counterpart (the other 60 are in both)."""

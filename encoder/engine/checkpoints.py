@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 STATE_FILE = "trainer_state.json"
 WEIGHTS_FILE = "model.safetensors"
 _NAME = re.compile(r"^step_(\d+)$")
+WeightsFn = Callable[[Any], dict[str, torch.Tensor]]
+"""The (unwrapped) model -> the tensors a checkpoint holds, e.g. ``EcgLlm.trainable_state_dict``."""
 
 
 def full_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -50,7 +52,7 @@ class Checkpoints:
         root: Path,
         keep: int,
         accelerator: Any,
-        weights: Callable[[torch.nn.Module], dict[str, torch.Tensor]] = full_state,
+        weights: WeightsFn = full_state,
     ) -> None:
         self.root, self.keep, self.accelerator, self.weights = Path(root), keep, accelerator, weights
         accelerator.register_save_state_pre_hook(self._save_hook)

@@ -33,11 +33,12 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from encoder.config_io import atomic_write_json
-from encoder.engine.checkpoints import Checkpoints, full_state, read_state
+from encoder.engine.checkpoints import Checkpoints, WeightsFn, full_state, read_state
 from encoder.engine.distributed import all_agree, rank_and_world, sum_over_processes
 from encoder.engine.guard import NonFiniteGuard
 from encoder.engine.metrics import MetricsLog
 from encoder.engine.settings import check_resume_settings
+from encoder.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,8 @@ def _forward_backward(
             if float(summed[-1]) > 0:
                 return total, names, False
             accelerator.backward(loss / n)
+    if total is None:
+        raise ConfigError("optimizer_step got no micro-batches; a step needs at least one batch.")
     return total, names, True
 
 
@@ -131,7 +134,7 @@ class TrainingCore:
         cpu: bool,
         mixed_precision: str,
         keep_checkpoints: int,
-        weights: Callable[[torch.nn.Module], dict[str, torch.Tensor]] = full_state,
+        weights: WeightsFn = full_state,
         find_unused_parameters: bool = False,
     ) -> None:
         from accelerate import Accelerator, DistributedDataParallelKwargs
@@ -241,6 +244,8 @@ class TrainingCore:
 
     def log(self, row: dict[str, Any]) -> None:
         """One metrics row (main process only)."""
+        if self.metrics is None:
+            raise ConfigError("TrainingCore.log before start(): start() opens the metrics log.")
         self.metrics.write(row)
 
     def save(self, step: int) -> Path:

@@ -107,10 +107,13 @@ class GlobalBatchNorm1d(nn.BatchNorm1d):
 
     @torch.no_grad()
     def _update_running_stats(self, mean: torch.Tensor, unbiased_var: torch.Tensor) -> None:
-        self.num_batches_tracked.add_(1)
-        momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-        self.running_mean.mul_(1 - momentum).add_(momentum * mean)
-        self.running_var.mul_(1 - momentum).add_(momentum * unbiased_var)
+        count, running_mean, running_var = self.num_batches_tracked, self.running_mean, self.running_var
+        if count is None or running_mean is None or running_var is None:  # statistics not tracked
+            return
+        count.add_(1)
+        momentum = self.momentum if self.momentum is not None else 1.0 / float(count)
+        running_mean.mul_(1 - momentum).add_(momentum * mean)
+        running_var.mul_(1 - momentum).add_(momentum * unbiased_var)
 
 
 class GlobalBatchDropout(nn.Dropout):

@@ -28,6 +28,15 @@ class EncodedDataset:
     probs: torch.Tensor | None = None  # (N, L) calibrated head probabilities (the encoder's temperatures)
     labels: torch.Tensor | None = None  # (N, L) the dataset's labels
 
+    def output(self, name: str) -> torch.Tensor:
+        """The output ``name`` (a field of this class); a ``ConfigError`` when it was not asked for."""
+        value = getattr(self, name, None) if name in ENCODER_OUTPUTS else None
+        if value is None:
+            raise ConfigError(
+                f"Encoder output {name!r} was not computed; pass it in encode_dataset's outputs."
+            )
+        return value
+
 
 class _ArrayDataset(torch.utils.data.Dataset):
     """(N, 12, T) model-ready signals as a dataset of ``{"ecg": (12, T)}`` items."""

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ def run_settings(cfg: Any, paths: Iterable[str] = (), free: Iterable[str] = ()) 
     return _without(data, resume_free_fields(type(cfg)) | set(free))
 
 
-def _without(data: dict, drop: set[str], prefix: str = "") -> dict:
+def _without(data: dict, drop: AbstractSet[str], prefix: str = "") -> dict:
     return {
         k: _without(v, drop, f"{prefix}{k}.") if isinstance(v, dict) else v
         for k, v in data.items()

@@ -252,13 +252,14 @@ def _check_signal_lines(
             continue
         unit = record.units[i] if record.units else None
         scale = _unit_scale(unit, f"{where} signal {names[i]}")
-        if raw_gains[i] is None:
+        raw_gain = raw_gains[i]
+        if raw_gain is None:
             warnings.append(
                 f"lead {names[i]}: the header gives no ADC gain; the WFDB default 200/mV is assumed"
             )
-        elif not _is_number(raw_gains[i]) or float(raw_gains[i]) == 0:
+        elif not _is_number(raw_gain) or float(raw_gain) == 0:
             # wfdb silently replaces an explicit gain of 0 with 200: refuse instead.
-            gains[i] = float(raw_gains[i]) if _is_number(raw_gains[i]) else float("nan")
+            gains[i] = float(raw_gain) if _is_number(raw_gain) else float("nan")
         gain = float(gains[i]) if gains[i] is not None else float("nan")
         if not math.isfinite(gain) or gain <= 0:
             raise EcgSignalError(

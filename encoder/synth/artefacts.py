@@ -7,6 +7,7 @@ whose leads best match the flagged leads (a limb electrode also shows, weaker, i
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from itertools import combinations
 
 import numpy as np
@@ -28,7 +29,7 @@ def electrodes_for(mask: LeadMask) -> list[int]:
     chosen: set[int] = set()
     if limb:
 
-        def jaccard(sub: frozenset[int]) -> float:
+        def jaccard(sub: AbstractSet[int]) -> float:
             touched = {
                 name for name, el in _LIMB_ELECTRODES.items() if el <= sub or len(el) == 1 and el & sub
             }

@@ -64,7 +64,7 @@ def _wpw(t: Template, ph: Physiology, codes: frozenset[str], rng: Rng) -> None:
     t["DELTA"] = Component(0.022, 0.022, 0.012, r * rng.uniform(0.28, 0.4))
     ph.qrs = ph.qrs + shift
     t["ST"].center += shift
-    t["T"].vector = t["T"].vector * 0.6 - 0.25 * r / max(np.linalg.norm(r), 1e-6) * 0.3
+    t["T"].vector = t["T"].vector * 0.6 - 0.25 * r / max(float(np.linalg.norm(r)), 1e-6) * 0.3
 
 
 def _clbbb_phys(ph: Physiology, rng: Rng) -> None:

@@ -39,7 +39,8 @@ def electrode_noise(ph: Physiology, rng: np.random.Generator, fs: float, num_sam
 
     def tone(rows: np.ndarray | slice, hz: np.ndarray | float, amplitude: np.ndarray | float, phase) -> None:
         k = np.clip(np.round(np.asarray(hz) * N / fs).astype(int), 1, F - 1)
-        np.add.at(spec, (rows, k), np.asarray(amplitude) * N / 2.0 * np.exp(1j * np.asarray(phase)))
+        # numpy's stubs type ufunc.at's indices as one array; a (rows, columns) tuple is valid at run time
+        np.add.at(spec, (rows, k), np.asarray(amplitude) * N / 2.0 * np.exp(1j * np.asarray(phase)))  # type: ignore[arg-type]
 
     # Baseline wander: two slow sinusoids per electrode + a shared breathing component.
     rows = np.repeat(np.arange(n), 2)

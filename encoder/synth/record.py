@@ -130,21 +130,26 @@ def _label_templates(
     ph.qtc = float(np.clip(shape.qt / np.sqrt(shape.rr), 0.38, 0.47))
     qrs_normal = ph.qrs
     for code in EFFECT_ORDER:
-        if code in codes and EFFECTS[code].physiology is not None:
-            EFFECTS[code].physiology(ph, rng)
+        change = EFFECTS[code].physiology
+        if code in codes and change is not None:
+            change(ph, rng)
     seed = int(rng.integers(2**62))
-    morph = [
-        c for c in EFFECT_ORDER if c in codes and c not in DATA_SCALED and EFFECTS[c].morphology is not None
+    morph = [  # (code, its morphology effect)
+        (c, m)
+        for c in EFFECT_ORDER
+        if c in codes and c not in DATA_SCALED and (m := EFFECTS[c].morphology) is not None
     ]
-    code_seed = {c: (seed, i) for i, c in enumerate(morph)}  # same draws for a code in both label templates
+    code_seed = {
+        c: (seed, i) for i, (c, _) in enumerate(morph)
+    }  # same draws for a code in both label templates
     has_full = bool(codes & FULL_SIZE)
     ph_full = replace(ph)
     full = normal_template(ph_full, np.random.default_rng(seed)) if has_full else None
     tmpl = normal_template(ph, np.random.default_rng(seed))
-    for code in morph:
-        EFFECTS[code].morphology(tmpl, ph, codes, np.random.default_rng(code_seed[code]))
-        if code in FULL_SIZE:
-            EFFECTS[code].morphology(full, ph_full, codes, np.random.default_rng(code_seed[code]))
+    for code, morphology in morph:
+        morphology(tmpl, ph, codes, np.random.default_rng(code_seed[code]))
+        if code in FULL_SIZE and full is not None:  # full is built whenever codes hold a FULL_SIZE code
+            morphology(full, ph_full, codes, np.random.default_rng(code_seed[code]))
     wall = infarct_wall(codes)
     if stage in STAGE_EFFECTS and wall is not None:
         STAGE_EFFECTS[stage](tmpl, ph, wall, np.random.default_rng([seed, 1]))
@@ -152,7 +157,7 @@ def _label_templates(
     rotate_ventricular(tmpl, ph)
     rotate_ventricular(normal, ph)
     full_pair = None
-    if has_full:
+    if full is not None:  # has_full
         normal_full = normal_template(replace(ph_full, qrs=qrs_normal), np.random.default_rng(seed))
         rotate_ventricular(full, ph_full)
         rotate_ventricular(normal_full, ph_full)
@@ -226,7 +231,7 @@ def _place_beats(
     indep: np.ndarray,
     delta: np.ndarray,
     pvc_beat: np.ndarray,
-    pac_delta: np.ndarray | float,
+    pac_delta: np.ndarray | None,
     r_times: np.ndarray,
     amp: np.ndarray,
     kinds: np.ndarray,
@@ -242,7 +247,7 @@ def _place_beats(
             indep[:, lo:hi] += (delta if is_vent else pvc_beat)[:, lo - s0 : hi - s0] * (
                 a if is_vent else 1.0
             )
-            if kind == PAC:  # ectopic atrial focus: a different P wave
+            if kind == PAC and pac_delta is not None:  # ectopic atrial focus: a different P wave
                 indep[:, lo:hi] += pac_delta[:, lo - s0 : hi - s0] * a
 
 
@@ -364,7 +369,7 @@ def _render_rhythm(
 ) -> np.ndarray:
     """The record's beats (data-driven beats with their label effect, respiration-modulated; PVC and PAC beats)
     and atrial fibrillation / flutter waves -> independent leads (8, T) in mV."""
-    pac_delta = 0.0
+    pac_delta = None  # (8, W) when the record has PACs
     if (beats.kind == PAC).any():
         pac_delta = _pac_p_delta(normal, rng, fs, shape.r_off, beat.p_normal) * beat.gain[None, :]
     resp_phase = rng.uniform(0, 2 * np.pi)

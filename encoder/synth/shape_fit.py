@@ -176,7 +176,7 @@ def fit_shape_model(
     positions in ``records`` of the usable records that were fitted."""
     all_fits = [fit_record(np.asarray(r, dtype=np.float32)) for r in records]
     kept = [i for i, f in enumerate(all_fits) if f is not None]
-    fits = [all_fits[i] for i in kept]
+    fits = [f for f in all_fits if f is not None]  # the records at ``kept``
     if len(fits) < 4:
         raise ValueError(f"only {len(fits)} usable records; need at least 4")
     # Stored at FS / 2 (the beats hold nothing above 45 Hz), so more components fit in a small file.

@@ -185,12 +185,10 @@ def _form_code(q: Question) -> str | None:
     return next((lookup[a] for a in q.attributes if a in lookup), None)
 
 
-def _forms_in_lead(p: EcgAttributes, q: Question) -> Answer:
-    """The form-statement options shown in the question's lead (template 18), else ``none``."""
+def _forms_in_lead(p: EcgAttributes, q: Question, lead: int) -> Answer:
+    """The form-statement options shown in the question's lead ``lead`` (template 18), else ``none``."""
     lookup = _form_lookup()
-    shown = [
-        o for o in q.options if o in lookup and p.form_leads.get(lookup[o], (False,) * len(LEADS))[q.lead]
-    ]
+    shown = [o for o in q.options if o in lookup and p.form_leads.get(lookup[o], (False,) * len(LEADS))[lead]]
     return shown or ["none"]
 
 
@@ -200,7 +198,7 @@ def _scp_leads(p: EcgAttributes, q: Question) -> Answer:
     if "form_leads" not in p.available:
         return None
     if code is None:
-        return _forms_in_lead(p, q) if q.kind == "query" and q.lead is not None else None
+        return _forms_in_lead(p, q, q.lead) if q.kind == "query" and q.lead is not None else None
     mask = p.form_leads.get(code, (False,) * len(LEADS))
     if _asks_for_leads(q):
         return _leads_query(q, mask)

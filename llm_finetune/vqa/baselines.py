@@ -148,11 +148,13 @@ class AuxHeadAnswerer:
     attributes: AttributeAnswerer = field(default_factory=AttributeAnswerer)
     """Answers (and counts) the questions the label probabilities cannot."""
     _lookup: dict[str, list[int]] = field(init=False, repr=False)
+    _thresholds: Sequence[float] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._lookup = label_lookup(self.label_names)
         if self.thresholds is None or len(self.thresholds) != len(self.label_names):
             self.thresholds = [0.5] * len(self.label_names)
+        self._thresholds = self.thresholds
 
     def label_index(self, text: str) -> list[int] | None:
         """Indices of the label(s) an attribute / option text refers to, or ``None``."""
@@ -161,7 +163,7 @@ class AuxHeadAnswerer:
     def positive(self, probs: np.ndarray, idx: list[int]) -> bool:
         shifts = self.logit_shifts
         return any(
-            label_verdict(probs[i], self.thresholds[i], shifts[i] if shifts is not None else None)
+            label_verdict(probs[i], self._thresholds[i], shifts[i] if shifts is not None else None)
             for i in idx
         )
 
@@ -199,8 +201,8 @@ class AuxHeadAnswerer:
                 return None
             return ["yes" if self.positive(probs, idx) else "no"]
         if qtype == "single-choose":
-            groups = [self.label_index(a) for a in attrs]
-            if not attrs or any(g is None for g in groups):
+            groups = [g for a in attrs if (g := self.label_index(a)) is not None]
+            if not attrs or len(groups) != len(attrs):
                 return None
             picked = [a for a, g in zip(attrs, groups, strict=True) if self.positive(probs, g)]
             if picked:
@@ -237,7 +239,9 @@ class AuxHeadAnswerer:
         ``predicted``: one ``EcgAttributes`` / ``None``, or one per ECG in the same order.
         """
         rows = np.asarray(probs).reshape(-1, np.shape(probs)[-1])  # (n, L)
-        attrs = list(predicted) if isinstance(predicted, list | tuple) else [predicted]
+        attrs: list[EcgAttributes | None] = (
+            [predicted] if predicted is None or isinstance(predicted, EcgAttributes) else list(predicted)
+        )
         tid = int(record.get("template_id", -1))
         if str(record.get("question_type", "")).startswith("comparison"):
             out = self._compare(record, options, rows, attrs)

@@ -26,15 +26,14 @@ Answer = list[str] | None
 def numeric_verdicts(first: EcgAttributes | None, second: EcgAttributes | None) -> Verdicts:
     """Feature -> (abnormal in the first ECG, abnormal in the second); ``None`` when either ECG has no numeric head
     or the feature is not measured in it."""
-    pair = (first, second)
 
     def verdict(feature: str) -> tuple[bool, bool] | None:
         f = canon(feature)
-        if f not in NUMERIC_FEATURES or any(
-            a is None or "numeric_feature" not in a.available or not a.numeric_classes(f) for a in pair
-        ):
+        if first is None or second is None or f not in NUMERIC_FEATURES:
             return None
-        return f in first.abnormal_features(), f in second.abnormal_features()  # type: ignore[union-attr]
+        if any("numeric_feature" not in a.available or not a.numeric_classes(f) for a in (first, second)):
+            return None
+        return f in first.abnormal_features(), f in second.abnormal_features()
 
     return verdict
 

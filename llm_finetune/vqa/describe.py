@@ -13,7 +13,7 @@ import functools
 import os
 import re
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from sklearn.metrics import f1_score
@@ -178,7 +178,7 @@ def evaluate_descriptions(
     index = {n: j for j, n in enumerate(chat.label_names)}
     aux = [{n for n in names if chat.model.verdict(index[n], float(row[index[n]]))} for row in probs]
     truth = [set(t) & set(names) for t in truth]
-    out = score_descriptions(texts, truth, aux, names)
+    out: dict[str, Any] = score_descriptions(texts, truth, aux, names)
     out["examples"] = [
         {"generated": t, "truth": sorted(s)} for t, s in list(zip(texts, truth, strict=True))[:8]
     ]

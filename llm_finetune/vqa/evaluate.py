@@ -27,7 +27,7 @@ from encoder.config_io import save_resolved_config
 from encoder.errors import ConfigError, DatasetError
 from encoder.labels import scp_code_aliases
 from llm_finetune.vqa.baselines import AuxHeadAnswerer, agreement, fit_majority, majority_answer
-from llm_finetune.vqa.candidates import decoding_options
+from llm_finetune.vqa.candidates import Candidates, decoding_options
 from llm_finetune.vqa.normalize import AnswerNormalizer
 from llm_finetune.vqa.report import type_breakdown
 from llm_finetune.vqa.scoring import QUESTION_TYPES, score_item, summarize
@@ -105,7 +105,7 @@ def _generate(
     chat,
     records: Sequence[dict],
     ecgs: Callable[[dict], list[np.ndarray]],
-    options: Sequence[Sequence[str]],
+    options: Sequence[Sequence[str] | Candidates],
     *,
     use_ecg: bool,
     constrained: bool,
@@ -300,6 +300,8 @@ def evaluate_vqa(
     board = _Scoreboard(records, answer_options, n_boot, seed)
 
     def generate(name: str, with_ecg: bool, mode: str) -> None:
+        if ecg_arrays is None:  # _check_request already refuses this before any system runs
+            raise ConfigError("ecg_arrays are needed to generate answers.")
         texts, spent, wall = _generate(
             chat, records, ecg_arrays, allowed, use_ecg=with_ecg, constrained=mode == "constrained",
             batch_size=batch_size, max_new_tokens=max_new_tokens, desc=name,

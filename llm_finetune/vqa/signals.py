@@ -20,12 +20,7 @@ from encoder.errors import ConfigError
 def _ptbxl(root: str | Path, sampling_rate: int):
     from encoder.datasets.ptbxl import PtbXl
 
-    ds = PtbXl(root, sampling_rate=100 if sampling_rate <= 100 else 500, drop_unlabeled=False)
-    db = ds.database
-    ds.folds = {
-        int(e): int(f) for e, f in zip(db["ecg_id"], db["strat_fold"], strict=True)
-    }  # leakage fold rule
-    return ds
+    return PtbXl(root, sampling_rate=100 if sampling_rate <= 100 else 500, drop_unlabeled=False)
 
 
 def _mimic(root: str | Path, sampling_rate: int):
