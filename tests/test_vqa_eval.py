@@ -72,6 +72,8 @@ def test_evaluate_vqa_scores_scripted_answers(shard, options):
     llm = [" and ".join(a.upper() for a in r["answer"]) + "." for r in recs]  # right, in free text
     llm[0] = "I cannot tell"  # out of vocabulary -> wrong
     text_only = ["none"] * len(recs)
+    # one template's questions, all two-ECG and of one length: batched in record order (the sort is stable)
+    assert len({(len(r["ecg_id"]), len(r["question"])) for r in recs}) == 1
     chat = ScriptedChat(llm, text_only, ["NORM"], [0.9])
     res = evaluate_vqa(
         chat,
@@ -467,3 +469,26 @@ def test_evaluation_prompts_do_not_depend_on_answer_or_attribute(shard, options)
     reworded = copy.deepcopy(recs)
     reworded[0]["question"] += " Really?"
     assert _shown(recs, options) != _shown(reworded, options)
+
+
+class EchoChat(RecordingChat):
+    """Answers each question with its own text, so the harness's answer order can be checked."""
+
+    def generate_batch(self, ecg_batches, questions, **kw):
+        super().generate_batch(ecg_batches, questions, **kw)
+        return list(questions)
+
+
+def test_questions_are_batched_by_length_and_answers_return_in_record_order(shard, options):
+    recs = copy.deepcopy(shard[:20])
+    for i, r in enumerate(
+        recs
+    ):  # distinct questions of mixed lengths, some single-ECG among the two-ECG ones
+        r["question"] += " " + "x" * ((7 * i) % 11) + f" #{i}"
+        if i % 3 == 0:
+            r["ecg_id"] = r["ecg_id"][:1]
+    chat = EchoChat([], [], ["NORM"], [0.9])
+    res = evaluate_vqa(chat, recs, answer_options=options, ecg_arrays=_arrays, baselines=[], batch_size=4)
+    assert [row["llm"]["raw"] for row in res["predictions"]] == [r["question"] for r in recs]
+    sent = [(n, len(q)) for call in chat.calls for n, q in zip(call["ecgs"], call["q"], strict=True)]
+    assert sent == sorted(sent) and sent != [(len(r["ecg_id"]), len(r["question"])) for r in recs]

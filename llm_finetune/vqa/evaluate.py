@@ -113,11 +113,18 @@ def _generate(
     max_new_tokens: int,
     desc: str,
 ) -> tuple[list[str], float, float]:
-    """Raw texts for ``records``, seconds spent in ``generate_batch``, and wall seconds incl. reading ECGs."""
-    texts: list[str] = []
+    """Raw texts for ``records`` (in their order), seconds spent in ``generate_batch``, and wall seconds incl.
+    reading ECGs. Questions are batched in order of (ECG count, question length), so the prompts of a batch have
+    similar lengths and little of each padded batch is padding."""
+    texts: list[str] = [""] * len(records)
     spent = 0.0
     start = time.perf_counter()
-    for idx in tqdm(list(_batches(len(records), batch_size)), desc=desc, unit="batch"):
+    order = sorted(
+        range(len(records)),
+        key=lambda i: (len(records[i].get("ecg_id") or ()), len(str(records[i]["question"]))),
+    )
+    for positions in tqdm(list(_batches(len(records), batch_size)), desc=desc, unit="batch"):
+        idx = [order[p] for p in positions]
         ecg_batches = [ecgs(records[i]) for i in idx]
         t0 = time.perf_counter()
         out = chat.generate_batch(
@@ -130,7 +137,8 @@ def _generate(
         spent += time.perf_counter() - t0
         if len(out) != len(idx):
             raise RuntimeError(f"generate_batch returned {len(out)} answers for {len(idx)} questions.")
-        texts.extend(out)
+        for i, text in zip(idx, out, strict=True):
+            texts[i] = text
     return texts, spent, time.perf_counter() - start
 
 
