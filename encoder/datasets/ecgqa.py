@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import datasets
 import pandas as pd
 
+from encoder.ecgqa.attributes import EcgAttributes
 from encoder.errors import ConfigError, DatasetError
 from encoder.record import Ecg
 
@@ -186,9 +187,12 @@ class SignalSource(Protocol):
 
 
 class MimicIvEcg:
-    """A local MIMIC-IV-ECG copy: ``record_list.csv`` (subject_id, study_id, path) + ``files/pXXXX/...`` WFDB.
+    """A local MIMIC-IV-ECG copy: ``record_list.csv`` (subject_id, study_id, path) + ``files/pXXXX/...`` WFDB,
+    and, when present, ``machine_measurements.csv`` (the cart's intervals, axes and report statements).
 
-    ECG-QA's mimic-iv-ecg questions refer to records by ``study_id``.
+    ECG-QA's mimic-iv-ecg questions refer to records by ``study_id``. :meth:`attributes_for_ecg_id` gives a study's
+    ECG-QA attributes from the machine measurements and statements (``encoder.datasets.mimic_attributes``); the
+    groups MIMIC-IV-ECG cannot tell (noise, form-statement leads) are never available.
     """
 
     def __init__(self, root: str | os.PathLike) -> None:
@@ -204,6 +208,48 @@ class MimicIvEcg:
             raise DatasetError(f"{index} is missing column(s) {missing}.")
         self.table = table
         self._paths = dict(zip(table["study_id"].astype(int), table["path"].astype(str), strict=True))
+        self._machine: pd.DataFrame | None = None
+        self._attributes: dict[int, EcgAttributes] | None = None
+
+    @property
+    def machine_measurements(self) -> pd.DataFrame | None:
+        """``machine_measurements.csv`` indexed by study_id, or None when the copy has no such file."""
+        if self._machine is None:
+            path = self.root / "machine_measurements.csv"
+            if not path.is_file():
+                return None
+            table = pd.read_csv(path, low_memory=False)
+            if "study_id" not in table.columns:
+                raise DatasetError(
+                    f"{path} has no study_id column; is it MIMIC-IV-ECG's machine_measurements.csv?"
+                )
+            self._machine = table.drop_duplicates("study_id").set_index("study_id", drop=False)
+        return self._machine
+
+    def attributes_for_ecg_id(self, ecg_id: int) -> EcgAttributes:
+        """The study's ECG-QA attributes; nothing available when the study (or the whole file) has no machine
+        measurements, so questions about it are unanswerable rather than answered from defaults."""
+        if self._attributes is None:
+            from encoder.datasets.mimic_attributes import machine_attributes
+
+            table = self.machine_measurements
+            self._attributes = (
+                {}
+                if table is None
+                else dict(zip(table["study_id"].astype(int), machine_attributes(table), strict=True))
+            )
+        if int(ecg_id) not in self._paths:
+            raise DatasetError(f"study_id {ecg_id} is not in {self.root / 'record_list.csv'}.")
+        return self._attributes.get(int(ecg_id), EcgAttributes())
+
+    def report_for_ecg_id(self, ecg_id: int) -> str:
+        """The cart's report statements of the study joined into one text ("" when there are none)."""
+        from encoder.datasets.mimic_attributes import machine_report
+
+        table = self.machine_measurements
+        if table is None or int(ecg_id) not in table.index:
+            return ""
+        return machine_report(table.loc[int(ecg_id)])
 
     def __len__(self) -> int:
         return len(self.table)
