@@ -50,6 +50,10 @@ class EcgLlmConfig:
     (noise per lead, extra systoles, axis, infarction stage, pacemaker, intervals in ms with their class,
     form-statement leads). ``all`` lines, only the lines the question is about (``asked``: shorter prompts), or
     ``off``. No effect with an encoder without that head."""
+    comparison_hint: bool = False
+    """With ``findings_hint``, for a two-ECG question: a line of what changed from the first ECG to the second by
+    the heads' verdicts (statements new / gone / still present over every statement the comparison templates ask
+    about; numeric features now abnormal / now normal / still abnormal), ``bridge.comparison_hint``."""
     lora_r: int = 16
     """LoRA rank (0 = no LoRA: only the projector trains)."""
     lora_alpha: int = 32
@@ -103,5 +107,6 @@ class EcgLlmConfig:
         data.setdefault("findings_for_question", False)
         data.setdefault("asked_format", "per_label")
         data.setdefault("attribute_hint", "off")
+        data.setdefault("comparison_hint", False)
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})

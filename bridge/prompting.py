@@ -19,6 +19,7 @@ import torch
 
 from bridge.asked_hint import ASKED_FORMATS
 from bridge.attribute_hint import attribute_lines
+from bridge.comparison_hint import is_numeric_question, numeric_change_line, statement_change_line
 from encoder.ecgqa.attributes import EcgAttributes, LeadMask
 from encoder.errors import ConfigError
 from encoder.heads import label_verdict
@@ -94,6 +95,7 @@ class PromptPolicy:
     asked_format: str = "grouped"
     findings_threshold: float = 0.5
     attribute_hint: Literal["off", "all", "asked"] = "all"
+    comparison_hint: bool = False
 
     @classmethod
     def from_config(cls, config) -> PromptPolicy:
@@ -177,7 +179,8 @@ class PromptBuilder:
         them (``all+superdiagnostic``), else the superclasses of the listed codes. With
         ``findings_for_question``, ``question`` and the ECGs' ``probs`` ((n, L)), the head's yes/no on each
         label the question names follows, worded by ``asked_format``. With the ECGs' decoded multi-task
-        ``attributes`` (and ``attribute_hint`` not ``off``) their attribute lines follow, ECG by ECG.
+        ``attributes`` (and ``attribute_hint`` not ``off``) their attribute lines follow, ECG by ECG. With
+        ``comparison_hint`` and two ECGs, a line of what changed between them comes before those.
         """
         if not self.policy.findings_hint:
             return None
@@ -195,6 +198,8 @@ class PromptBuilder:
             lines = [f"Findings: {texts[0]}."]
         else:
             lines = [f"Findings ECG {i + 1}: {t}." for i, t in enumerate(texts)]
+        if self.policy.comparison_hint and len(texts) == 2:
+            lines += self.comparison_lines(question, probs, attributes)
         if attributes is not None and self.policy.attribute_hint != "off":
             forms = [
                 self.present_forms(a, row)
@@ -204,6 +209,28 @@ class PromptBuilder:
                 attributes, forms, question if self.policy.attribute_hint == "asked" else None
             )
         return lines
+
+    def comparison_lines(
+        self,
+        question: str | None,
+        probs: torch.Tensor | None,
+        attributes: Sequence[EcgAttributes] | None,
+    ) -> list[str]:
+        """What changed from the first ECG to the second (``bridge.comparison_hint``): the decoded numeric features
+        for a question about numeric features, else the label head's verdicts on every compared statement."""
+        if question is not None and is_numeric_question(question):
+            line = (
+                numeric_change_line(*attributes) if attributes is not None and len(attributes) == 2 else None
+            )
+            return [line] if line else []
+        if probs is None:
+            return []
+        first, second = probs.tolist()
+        shown = {
+            label_description(c): (self.verdict(j, first[j]), self.verdict(j, second[j]))
+            for j, c in enumerate(self.label_names)
+        }
+        return [statement_change_line(shown)]
 
     def present_forms(
         self, attributes: EcgAttributes, probs: Sequence[float] | None
