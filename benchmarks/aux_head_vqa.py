@@ -120,6 +120,13 @@ def main() -> None:
         action="store_true",
         help="also score each encoder with its yes/no prior-shifted as stage 2's verdict_prior_shift does",
     )
+    ap.add_argument(
+        "--change_margins",
+        nargs="+",
+        type=float,
+        default=[],
+        help="also score each encoder with these AuxHeadAnswerer.change_margin values (consecutive comparisons)",
+    )
     args = ap.parse_args()
 
     root = args.data_root / "ecgqa"
@@ -138,6 +145,10 @@ def main() -> None:
         if args.prior_shift:
             answerers[f"{path} (prior shift)"] = AuxHeadAnswerer(
                 names, encoder.config.label_thresholds, logit_shifts=train_shifts(encoder, args.data_root)
+            )
+        for margin in args.change_margins:
+            answerers[f"{path} (change margin {margin:g})"] = AuxHeadAnswerer(
+                names, encoder.config.label_thresholds, change_margin=margin
             )
         for name, answerer in answerers.items():
             results[name] = score(answerer, records, options, preds)

@@ -67,6 +67,14 @@ def logit(p: float, eps: float = 1e-6) -> float:
     return float(np.log(p / (1 - p)))
 
 
+def decision_log_odds(prob: float, threshold: float, logit_shift: float | None = None) -> float:
+    """How far one label's calibrated probability is past its decision point, in log-odds (positive: yes), by the
+    rule of :func:`label_verdict`."""
+    if logit_shift is not None:
+        return logit(prob) + logit_shift
+    return logit(prob) - logit(threshold)
+
+
 def label_verdict(prob: float, threshold: float, logit_shift: float | None = None) -> bool:
     """Yes/no on one label from its calibrated probability: log-odds moved by ``logit_shift`` above 0 when a
     shift is given (a prior-shift correction), else ``prob >= threshold``."""

@@ -175,3 +175,35 @@ _COMPARISON_TYPES = (
     "comparison_irrelevant-verify",
     "comparison_irrelevant-query",
 )
+
+
+@pytest.mark.parametrize(("template_id", "consecutive"), [(47, True), (61, False)])
+def test_change_margin_claims_a_change_only_when_the_evidence_moved(
+    template_id: int, consecutive: bool
+) -> None:
+    """AFIB just above the threshold in the second ECG and just below it in the first: one patient's ECGs call that
+    no change (both take the verdict of the mean); two patients' ECGs keep their own verdicts. A clear change is a
+    change either way."""
+    afib = CODES.index("AFIB")
+    kind = "comparison_consecutive-query" if consecutive else "comparison_irrelevant-query"
+    record = {
+        "template_id": template_id,
+        "question_type": kind,
+        "attribute_type": "scp_code",
+        "attribute": [],
+    }
+    options = TEMPLATES[template_id].options
+    with_margin = AuxHeadAnswerer(CODES, [0.5] * len(CODES), change_margin=4.0)
+    without = AuxHeadAnswerer(CODES, [0.5] * len(CODES), change_margin=0.0)
+
+    def probs(first: float, second: float) -> np.ndarray:
+        p = np.full((2, len(CODES)), 0.01)  # (2 ECGs, L): nothing else shown
+        p[:, afib] = first, second
+        return p
+
+    borderline, clear = probs(0.45, 0.55), probs(0.02, 0.98)
+    assert with_margin.answer_all(record, options, borderline, [None, None]) == (
+        ["none"] if consecutive else ["atrial fibrillation"]
+    )
+    assert without.answer_all(record, options, borderline, [None, None]) == ["atrial fibrillation"]
+    assert with_margin.answer_all(record, options, clear, [None, None]) == ["atrial fibrillation"]

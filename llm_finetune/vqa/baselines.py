@@ -27,7 +27,7 @@ import numpy as np
 
 from encoder.ecgqa.attributes import NO_LEADS, EcgAttributes
 from encoder.ecgqa.rules import ANY_OF_TEMPLATES, COMPARISON_RULES, any_of_statements
-from encoder.heads import label_verdict
+from encoder.heads import decision_log_odds, label_verdict
 from encoder.labels import scp_code_aliases
 from llm_finetune.vqa.attribute_answerer import AttributeAnswerer, parse_question
 from llm_finetune.vqa.comparison_answerer import Verdicts, answer_comparison, numeric_verdicts
@@ -145,6 +145,12 @@ class AuxHeadAnswerer:
     logit_shifts: Sequence[float | None] | None = None
     """Per-label log-odds shifts for the labels a question names (``llm_finetune.question_prior``): a label
     with a shift is positive when its shifted log-odds are above 0, the others use their threshold."""
+    change_margin: float = 4.0
+    """Consecutive-comparison questions (two ECGs of one patient, by the record's ``question_type``): when the
+    two ECGs' verdicts on a statement differ but their decision log-odds (:func:`encoder.heads.decision_log_odds`)
+    are less than this far apart, both get the verdict of their mean, so a change is claimed only when the
+    evidence moved that much (0 = each ECG's own verdict). Two ECGs of different patients always keep their own
+    verdicts. The default was chosen on the quickstart cohort's valid split (docs/results.md)."""
     attributes: AttributeAnswerer = field(default_factory=AttributeAnswerer)
     """Answers (and counts) the questions the label probabilities cannot."""
     _lookup: dict[str, list[int]] = field(init=False, repr=False)
@@ -167,15 +173,30 @@ class AuxHeadAnswerer:
             for i in idx
         )
 
-    def label_verdicts(self, probs: np.ndarray) -> Verdicts:
+    def label_verdicts(self, probs: np.ndarray, change_margin: float = 0.0) -> Verdicts:
         """Statement text -> (positive in the first ECG, positive in the second) from ``probs`` (2, L), rows in the
-        question's ECG order; ``None`` for a statement without a label."""
+        question's ECG order; ``None`` for a statement without a label. ``change_margin``: see the field."""
 
         def verdict(text: str) -> tuple[bool, bool] | None:
             idx = self.label_index(text)
-            return None if idx is None else (self.positive(probs[0], idx), self.positive(probs[1], idx))
+            if idx is None:
+                return None
+            first, second = self.positive(probs[0], idx), self.positive(probs[1], idx)
+            if first != second and change_margin > 0:
+                z1, z2 = self.log_odds(probs[0], idx), self.log_odds(probs[1], idx)
+                if abs(z1 - z2) < change_margin:
+                    first = second = (z1 + z2) / 2 >= 0
+            return first, second
 
         return verdict
+
+    def log_odds(self, probs: np.ndarray, idx: list[int]) -> float:
+        """The decision log-odds of a statement (the largest over its labels: it is shown when any label is)."""
+        shifts = self.logit_shifts
+        return max(
+            decision_log_odds(probs[i], self._thresholds[i], shifts[i] if shifts is not None else None)
+            for i in idx
+        )
 
     def _any_of(self, template_id: int, probs: np.ndarray) -> list[str] | None:
         """yes when any statement of the template's pool is positive; abstains when too few have a label."""
@@ -284,9 +305,9 @@ class AuxHeadAnswerer:
         attrs = record.get("attribute") or []
         attrs = [attrs] if isinstance(attrs, str) else list(attrs)
         if rule.attribute == "scp":
-            return answer_comparison(
-                rule, attrs, options, self.label_verdicts(probs), self.min_query_coverage
-            )
+            same_patient = str(record.get("question_type", "")).startswith("comparison_consecutive")
+            verdicts = self.label_verdicts(probs, self.change_margin if same_patient else 0.0)
+            return answer_comparison(rule, attrs, options, verdicts, self.min_query_coverage)
         return answer_comparison(rule, attrs, options, numeric_verdicts(*predicted), 1.0)
 
     def coverage(self) -> dict[int, dict[str, int]]:
