@@ -52,9 +52,15 @@ class QuickstartConfig:
     Fewer steps are cheaper, and the report then says the comparison is partly budget."""
     signal_path_questions: int = field(default=200, metadata={"ge": 1})
     """The first N of the VQA step's sampled test questions, scored by all five systems of the comparison."""
+    open_questions: bool = False
+    """Also ask the VQA step's test questions again in held-out paraphrases (never trained on) and ask the LLM to
+    describe ``describe_ecgs`` of their ECGs, scored by the labels it names (``open_questions/``); off by default
+    (a few more minutes of generation)."""
+    describe_ecgs: int = field(default=100, metadata={"ge": 1})
+    """ECGs described in the open-questions step."""
     force: list[str] = field(default_factory=list)
     """Steps to redo even if finished: any of cohort, stage1, stage1_eval, stage2, vqa, tokens_only,
-    question_only (or all)."""
+    question_only, open_questions (or all)."""
 
 
 STEPS = ("cohort", "stage1", "stage1_eval", "stage2", "vqa")
@@ -112,6 +118,8 @@ def run_quickstart(cfg: QuickstartConfig) -> Path:
     if cfg.signal_path:
         for name, overrides in SIGNAL_PATH.items():
             _signal_path_step(name, overrides, cfg, paths, timings, vqa_key)
+    if cfg.open_questions:
+        _open_questions_step(cfg, paths, timings, vqa_key)
 
     from llm_finetune.quickstart_report import write_report
 
@@ -236,3 +244,19 @@ def _signal_path_step(
 
     settings = [finetune, vqa, cfg.signal_path_questions]
     _run_step(name, root, settings, run, cfg, timings, upstream=upstream)
+
+
+def _open_questions_step(
+    cfg: QuickstartConfig, paths: dict[str, Path], timings: dict[str, float], upstream: str
+) -> None:
+    """The VQA step's questions in held-out paraphrases, and "describe this ECG" on some of their ECGs, in
+    ``open_questions/``."""
+    from llm_finetune.vqa.evaluate import EvalVqaConfig, run_eval_vqa
+
+    root = Path(cfg.out_dir) / "open_questions"
+    vqa = EvalVqaConfig(
+        model_dir=paths["stage2"] / "model", ecgqa_root=paths["cohort"] / "ecgqa", out_dir=root,
+        sample_file=paths["vqa"] / "sample_ids.json", seed=cfg.seed, leakage_run_dirs=[paths["stage1"]],
+        baselines=[], reword="heldout", describe=cfg.describe_ecgs,
+    )  # fmt: skip
+    _run_step("open_questions", root, vqa, lambda: run_eval_vqa(vqa), cfg, timings, upstream=upstream)

@@ -183,6 +183,47 @@ def _signal_path_section(out: Path) -> list[str]:
     ]
 
 
+def wording_table(template: Path, reworded: Path) -> str | None:
+    """Exact match % of the LLM per question type on the same questions in template wording and in held-out
+    paraphrases (``predictions.jsonl`` of the two evaluations); None until both exist."""
+    if not (template.is_file() and reworded.is_file()):
+        return None
+    a, b = _predictions(template), _predictions(reworded)
+    common = sorted(set(a) & set(b))
+    lines = [
+        "| question type (n) | template wording | held-out paraphrase | difference |",
+        "|---|---:|---:|---:|",
+    ]
+    for qtype in [*sorted({a[i]["question_type"] for i in common}), None]:
+        ids = [i for i in common if qtype is None or a[i]["question_type"] == qtype]
+        x, y = (100 * sum(bool(p[i]["llm"]["correct"]) for i in ids) / max(1, len(ids)) for p in (a, b))
+        label = f"**overall** ({len(ids)})" if qtype is None else f"{qtype} ({len(ids)})"
+        lines.append(f"| {label} | {x:.1f} | {y:.1f} | {y - x:+.1f} |")
+    return "\n".join(lines)
+
+
+def _open_questions_section(out: Path) -> list[str]:
+    table = wording_table(out / "vqa" / "predictions.jsonl", out / "open_questions" / "predictions.jsonl")
+    if not table:
+        return []
+    lines = [
+        '## Open questions: held-out paraphrases and "describe this ECG"',
+        "",
+        "The VQA step's test questions asked again in wordings of the held-out paraphrase set "
+        "(`llm_finetune/vqa/paraphrase.py`, never trained on); LLM exact match %:",
+        "",
+        table,
+        "",
+    ]
+    report = out / "open_questions" / "report.json"
+    describe = json.loads(report.read_text()).get("describe") if report.is_file() else None
+    if describe:
+        from llm_finetune.vqa.report import describe_section
+
+        lines += describe_section(describe)[2:]
+    return lines
+
+
 def write_report(out: Path, timings: dict[str, float], seed: int = 0) -> Path:
     """Assemble ``<out>/report.md`` from the step folders of a quickstart run."""
     cohort, stage1, stage1_eval, stage2, vqa = (
@@ -221,6 +262,7 @@ def write_report(out: Path, timings: dict[str, float], seed: int = 0) -> Path:
     if (vqa / "accuracy_by_question_type.png").is_file():
         lines += ["![VQA by question type](vqa/accuracy_by_question_type.png)", ""]
     lines += _signal_path_section(out)
+    lines += _open_questions_section(out)
     if stage2_eval:
         lines += [
             f"Fine-tuning's own held-out check ({stage2_eval.get('split', 'held-out')} split):",

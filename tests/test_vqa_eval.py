@@ -492,3 +492,35 @@ def test_questions_are_batched_by_length_and_answers_return_in_record_order(shar
     assert [row["llm"]["raw"] for row in res["predictions"]] == [r["question"] for r in recs]
     sent = [(n, len(q)) for call in chat.calls for n, q in zip(call["ecgs"], call["q"], strict=True)]
     assert sent == sorted(sent) and sent != [(len(r["ecg_id"]), len(r["question"])) for r in recs]
+
+
+@pytest.mark.slow
+def test_run_eval_vqa_rewords_the_same_questions_and_scores_descriptions(tiny_setup):
+    from llm_finetune.vqa.paraphrase import wordings
+
+    root = tiny_setup
+    base = dict(model_dir=root / "run" / "model", ecgqa_root=root / "ptbxl" / "ecgqa", sample=6,
+                batch_size=4, max_new_tokens=4, n_boot=50, baselines=[])  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # leakage: hand-made questions use fold 1-8 ECGs
+        plain = run_eval_vqa(EvalVqaConfig(**base, out_dir=root / "plain"))
+        reworded = run_eval_vqa(
+            EvalVqaConfig(**base, out_dir=root / "reworded", reword="heldout", describe=3,
+                          sample_file=plain / "sample_ids.json")  # fmt: skip
+        )
+    a = {r["sample_id"]: r for r in map(json.loads, (plain / "predictions.jsonl").read_text().splitlines())}
+    b = {r["sample_id"]: r for r in map(json.loads, (reworded / "predictions.jsonl").read_text().splitlines())}
+    assert set(a) == set(b) and len(a) == 6  # the same questions ...
+    for i in a:  # ... each in one of its template's held-out wordings
+        assert b[i]["question"] != a[i]["question"]
+        shapes = [w.split("{")[0] for w in wordings(a[i]["template_id"], "heldout")]
+        assert any(b[i]["question"].startswith(s) for s in shapes)
+    rep = json.loads((reworded / "report.json").read_text())
+    assert rep["wording"] == "reworded: heldout paraphrase set"
+    d = rep["describe"]
+    assert d["n"] == 3 and 0.0 <= d["llm_micro_f1"] <= 1.0 and len(d["examples"]) == 3
+    assert "Describe this ECG" in (reworded / "report.md").read_text()
+    with pytest.raises(DatasetError, match="reword"):  # already paraphrased questions cannot be reworded again
+        from llm_finetune.vqa.evaluate import _reworded
+
+        _reworded([{**r, "question": "Tell me something."} for r in a.values()], "heldout", 0)

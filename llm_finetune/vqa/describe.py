@@ -52,6 +52,14 @@ def load_reports(data_root: str | os.PathLike) -> dict[int, tuple[int, str]]:
     }
 
 
+def label_sets(data_root: str | os.PathLike) -> dict[int, set[str]]:
+    """ecg_id -> the SCP codes its ``scp_codes`` cell lists (at any likelihood) in a PTB-XL-format folder."""
+    from encoder.datasets.ptbxl import PtbXl
+
+    table = PtbXl(data_root, sampling_rate=100, min_label_count=0, drop_unlabeled=False).table
+    return {int(e): set(codes) for e, codes in zip(table["ecg_id"], table["scp_codes"], strict=True)}
+
+
 def describe_samples(
     reports: dict[int, tuple[int, str]],
     folds: Sequence[int],

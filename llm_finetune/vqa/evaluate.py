@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -54,6 +55,10 @@ class EvalVqaConfig:
     """ECG-QA version: ``ptbxl`` or ``mimic-iv-ecg``."""
     variant: str = "template"
     """Question wording: ``template`` or ``paraphrased``."""
+    reword: Literal["none", "heldout"] = "none"
+    """``heldout``: ask each question in a wording of the held-out paraphrase set (``llm_finetune.vqa.paraphrase``;
+    never trained on), the synthetic cohort's stand-in for ECG-QA's paraphrased version. The same questions as with
+    ``none`` (same sample), so the two reports compare wordings; a question not in its template's wording keeps it."""
     split: str = "test"
     """Split to evaluate: ``train``, ``valid`` or ``test``."""
     baselines: list[str] = field(default_factory=lambda: list(BASELINES))
@@ -82,6 +87,10 @@ class EvalVqaConfig:
     """Where the base LLM lives, if not where the model directory says (a local HF folder or ``packaged:...``)."""
     n_boot: int = 1000
     """Bootstrap resamples for the 95 % CIs."""
+    describe: int = field(default=0, metadata={"ge": 0})
+    """Also ask for a description of this many of the evaluated questions' ECGs (seeded; a held-out "describe"
+    wording) and score the labels each one names against the record's SCP codes, beside the aux head's own F1
+    (``llm_finetune.vqa.describe``; needs a PTB-XL-format signals folder); 0 = none."""
     leakage_run_dirs: list[Path] = field(default_factory=list)
     """Stage-1 run directories searched for ``train_ecg_ids.json`` (the stage-2 run's config.yaml already names its encoder)."""
     allow_leakage: bool = False
@@ -386,6 +395,9 @@ def run_eval_vqa(cfg: EvalVqaConfig) -> Path:
     )  # fmt: skip
     results["majority_note"] = majority_note
     results["ecg_input"] = ecg_input
+    results["wording"] = "template" if cfg.reword == "none" else f"reworded: {cfg.reword} paraphrase set"
+    if cfg.describe:
+        results["describe"] = _describe(cfg, chat, arrays, signals_root, records)
 
     train_ids = _stage2_train_ecg_ids(cfg, root, run)
     provenance = _signal_provenance(cfg.source, signals_root)
@@ -397,6 +409,23 @@ def run_eval_vqa(cfg: EvalVqaConfig) -> Path:
     )  # fmt: skip
     write_report(results, out_dir, cfg=cfg, command=" ".join(sys.argv), model_dir=cfg.model_dir)
     return out_dir
+
+
+def _describe(cfg: EvalVqaConfig, chat, arrays, signals_root: Path, records: list[dict]) -> dict:
+    """Describe ``cfg.describe`` of the questions' ECGs (seeded) and score the labels the texts name."""
+    from llm_finetune.vqa.describe import evaluate_descriptions, label_sets
+
+    if cfg.source != "ptbxl":
+        raise ConfigError(f"describe needs PTB-XL's scp_codes as the truth; source {cfg.source!r} has none.")
+    truth = label_sets(signals_root)
+    ids = sorted({int(e) for r in records for e in r["ecg_id"]} & set(truth))
+    rng = np.random.default_rng([cfg.seed, 37])
+    if len(ids) > cfg.describe:
+        ids = sorted(int(i) for i in rng.choice(ids, size=cfg.describe, replace=False))
+    log.info("describing %d ECGs", len(ids))
+    return evaluate_descriptions(
+        chat, [arrays.get(e) for e in ids], [truth[e] for e in ids], batch_size=cfg.batch_size
+    )
 
 
 def _questions(cfg: EvalVqaConfig, root: Path) -> list[dict]:
@@ -416,7 +445,29 @@ def _questions(cfg: EvalVqaConfig, root: Path) -> list[dict]:
         [r["sample_id"] for r in records], limit=cfg.limit, sample=cfg.sample, sample_file=cfg.sample_file,
         seed=cfg.seed, provenance={"source": cfg.source, "variant": cfg.variant, "split": cfg.split},
     )  # fmt: skip
-    return [records[i] for i in keep]
+    chosen = [records[i] for i in keep]
+    return chosen if cfg.reword == "none" else _reworded(chosen, cfg.reword, cfg.seed)
+
+
+def _reworded(records: list[dict], which: Literal["heldout"], seed: int) -> list[dict]:
+    """The records with their questions in a random wording of the paraphrase set (seeded)."""
+    from llm_finetune.vqa.paraphrase import reword
+
+    rng = np.random.default_rng([seed, 29])
+    out, kept = [], 0
+    for r in records:
+        question = reword(int(r["template_id"]), r["question"], which, rng)
+        kept += question is None
+        out.append(r if question is None else {**r, "question": question})
+    if kept == len(records):
+        raise DatasetError(
+            "reword: none of the questions is in its template's wording (already paraphrased?); use reword: none."
+        )
+    if kept:
+        log.warning(
+            "reword: %d of %d questions are not in their template's wording and keep it.", kept, len(out)
+        )
+    return out
 
 
 def _majority_reference(cfg: EvalVqaConfig, root: Path) -> tuple[list[dict] | None, str]:

@@ -80,17 +80,22 @@ def wordings(template_id: int, which: ParaphraseSet) -> tuple[str, ...]:
     return tuple(out)
 
 
-def paraphrase(sample: QaSample, which: ParaphraseSet, rng: np.random.Generator) -> QaSample | None:
-    """The sample with its question in a random wording of the set; None when the question is not in its
-    template's wording (nothing to read the placeholders from)."""
-    if sample.template_id not in TEMPLATES:
+def reword(template_id: int, question: str, which: ParaphraseSet, rng: np.random.Generator) -> str | None:
+    """The question in a random wording of the set; None when it is not in its template's wording (nothing to
+    read the placeholders from) or the template is unknown."""
+    if template_id not in TEMPLATES:
         return None
-    values = parse_question(sample.template_id, sample.question)
-    options = wordings(sample.template_id, which)
+    values = parse_question(template_id, question)
+    options = wordings(template_id, which)
     if values is None or not options:
         return None
-    wording = options[int(rng.integers(len(options)))]
-    return replace(sample, question=wording.format(**values))
+    return options[int(rng.integers(len(options)))].format(**values)
+
+
+def paraphrase(sample: QaSample, which: ParaphraseSet, rng: np.random.Generator) -> QaSample | None:
+    """The sample with its question reworded by :func:`reword` (None when it cannot be)."""
+    question = reword(sample.template_id, sample.question, which, rng)
+    return None if question is None else replace(sample, question=question)
 
 
 def paraphrased(samples: list[QaSample], which: ParaphraseSet, seed: int = 0) -> list[QaSample]:

@@ -208,6 +208,21 @@ def breakdown_table(results: dict, system: str) -> str:
     return "\n".join(lines)
 
 
+def describe_section(d: dict) -> list[str]:
+    """Markdown lines of the "describe this ECG" scores and a few examples."""
+    parts = [
+        '## "Describe this ECG"',
+        "",
+        f"{d['n']} ECGs; SCP codes the description names (parsed back) against the record's codes: label micro-F1 "
+        f"LLM **{d['llm_micro_f1']:.3f}**, aux head's own verdicts {d['aux_head_micro_f1']:.3f}, ratio "
+        f"**{d['ratio']:.2f}**.",
+        "",
+    ]
+    for ex in d.get("examples", [])[:4]:
+        parts.append(f'- truth {", ".join(ex["truth"]) or "(none)"}: "{ex["generated"].strip()}"')
+    return [*parts, ""]
+
+
 def markdown_report(results: dict) -> str:
     """The whole human-readable report."""
     prov = results.get("provenance", {})
@@ -225,6 +240,8 @@ def markdown_report(results: dict) -> str:
         f"Questions: {results['n_questions']}. Cells: exact-match accuracy (%) [95 % bootstrap CI].",
         "",
     ]
+    if results.get("wording", "template") != "template":
+        parts += [f"Wording: {results['wording']} (the same questions as the template-worded report).", ""]
     parts += ["## By question type", "", markdown_table(results, "question_type"), ""]
     parts += ["## By attribute type", "", markdown_table(results, "attribute_type"), ""]
     for system in _systems(results):
@@ -263,6 +280,8 @@ def markdown_report(results: dict) -> str:
                 + ", ".join(f"{k} = {v:.3f}" if isinstance(v, float) else f"{k} = {v}" for k, v in a.items())
             )
         parts.append("")
+    if results.get("describe"):
+        parts += describe_section(results["describe"])
     if results.get("leakage"):
         parts += ["## Leakage check", ""]
         for stage in ("stage1", "stage2"):
