@@ -505,11 +505,18 @@ def test_run_eval_vqa_rewords_the_same_questions_and_scores_descriptions(tiny_se
         warnings.simplefilter("ignore")  # leakage: hand-made questions use fold 1-8 ECGs
         plain = run_eval_vqa(EvalVqaConfig(**base, out_dir=root / "plain"))
         reworded = run_eval_vqa(
-            EvalVqaConfig(**base, out_dir=root / "reworded", reword="heldout", describe=3,
-                          sample_file=plain / "sample_ids.json")  # fmt: skip
+            EvalVqaConfig(
+                **base,
+                out_dir=root / "reworded",
+                reword="heldout",
+                describe=3,
+                sample_file=plain / "sample_ids.json",
+            )  # fmt: skip
         )
     a = {r["sample_id"]: r for r in map(json.loads, (plain / "predictions.jsonl").read_text().splitlines())}
-    b = {r["sample_id"]: r for r in map(json.loads, (reworded / "predictions.jsonl").read_text().splitlines())}
+    b = {
+        r["sample_id"]: r for r in map(json.loads, (reworded / "predictions.jsonl").read_text().splitlines())
+    }
     assert set(a) == set(b) and len(a) == 6  # the same questions ...
     for i in a:  # ... each in one of its template's held-out wordings
         assert b[i]["question"] != a[i]["question"]
@@ -520,7 +527,9 @@ def test_run_eval_vqa_rewords_the_same_questions_and_scores_descriptions(tiny_se
     d = rep["describe"]
     assert d["n"] == 3 and 0.0 <= d["llm_micro_f1"] <= 1.0 and len(d["examples"]) == 3
     assert "Describe this ECG" in (reworded / "report.md").read_text()
-    with pytest.raises(DatasetError, match="reword"):  # already paraphrased questions cannot be reworded again
+    with pytest.raises(
+        DatasetError, match="reword"
+    ):  # already paraphrased questions cannot be reworded again
         from llm_finetune.vqa.evaluate import _reworded
 
         _reworded([{**r, "question": "Tell me something."} for r in a.values()], "heldout", 0)
