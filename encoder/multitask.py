@@ -3,7 +3,7 @@
 One registry of tasks (:data:`AUX_TASKS`); each task turns a list of attributes into a target (N, K) and a mask
 (N, K) (0 where the record's ``available`` lacks the group or the value is unknown), has one linear output of
 width K on the pooled embedding, and one masked loss. Entry points: :func:`build_targets`, :class:`AuxHead`,
-:func:`aux_loss`, :func:`fit_thresholds`, :func:`task_metrics`.
+:func:`aux_loss`, :func:`fit_thresholds`, :func:`task_metrics`, :func:`refit_numeric_head`.
 """
 
 from __future__ import annotations
@@ -366,6 +366,83 @@ def head_outputs(encoder: EcgEncoder, dataset: CachedEcgDataset) -> dict[str, np
     with torch.no_grad():
         out = head(emb.to(device))
     return {n: probabilities(n, v).cpu().numpy() for n, v in out.items()}
+
+
+RIDGE_ALPHAS: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0)
+
+
+def ridge_refit(
+    head: nn.Linear,
+    train: tuple[np.ndarray, np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray, np.ndarray],
+    val_error: Callable[[np.ndarray, np.ndarray, np.ndarray], float],
+    alphas: Sequence[float] = RIDGE_ALPHAS,
+) -> dict[str, Any]:
+    """Refit a linear regression head in place by ridge regression on frozen embeddings: ``train`` and ``val`` are
+    (embeddings (N, D), target (N, K), mask (N, K)); each output is fit on the rows that measured it, the penalty
+    is the one with the lowest ``val_error(pred, target, mask)``, and the refit replaces the head only when it is
+    lower than the head's own. Returns what was tried and chosen."""
+    from sklearn.linear_model import Ridge
+
+    x_train, y_train, m_train = train
+    x_val, y_val, m_val = val
+    trained_w = head.weight.detach().cpu().double().numpy()  # (K, D)
+    trained_b = head.bias.detach().cpu().double().numpy()  # (K,)
+    fits: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+    errors: dict[str, float] = {}
+    for alpha in alphas:
+        weight, bias = trained_w.copy(), trained_b.copy()
+        for j in range(y_train.shape[1]):
+            rows = m_train[:, j] > 0
+            if rows.sum() >= 2:  # else keep the trained output
+                ridge = Ridge(alpha=alpha).fit(x_train[rows], y_train[rows, j])
+                weight[j], bias[j] = ridge.coef_, ridge.intercept_
+        fits[alpha] = (weight, bias)
+        errors[str(alpha)] = val_error(x_val @ weight.T + bias, y_val, m_val)
+    best = min(alphas, key=lambda a: errors[str(a)])
+    before = val_error(x_val @ trained_w.T + trained_b, y_val, m_val)
+    replaced = errors[str(best)] < before
+    if replaced:
+        with torch.no_grad():
+            head.weight.copy_(torch.from_numpy(fits[best][0]).to(head.weight))
+            head.bias.copy_(torch.from_numpy(fits[best][1]).to(head.bias))
+    return {
+        "val_error_trained_head": before,
+        "val_error_per_alpha": errors,
+        "chosen_alpha": float(best),
+        "replaced": bool(replaced),
+        "train_rows": int(len(x_train)),
+    }
+
+
+def refit_numeric_head(
+    encoder: EcgEncoder,
+    targets: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    train: CachedEcgDataset,
+    val: CachedEcgDataset,
+) -> dict[str, Any]:
+    """:func:`ridge_refit` of the encoder's ``numeric_feature`` head on its embeddings of ``train`` and ``val``
+    (datasets with ``.indices`` into the rows of ``targets``), scored by the validation MAE in ms."""
+    from encoder.engine.inference import encode_dataset
+
+    if encoder.aux_head is None or "numeric_feature" not in encoder.aux_head.heads:
+        from encoder.errors import ConfigError
+
+        raise ConfigError("refit_numeric_head needs an aux head with the numeric_feature task.")
+
+    def arrays(dataset: CachedEcgDataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        emb = encode_dataset(encoder, dataset, outputs=("embedding",)).output("embedding")  # (N, D)
+        rows = np.asarray(dataset.indices)
+        target, mask = (t[rows].numpy() for t in targets["numeric_feature"])
+        return emb.double().numpy(), target, mask
+
+    def mae_ms(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> float:
+        return float(task_metrics("numeric_feature", pred, target, mask)["mae_ms"])
+
+    head = encoder.aux_head.heads["numeric_feature"]
+    assert isinstance(head, nn.Linear)
+    out = ridge_refit(head, arrays(train), arrays(val), mae_ms)
+    return {k.replace("val_error", "val_mae_ms"): v for k, v in out.items()}
 
 
 def calibrate_and_report(

@@ -111,6 +111,9 @@ class PretrainConfig:
     ECG-QA attributes); empty = none."""
     aux_weight: float = field(default=1.0, metadata={"ge": 0.0})
     """Weight of the summed aux-task losses."""
+    refit_numeric_head: bool = field(default=True, metadata={"resume_free": True})
+    """After training, refit the ``numeric_feature`` head by ridge regression on frozen centre-window embeddings
+    of the training fold (penalty chosen on the validation fold); kept only when it lowers the validation MAE."""
     init_logit_scale: float = math.log(10.0)
     """Initial log of the logit scale (SigLIP: log 10)."""
     init_logit_bias: float = -10.0
@@ -217,16 +220,21 @@ def load_stage_data(cfg: PretrainConfig, crop_samples: int, random_crop: bool, s
         raise ConfigError(
             f"crop_seconds={cfg.crop_seconds} is longer than the cached records ({cache.num_samples} samples)."
         )
+    eval_samples = eval_window_samples(cfg)
+    if eval_samples > cache.num_samples:
+        raise ConfigError(
+            f"eval_seconds={cfg.eval_seconds} is longer than the cached records ({cache.num_samples} samples)."
+        )
     exclusion = load_exclusion(cfg.data_dir, cfg.heldout_ecgqa_root, cfg.exclude_ids_file)
-    split = partial(_split, cache, cfg, crop_samples, seed, exclusion)
+    split = partial(_split, cache, cfg, seed, exclusion)
     return StageData(
         cache,
         names,
         [str(t) for t in cache.table["text"]],
         [label_text([n], ds.statements, cfg.text_style) for n in names],
-        split("train", random_crop),
-        split("val", False),
-        split("test", False),
+        split("train", random_crop, crop_samples),
+        split("val", False, eval_samples),  # validated, calibrated and reported on the window it is used on
+        split("test", False, eval_samples),
         exclusion,
         aux_targets(ds.database, cache.table, cfg.aux_tasks),
     )
@@ -247,14 +255,19 @@ def aux_targets(
     return build_targets([by_id.get(int(e), EcgAttributes()) for e in cache_table["ecg_id"]], tasks)
 
 
+def eval_window_samples(cfg: PretrainConfig) -> int:
+    """Samples of the centre window the encoder is validated, calibrated and used on (its ``input_seconds``)."""
+    return int(round((cfg.eval_seconds or cfg.crop_seconds) * cfg.sampling_rate))
+
+
 def _split(
     cache: Any,
     cfg: PretrainConfig,
-    crop_samples: int,
     seed: int,
     exclusion: Any,
     name: str,
     random_crop: bool,
+    crop_samples: int,
 ) -> Any:
     from encoder.datasets.cache import CachedEcgDataset
 
@@ -579,9 +592,19 @@ def finalize(
     enc.config.label_temperature = [float(t) for t in temps]
     enc.config.label_thresholds = [float(t) for t in thresholds]
     if data.aux_targets is not None and enc.aux_head is not None:
-        from encoder.multitask import calibrate_and_report
+        from encoder.datasets.cache import CachedEcgDataset
+        from encoder.multitask import calibrate_and_report, refit_numeric_head
 
+        refit = None
+        if cfg.refit_numeric_head and "numeric_feature" in enc.aux_head.heads:
+            train_windows = CachedEcgDataset(
+                data.cache, data.train.indices, crop_samples=eval_window_samples(cfg), random_crop=False,
+                normalization=cfg.input_normalization,
+            )  # fmt: skip
+            refit = refit_numeric_head(enc, data.aux_targets, train_windows, data.val)
         report = calibrate_and_report(enc, data.aux_targets, data.val, data.test)
+        if refit is not None:
+            report["numeric_feature"]["refit"] = refit
         atomic_write_json(out / "aux_metrics.json", report)
     enc.save_pretrained(out / "encoder")
     label_feats = (

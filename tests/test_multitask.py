@@ -21,6 +21,7 @@ from encoder.multitask import (
     build_targets,
     decode,
     fit_thresholds,
+    ridge_refit,
     task_loss,
     task_metrics,
 )
@@ -181,11 +182,58 @@ def test_pretraining_with_aux_tasks_calibrates_and_reports(tmp_path: Path) -> No
     report = json.loads((run / "aux_metrics.json").read_text())
     assert 0 <= report["heart_axis"]["accuracy"] <= 1 and report["numeric_feature"]["mae_ms"] > 0
     assert 0 <= report["numeric_feature"]["range_class_accuracy"] <= 1
+    refit = report["numeric_feature"]["refit"]  # the ridge refit of the numeric head, penalty chosen on val
+    train_ids = json.loads((run / "train_ecg_ids.json").read_text())["train"]
+    assert refit["chosen_alpha"] in (0.01, 0.1, 1.0, 10.0, 100.0) and refit["train_rows"] == len(train_ids)
+    assert set(refit["val_mae_ms_per_alpha"]) == {"0.01", "0.1", "1.0", "10.0", "100.0"}
     assert math.isnan(report["noise"]["macro_auroc"])  # no noisy lead anywhere: nothing to score
     import csv
 
     with open(run / "metrics.csv") as f:
         assert all(float(r["aux"]) > 0 for r in csv.DictReader(f) if r["split"] == "train")
+
+
+def _linear_problem(seed: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 8))
+    true_w = np.arange(24, dtype=float).reshape(3, 8) / 10  # (K=3, D=8)
+    y = x @ true_w.T + 0.5 + rng.normal(scale=0.01, size=(n, 3))
+    mask = np.ones_like(y)
+    mask[::3, 1] = 0
+    y[::3, 1] = 1e6  # unmeasured entries carry garbage: the fit must ignore them
+    return x, y, mask
+
+
+def _masked_mae(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> float:
+    return float(np.abs(pred - target)[mask > 0].mean())
+
+
+def test_ridge_refit_replaces_a_worse_head_with_the_alpha_chosen_on_val() -> None:
+    torch.manual_seed(0)
+    head = torch.nn.Linear(8, 3)
+    out = ridge_refit(head, _linear_problem(0, 200), _linear_problem(1, 100), _masked_mae)
+    errors = out["val_error_per_alpha"]
+    assert out["replaced"] and out["chosen_alpha"] == float(min(errors, key=errors.get))
+    x, y, mask = _linear_problem(2, 100)
+    with torch.no_grad():
+        pred = head(torch.from_numpy(x).float()).double().numpy()
+    assert (
+        _masked_mae(pred, y, mask) < 0.05 < out["val_error_trained_head"]
+    )  # the refit head predicts new rows
+    assert torch.allclose(head.bias, torch.full((3,), 0.5), atol=0.05)
+
+
+def test_ridge_refit_keeps_a_head_that_is_already_better_on_val() -> None:
+    x, y, mask = _linear_problem(0, 200)
+    head = torch.nn.Linear(8, 3)
+    with torch.no_grad():  # the exact solution: no refit on noisy rows can beat it on noise-free val targets
+        head.weight.copy_(torch.arange(24, dtype=torch.float32).reshape(3, 8) / 10)
+        head.bias.fill_(0.5)
+    before = head.weight.detach().clone()
+    x_val = np.random.default_rng(3).normal(size=(50, 8))
+    y_val = x_val @ before.double().numpy().T + 0.5
+    out = ridge_refit(head, (x, y, mask), (x_val, y_val, np.ones_like(y_val)), _masked_mae)
+    assert not out["replaced"] and torch.equal(head.weight, before)
 
 
 def test_predict_attributes_decodes_with_the_tuned_thresholds() -> None:
