@@ -167,11 +167,26 @@ def _message_text(content: Any) -> str:
     return ""
 
 
+EVIDENCE_TITLE = "Evidence the model was given (aux head)"
+
+
+def evidence_message(hints: list[str]) -> dict:
+    """A collapsible chat message with the evidence lines the prompt carried (not part of the history)."""
+    return {
+        "role": "assistant",
+        "content": "\n".join(f"- {md_escape(h)}" for h in hints),
+        "metadata": {"title": EVIDENCE_TITLE, "status": "done"},
+    }
+
+
 def history_pairs(messages: list[dict]) -> list[tuple[str, str]]:
-    """Chatbot messages -> the (question, answer) pairs ``EcgChat.answer`` takes as history."""
+    """Chatbot messages -> the (question, answer) pairs ``EcgChat.answer`` takes as history (evidence messages
+    left out)."""
     pairs: list[tuple[str, str]] = []
     question: str | None = None
     for message in messages or []:
+        if (message.get("metadata") or {}).get("title") == EVIDENCE_TITLE:
+            continue
         text = _message_text(message.get("content"))
         if message.get("role") == "user":
             question = text
@@ -311,6 +326,8 @@ class DemoHandlers:
             return
         if final is None or not final.text.strip():
             messages[-1] = {"role": "assistant", "content": EMPTY_ANSWER}
+        if final is not None and final.hints:
+            messages.append(evidence_message(final.hints))
         plots: list[Any] = [gr.skip(), gr.skip()]
         if final is not None:
             slots = [s for s, e in zip(SLOTS, (ecg_a, ecg_b), strict=True) if e is not None]

@@ -20,6 +20,7 @@ class FakeAnswer:
     text: str
     evidence: list[dict[str, float]]
     findings: list[list[str]]
+    hints: list[str] | None = None
 
 
 class FakeChat:
@@ -57,12 +58,13 @@ class FakeChat:
         text = (
             f"Looking at {len(items)} ECG(s): the strongest finding is {top}. (history: {len(history or [])})"
         )
+        hints = [f"ECG {i + 1} aux head findings: {', '.join(f) or 'none'}" for i, f in enumerate(findings)]
         if not stream:
-            return FakeAnswer(text, evidence, findings)
-        return self._stream(text, evidence, findings)
+            return FakeAnswer(text, evidence, findings, hints)
+        return self._stream(text, evidence, findings, hints)
 
-    def _stream(self, text, evidence, findings):
+    def _stream(self, text, evidence, findings, hints):
         words = text.split(" ")
         for i in range(len(words)):
             time.sleep(self.delay_s)
-            yield FakeAnswer(" ".join(words[: i + 1]), evidence, findings)
+            yield FakeAnswer(" ".join(words[: i + 1]), evidence, findings, hints)

@@ -20,6 +20,7 @@ from demo.app import (
     DemoConfig,
     DemoHandlers,
     build_app,
+    evidence_message,
     history_pairs,
     load_chat,
     md_escape,
@@ -94,14 +95,17 @@ def test_upload_plot_answer_evidence(server):
     job = client.submit("Does this ECG show a myocardial infarction?", [], api_name="/ask")
     streamed = [_texts(out[0])[-1] for out in job]
     messages, probs_a, probs_b, status, box = job.result()
-    answer = _texts(messages)[-1]
+    answer = _texts(messages)[-2]
     assert answer.startswith("Looking at 1 ECG(s): the strongest finding is")
-    assert len([s for s in streamed if s]) >= 2 and streamed[-1] == answer  # streamed in pieces
+    assert len([s for s in streamed if s]) >= 2 and streamed[-2] == answer  # streamed in pieces, then evidence
     assert _png(probs_a) and status == "Answer complete." and box == ""
-    # the second question carries the first exchange as history
+    # the evidence lines the prompt carried follow the answer, collapsed under their title
+    assert messages[-1]["metadata"]["title"] == "Evidence the model was given (aux head)"
+    assert _texts(messages)[-1].startswith("- ECG 1 aux head findings:")
+    # the second question carries the first exchange (not its evidence) as history
     messages, *_ = client.predict("And the rhythm?", messages, api_name="/ask")
     assert chat.calls[-1][2] == [("Does this ECG show a myocardial infarction?", answer)]
-    assert len(messages) == 4
+    assert len(messages) == 6
 
 
 def test_two_examples_for_a_comparison_question(server):
@@ -113,7 +117,8 @@ def test_two_examples_for_a_comparison_question(server):
     messages, probs_a, probs_b, status, _ = client.predict(
         "Are these two ECGs the same?", [], api_name="/ask"
     )
-    assert _texts(messages)[-1].startswith("Looking at 2 ECG(s)")
+    assert _texts(messages)[-2].startswith("Looking at 2 ECG(s)")
+    assert _texts(messages)[-1].count("aux head findings") == 2  # each ECG's own evidence
     assert _png(probs_a) and _png(probs_b)
     client.close()
 
@@ -359,8 +364,11 @@ def test_history_pairs_from_gradio_messages():
         {"role": "assistant", "content": [{"type": "text", "text": "a1"}]},
         {"role": "user", "content": "q2"},
         {"role": "assistant", "content": "a2"},
+        evidence_message(["ECG 1 aux head findings: NORM"]),  # shown, not sent back as history
+        {"role": "user", "content": "q3"},
+        {"role": "assistant", "content": "a3"},
     ]
-    assert history_pairs(messages) == [("q1", "a1"), ("q2", "a2")]
+    assert history_pairs(messages) == [("q1", "a1"), ("q2", "a2"), ("q3", "a3")]
 
 
 def test_missing_model_dir_says_how_to_make_one(tmp_path):

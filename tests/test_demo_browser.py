@@ -77,6 +77,7 @@ def test_upload_ask_and_screenshot(browser):
         chat_text = page.locator("#chat").inner_text()
         assert "Does this ECG show symptoms of myocardial infarction?" in chat_text
         assert "Looking at 1 ECG(s): the strongest finding is" in chat_text
+        assert "Evidence the model was given (aux head)" in chat_text  # the prompt's evidence, collapsible
         assert chat.calls and chat.calls[-1][0] == 1
 
         # pick a bundled example as ECG B and ask a comparison question
