@@ -97,7 +97,8 @@ def test_upload_plot_answer_evidence(server):
     messages, probs_a, probs_b, status, box = job.result()
     answer = _texts(messages)[-2]
     assert answer.startswith("Looking at 1 ECG(s): the strongest finding is")
-    assert len([s for s in streamed if s]) >= 2 and streamed[-2] == answer  # streamed in pieces, then evidence
+    # streamed in pieces, then the evidence message
+    assert len([s for s in streamed if s]) >= 2 and streamed[-2] == answer
     assert _png(probs_a) and status == "Answer complete." and box == ""
     # the evidence lines the prompt carried follow the answer, collapsed under their title
     assert messages[-1]["metadata"]["title"] == "Evidence the model was given (aux head)"
