@@ -352,8 +352,9 @@ TASK_BREAKDOWNS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], dict[s
 """Task -> the extra fold metrics reported beside :func:`task_metrics` (the units the issue's targets use)."""
 
 
-def head_outputs(encoder: EcgEncoder, dataset: CachedEcgDataset) -> dict[str, np.ndarray]:
-    """Task -> (N, K) probabilities / normalised values of the encoder's aux head over a dataset (in order)."""
+def head_outputs(encoder: EcgEncoder, dataset: CachedEcgDataset | np.ndarray) -> dict[str, np.ndarray]:
+    """Task -> (N, K) probabilities / normalised values of the encoder's aux head over a dataset or model-ready
+    signals (N, 12, T), in order."""
     from encoder.engine.inference import encode_dataset
 
     emb = encode_dataset(encoder, dataset, outputs=("embedding",)).output("embedding")  # (N, D)

@@ -261,7 +261,7 @@ class SimToRealConfig:
         check_config(self)
 
 
-def _encoder_dir(run: str) -> tuple[Path, Path | None]:
+def encoder_dir_of(run: str) -> tuple[Path, Path | None]:
     """(encoder folder, run folder or None)."""
     p = Path(run).expanduser()
     if not str(run):
@@ -290,7 +290,7 @@ def run_sim_to_real(cfg: SimToRealConfig) -> dict[str, Any]:
     from encoder.modeling import EcgEncoder
 
     check_config(cfg)
-    enc_dir, run_dir = _encoder_dir(cfg.run)
+    enc_dir, run_dir = encoder_dir_of(cfg.run)
     if not cfg.real or not cfg.table:
         raise ConfigError(
             "Give the real records with --real FILE.npz and their table with --table ptbxl_database.csv."
@@ -427,7 +427,7 @@ def compare_runs(
     """``cfg.compare_run``'s head on the same real records and labels, and the paired macro-AUROC differences."""
     from encoder.modeling import EcgEncoder
 
-    other = EcgEncoder.from_pretrained(_encoder_dir(cfg.compare_run)[0]).eval()
+    other = EcgEncoder.from_pretrained(encoder_dir_of(cfg.compare_run)[0]).eval()
     other_labels = list(other.config.label_names)
     missing = [n for n in names if n not in other_labels]
     if missing:

@@ -82,7 +82,7 @@ class SyntheticConfig:
     (``labels_prior``; no annotated noise, axis or stage). ``normal_fraction`` applies to "parametric" only."""
 
 
-def _digital(signal: np.ndarray) -> np.ndarray:
+def digital_counts(signal: np.ndarray) -> np.ndarray:
     """mV (12, T) -> int16 counts at 1000/mV, limb leads re-derived from the digital I and II so Einthoven is exact."""
     d = np.clip(np.round(signal * 1000.0), -32767, 32767).astype(np.int32)
     lead_i, lead_ii = d[0], d[1]
@@ -123,8 +123,8 @@ def _generate_one(job: tuple) -> dict:
         shape_seed=shape_seed,
     )  # fmt: skip
     lr, hr = _record_paths(ecg_id)
-    _write_wfdb(Path(root) / hr, 500, _digital(rec.signal))
-    _write_wfdb(Path(root) / lr, 100, _digital(resample_poly(rec.signal, 1, 5, axis=1)))
+    _write_wfdb(Path(root) / hr, 500, digital_counts(rec.signal))
+    _write_wfdb(Path(root) / lr, 100, digital_counts(resample_poly(rec.signal, 1, 5, axis=1)))
     return {
         "ecg_id": ecg_id, "features": rec.features, "has_p": rec.physiology.rhythm == "sinus",
         "numeric_ms": rec.numeric_ms, "axis_deg": rec.axis_deg, "form_leads": rec.form_leads,
