@@ -58,6 +58,17 @@ def test_canon():
         (7, "No doubt: sinus rhythm", {"sinus rhythm"}, "scan"),
         (2, "No.", {"no"}, "exact"),
         (25, "none of myocardial infarction", {"none of myocardial infarction"}, "exact"),
+        # the stage query (template 25) has no plain "none": a bare "none" / "no" is its "none of ..." option
+        (25, "None", {"none of myocardial infarction"}, "exact"),
+        (25, "no", {"none of myocardial infarction"}, "exact"),
+        (25, "middle", {"middle stage of myocardial infarction"}, "exact"),
+        (25, "Old stage.", {"old stage of myocardial infarction"}, "exact"),
+        (
+            25,
+            "early, unknown",
+            {"early stage of myocardial infarction", "unknown stage of myocardial infarction"},
+            "scan",
+        ),  # fmt: skip
         (70, "banana", set(), "oov"),
         (70, "", set(), "oov"),
     ],
@@ -78,6 +89,9 @@ def test_longest_option_wins(options):
 
 
 def test_alias_only_used_when_target_is_an_option(options):
+    # a stage word is no answer where the stage options are not (template 70: numeric features)
+    assert normalize_answer("old", options[70]).answers == ()
+    assert normalize_answer("none", options[70]).answers == ("none",)
     # "AFIB" is not an option of the yes/no template 2 -> out of vocabulary, not "atrial fibrillation"
     assert normalize_answer("AFIB", options[2]).answers == ()
     # the yes/no template only keeps the first hit

@@ -19,8 +19,9 @@ mapped onto the template's vocabulary (``answers_for_each_template.csv``). The r
    of vocabulary (empty set, scored wrong).
 
 Aliases: yes/no/none/not-sure synonyms, PTB-XL SCP codes -> their descriptions (``"AFIB"`` ->
-``"atrial fibrillation"``), bare lead names (``"aVF"`` -> ``"lead aVF"``). An alias is only used when
-its target is one of the template's options.
+``"atrial fibrillation"``), bare lead names (``"aVF"`` -> ``"lead aVF"``), infarction stages by their first word
+(``"old"`` -> ``"old stage of myocardial infarction"``; ``"none"`` -> ``"none of myocardial infarction"`` where the
+template has no plain ``none``). An alias is only used when its target is one of the template's options.
 """
 
 from __future__ import annotations
@@ -72,12 +73,21 @@ ANSWER_SYNONYMS: dict[str, tuple[str, ...]] = {
 }
 # Aliases that only count as the *whole* answer (never found inside a sentence): a bare "no" to a
 # "which ... ?" question means "none", but "no" inside "no atrial fibrillation" must not.
-WHOLE_ANSWER_ALIASES: dict[str, tuple[str, ...]] = {"none": ("no", "nope", "no findings")}
+WHOLE_ANSWER_ALIASES: dict[str, tuple[str, ...]] = {
+    "none": ("no", "nope", "no findings"),
+    "none of myocardial infarction": ("no", "nope"),
+}
 # Extra wording of a few ECG-QA answers.
 EXTRA_ALIASES: dict[str, tuple[str, ...]] = {
     "first degree av block": ("1st degree av block", "first degree atrioventricular block"),
     "sinus rhythm": ("normal sinus rhythm", "nsr"),
     "normal heart axis": ("normal axis",),
+    "early stage of myocardial infarction": ("early", "early stage", "early infarction"),
+    "middle stage of myocardial infarction": ("middle", "middle stage", "evolving infarction"),
+    "old stage of myocardial infarction": ("old", "old stage", "old infarction"),
+    "unknown stage of myocardial infarction": ("unknown", "unknown stage"),
+    # the stage query's "no infarction" answer: its template has no plain "none" option
+    "none of myocardial infarction": (*ANSWER_SYNONYMS["none"], "no infarction", "no myocardial infarction"),
 }
 _LEAD_SHORT = (
     "II",
