@@ -68,8 +68,7 @@ class ProbePair:
 
 def real_masks(noise_type: str) -> list[LeadMask]:
     """The lead masks of the shipped real label rows that carry ``noise_type`` (ECG-QA's lead-list parser)."""
-    cells = real_labels.load_sample()[NOISE_COLUMNS[noise_type]]
-    masks = [parse_lead_list(c)[0] for c in cells if c]
+    masks = [parse_lead_list(c)[0] for c in real_labels.real_cells(NOISE_COLUMNS[noise_type])]
     return [m for m in masks if any(m)]
 
 

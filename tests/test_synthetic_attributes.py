@@ -14,6 +14,7 @@ from encoder.datasets.ptbxl_attributes import GROUND_TRUTH_COLUMN, ParseReport, 
 from encoder.datasets.synthetic import SyntheticConfig, _sample_table, generate_cohort
 from encoder.ecgqa.attributes import LEADS, NOISE_COLUMNS
 from encoder.ecgqa.templates import TEMPLATES
+from encoder.errors import ConfigError
 from encoder.synth import real_labels
 from encoder.synth.record import RecordExtras, synthesize_record
 
@@ -89,6 +90,22 @@ def test_label_frequencies_follow_the_real_table_sample() -> None:
     pairs = table[table.patient_id.duplicated(keep=False)].groupby("patient_id")
     assert len(pairs) > 100
     assert all(g.shape_seed.nunique() == 1 and g.axis_target.nunique() == 1 for _, g in pairs)
+
+
+def test_train_electrode_problems_boosts_training_folds_only_and_moves_nothing_else() -> None:
+    column = NOISE_COLUMNS["electrodes problems"]
+    plain = _sample_table(SyntheticConfig(num_records=2000, seed=0))
+    boosted = _sample_table(SyntheticConfig(num_records=2000, seed=0, train_electrode_problems=0.2))
+    train = plain.strat_fold <= 8
+    # every column but the electrode one is unchanged, and so is that column on folds 9 and 10
+    others = [c for c in plain.columns if c != column]
+    pd.testing.assert_frame_equal(plain[others], boosted[others])
+    pd.testing.assert_series_equal(plain.loc[~train, column], boosted.loc[~train, column])
+    flagged = boosted.loc[train, column] != ""
+    assert 0.15 < flagged.mean() < 0.25 and (plain.loc[train, column] != "").mean() < 0.01
+    assert set(boosted.loc[train, column][flagged]) <= set(real_labels.real_cells(column))
+    with pytest.raises(ConfigError, match="train_electrode_problems"):
+        generate_cohort(SyntheticConfig(out_dir="unused", num_records=5, train_electrode_problems=1.5))
 
 
 # ------------------------------------------------------------------------------------------ signal-level checks

@@ -25,7 +25,7 @@ import hashlib
 import json
 import multiprocessing as mp
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -80,6 +80,11 @@ class SyntheticConfig:
     """Where label sets come from: "real_table" draws a real PTB-XL row per record (codes, noise, axis, stage,
     extra beats, pacemaker; ``encoder/resources/synth/ptbxl_label_sample.csv.gz``), "parametric" the older prior
     (``labels_prior``; no annotated noise, axis or stage). ``normal_fraction`` applies to "parametric" only."""
+    train_electrode_problems: float = field(default=0.0, metadata={"ge": 0.0, "le": 1.0})
+    """Fraction of training-fold records (folds 1-8) given electrode problems on the leads of a real row that has
+    them, besides their own labels ("real_table" only). The real table flags 0.14 % of ECGs, too few for a noise
+    head to learn; folds 9 and 10 always keep the real frequencies. Drawn from a stream of its own, so the other
+    records are unchanged."""
 
 
 def digital_counts(signal: np.ndarray) -> np.ndarray:
@@ -178,9 +183,23 @@ def _label_row(cfg: SyntheticConfig, rng: np.random.Generator, earlier: real_lab
     return fresh if earlier is None else real_labels.evolve(earlier, fresh, rng)
 
 
+def _with_electrode_problems(
+    label: real_labels.LabelRow, fold: int, cfg: SyntheticConfig, boost: np.random.Generator
+) -> real_labels.LabelRow:
+    """``label`` with a real row's electrode-problem leads added, for a ``train_electrode_problems`` share of
+    training-fold records (``boost`` is drawn for every record, so the choice does not move other draws)."""
+    u, pick = boost.random(), boost.random()
+    column = NOISE_COLUMNS["electrodes problems"]
+    if fold > 8 or u >= cfg.train_electrode_problems or label.noise.get(column):
+        return label
+    cells = real_labels.real_cells(column)
+    return replace(label, noise={**label.noise, column: cells[int(pick * len(cells))]})
+
+
 def _sample_table(cfg: SyntheticConfig) -> pd.DataFrame:
     """Patients, folds, demographics and label sets (cheap, done in the main process)."""
     rng = np.random.default_rng([cfg.seed, 1])
+    boost = np.random.default_rng([cfg.seed, 2])
     rows = []
     patient, ecg_id = 0, 1
     start = datetime(1990, 1, 1)
@@ -197,6 +216,8 @@ def _sample_table(cfg: SyntheticConfig) -> pd.DataFrame:
             if ecg_id > cfg.num_records:
                 break
             label = _label_row(cfg, rng, label if k else None)
+            if cfg.train_electrode_problems > 0 and cfg.label_source == "real_table":
+                label = _with_electrode_problems(label, fold, cfg, boost)
             if k == 0 and cfg.label_source == "real_table":
                 axis = real_labels.axis_target(label.heart_axis, rng)
             lr, hr = _record_paths(ecg_id)
@@ -245,6 +266,10 @@ def generate_cohort(cfg: SyntheticConfig) -> Path:
         raise ConfigError(f"seconds must be within 1..60, got {cfg.seconds}.")
     if cfg.noise_scale < 0:
         raise ConfigError(f"noise_scale must be >= 0, got {cfg.noise_scale}.")
+    if not 0.0 <= cfg.train_electrode_problems <= 1.0:
+        raise ConfigError(
+            f"train_electrode_problems is a fraction of the training records (0..1), got {cfg.train_electrode_problems}."
+        )
     out = Path(cfg.out_dir).expanduser().resolve()
     if _check_out_dir(out, cfg):
         return out

@@ -71,6 +71,11 @@ def load_sample() -> pd.DataFrame:
     return pd.read_csv(str(path), dtype=str, keep_default_na=False)
 
 
+def real_cells(column: str) -> list[str]:
+    """The non-empty cells of one column of the shipped sample (e.g. ``electrodes_problems``), in its order."""
+    return [c for c in load_sample()[column] if c.strip()]
+
+
 def _cell(value: object) -> str:
     text = "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
     return text.strip()
