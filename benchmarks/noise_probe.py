@@ -12,4 +12,4 @@ from __future__ import annotations
 from encoder.noise_probe import main
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -209,13 +209,12 @@ def report_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Entry point of ``benchmarks/noise_probe.py`` (jsonargparse over ``NoiseProbeConfig``)."""
-    from jsonargparse import ArgumentParser, set_parsing_settings
+def _run_and_print(cfg: NoiseProbeConfig) -> None:
+    print(report_markdown(run_noise_probe(cfg)))
 
-    set_parsing_settings(docstring_parse_attribute_docstrings=True)
-    parser = ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_class_arguments(NoiseProbeConfig, nested_key=None, as_group=False)
-    res = run_noise_probe(NoiseProbeConfig(**vars(parser.parse_args(argv))))
-    print(report_markdown(res))
-    return res
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``benchmarks/noise_probe.py``: options from ``NoiseProbeConfig``, errors as one line."""
+    from encoder.cli_support import run_command
+
+    return run_command(NoiseProbeConfig, _run_and_print, argv, prog="noise_probe.py")

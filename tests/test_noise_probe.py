@@ -14,6 +14,7 @@ from encoder.errors import ConfigError
 from encoder.modeling import EcgEncoder
 from encoder.noise_probe import (
     NoiseProbeConfig,
+    main,
     real_masks,
     record_flags,
     record_scores,
@@ -80,3 +81,9 @@ def test_probe_refuses_an_encoder_without_a_noise_head(tmp_path: Path) -> None:
         run_noise_probe(NoiseProbeConfig(encoder=str(_encoder(tmp_path, ["pacemaker"])), pairs=2))
     with pytest.raises(ConfigError, match="pairs"):
         NoiseProbeConfig(pairs=1)
+
+
+def test_command_line_reports_a_missing_encoder_in_one_line(tmp_path: Path, capsys) -> None:
+    assert main(["--encoder", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "No encoder in" in err and "Traceback" not in err
