@@ -193,8 +193,8 @@ def report_markdown(results: dict[str, Any]) -> str:
         return "–" if v is None else f"{100 * v:.1f} %"
 
     lines = [
-        f"Noise probe: {results['pairs']} record pairs per noise type (with / without it, otherwise the same "
-        f"rhythm), seed {results['seed']}; encoder `{results['encoder']}`.",
+        f"Noise probe: {results['pairs']} record pairs per noise type (with / without it; same labels, beat "
+        f"and rhythm), seed {results['seed']}; encoder `{results['encoder']}`.",
         "",
         "| noise type | real lead lists drawn from | record AUROC [95 % CI] | flagged, noisy | flagged, clean twin |",
         "|---|---|---|---|---|",
