@@ -55,8 +55,19 @@ ENV = {
 }
 
 
+TEARDOWN_ABORT = "terminate called without an active exception"
+"""What a gloo process prints when it aborts while exiting (a C++ thread still joinable); seen rarely on this
+2-core machine after the work and ``shutdown_process_group`` were done."""
+
+
 def _launch(args: list[str], timeout: float = 240) -> None:
-    done = subprocess.run(_command(args), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
+    """Run a 2-process job; one rerun (with a fresh port) only when a process aborted in gloo's teardown."""
+    for attempt in range(2):
+        done = subprocess.run(
+            _command(args), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout
+        )
+        if done.returncode == 0 or TEARDOWN_ABORT not in done.stderr or attempt:
+            break
     assert done.returncode == 0, done.stderr[-4000:]
 
 
